@@ -28,6 +28,7 @@ class Frame:
     K: (3, 3) float64 pinhole intrinsics of ``image`` (depth is registered to it); or None.
     cam_to_world: (4, 4) float64 camera-to-world pose (OpenCV axes); or None.
     name: stem used for per-frame outputs (``labels/<name>.png``).
+    path: the image file it was read from, if any (exports copy or link it).
     """
 
     image: np.ndarray
@@ -35,6 +36,7 @@ class Frame:
     depth: np.ndarray | None = None
     K: np.ndarray | None = None
     cam_to_world: np.ndarray | None = None
+    path: Path | None = None
 
     @property
     def hw(self) -> tuple[int, int]:

@@ -1,0 +1,434 @@
+"""The tracker: per-frame masks that keep their IDs across frames.
+
+The method (one step per frame t > 0):
+
+1. every live ID's pixels in frame t-1 are carried to frame t through the geometry's dense
+   matches (only matches above a confidence threshold);
+2. a few representative points per ID are chosen among the carried pixels (K-Means on their
+   coordinates, each centre snapped to the nearest carried pixel so it lies on the object) and
+   given to the segmenter as point prompts, all IDs in one batched call;
+3. prompted masks that disagree with the carried pixels are rejected; overlapping masks are
+   filtered (a mask mostly covered by a better-ranked one is dropped, else it keeps its
+   unclaimed pixels);
+4. regions left unmasked above a minimum area are re-seeded from the segmenter's automatic
+   masks with new IDs, so the mask count stays in equilibrium.
+
+Beyond the method: an ID whose mask leaves the view and comes back gets its old ID back. Each
+ID keeps a memory of the 3D voxels it covered; a re-seeded mask whose 3D points fall mostly
+in the memory of an ID absent from the frame takes that ID instead of a new one.
+
+The tracker's state is a plain dataclass it is handed and returns, so a run can be saved after
+every frame and resumed (:func:`save_state`, :func:`load_state`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lift3d.segment.base import Segmenter
+from lift3d.types import Geometry
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """Every threshold of the tracker. Areas are fractions of the frame's pixel count."""
+
+    min_match_conf: float = 0.3
+    """Matches below this confidence are not used to carry labels."""
+    n_prompt_points: int = 5
+    """K-Means clusters (= positive point prompts) per ID."""
+    min_carried: int = 20
+    """An ID needs at least this many carried pixels to be prompted in the next frame."""
+    min_support: float = 0.5
+    """A prompted mask must contain at least this share of the ID's carried pixels."""
+    max_growth: float = 3.0
+    """A prompted mask larger than this many times the carried pixel count is a leak: rejected."""
+    warp_fallback: bool = True
+    """When the prompt is rejected, keep the ID on its carried pixels (closed), if enough."""
+    overlap_thr: float = 0.5
+    """A mask that has lost more than this share of its area to better masks is dropped."""
+    min_mask_area: float = 0.0005
+    """Masks (prompted or re-seeded) smaller than this are dropped."""
+    reseed_min_area: float = 0.002
+    """Unmasked areas re-seeded with new IDs must be at least this large."""
+    reseed_min_free: float = 0.7
+    """An automatic mask re-seeds only if at least this share of it is unmasked."""
+    reid: bool = True
+    """Give re-entering objects their old ID back (needs 3D geometry)."""
+    reid_voxel_rel: float = 0.02
+    """Voxel size of the 3D ID memory, as a fraction of the scene scale (median depth)."""
+    reid_min_overlap: float = 0.5
+    """Share of a re-seeded mask's voxels that must lie in an absent ID's memory to reuse it."""
+    memory_stride: int = 2
+    """Pixel stride when adding a frame's labelled points to the 3D memory."""
+    seed: int = 0
+    """Random state of K-Means (results are deterministic for a seed)."""
+
+
+@dataclass
+class TrackState:
+    """What the tracker carries from one frame to the next.
+
+    frame: index of the last frame processed (-1 before the first).
+    labels: (H, W) int32 ID map of that frame.
+    next_id: the next unused ID.
+    memory: {id: sorted unique int64 voxel keys} of the 3D points each ID covered.
+    voxel: voxel size of the memory in scene units (0 = no 3D memory).
+    """
+
+    frame: int = -1
+    labels: np.ndarray | None = None
+    next_id: int = 1
+    memory: dict[int, np.ndarray] = field(default_factory=dict)
+    voxel: float = 0.0
+
+
+# ----------------------------------------------------------------------------- overlaps
+
+
+def claim_masks(
+    masks: list[np.ndarray], ids: list[int], shape: tuple[int, int], overlap_thr: float,
+    min_area: int, labels: np.ndarray | None = None,
+) -> np.ndarray:
+    """Paint masks in the given order; each keeps only pixels not yet claimed.
+
+    A mask that would keep less than ``1 - overlap_thr`` of its area, or fewer than
+    ``min_area`` pixels, is dropped (it duplicates a better mask). ``labels`` (H, W) int32,
+    if given, holds pixels already claimed (non-zero) and is updated in place.
+    Returns the (H, W) int32 ID map.
+    """
+    out = np.zeros(shape, np.int32) if labels is None else labels
+    for m, i in zip(masks, ids):
+        area = int(m.sum())
+        if area == 0:
+            continue
+        free = m & (out == 0)
+        kept = int(free.sum())
+        if kept < max(min_area, 1) or kept < (1.0 - overlap_thr) * area:
+            continue
+        out[free] = i
+    return out
+
+
+def init_labels(
+    image: np.ndarray, segmenter: Segmenter, cfg: TrackConfig, first_id: int = 1
+) -> tuple[np.ndarray, int]:
+    """Label one frame on its own from the segmenter's automatic masks.
+
+    Smaller masks claim pixels first, so parts and small objects survive next to large
+    masks. Returns the (H, W) int32 ID map (IDs from ``first_id``) and the next unused ID.
+    """
+    h, w = image.shape[:2]
+    masks = segmenter.auto_masks(image)
+    order = sorted(range(len(masks)), key=lambda k: masks[k].area)
+    segs = [masks[k].segmentation for k in order]
+    ids = list(range(first_id, first_id + len(segs)))
+    labels = claim_masks(segs, ids, (h, w), cfg.overlap_thr, int(cfg.min_mask_area * h * w))
+    return _compact(labels, first_id)
+
+
+def _compact(labels: np.ndarray, first_id: int) -> tuple[np.ndarray, int]:
+    """Renumber the IDs present to first_id, first_id+1, ... in order of appearance."""
+    present = np.unique(labels)
+    present = present[present > 0]
+    lut = np.zeros(int(labels.max()) + 1 if labels.size else 1, np.int32)
+    lut[present] = np.arange(first_id, first_id + len(present), dtype=np.int32)
+    return lut[labels], first_id + len(present)
+
+
+# ----------------------------------------------------------------------------- prompts
+
+
+def carry_labels(
+    prev_labels: np.ndarray, geometry: Geometry, i: int, j: int, cfg: TrackConfig
+) -> dict[int, np.ndarray]:
+    """Carry every ID of frame ``i`` to frame ``j`` through the matches.
+
+    Returns {id: (N, 2) int32 pixel coordinates (x, y) in frame j}, for IDs with at least
+    ``cfg.min_carried`` confident matches.
+    """
+    m = geometry.matches(i, j)
+    keep = m.conf >= cfg.min_match_conf
+    xy_i, xy_j = m.xy_i[keep], m.xy_j[keep]
+    ids = prev_labels[xy_i[:, 1], xy_i[:, 0]]
+    lab = ids > 0
+    ids, xy_j = ids[lab], xy_j[lab]
+    order = np.argsort(ids, kind="stable")
+    ids, xy_j = ids[order], xy_j[order]
+    uniq, start, count = np.unique(ids, return_index=True, return_counts=True)
+    return {
+        int(k): xy_j[s : s + c]
+        for k, s, c in zip(uniq, start, count)
+        if c >= cfg.min_carried
+    }
+
+
+def representative_points(xy: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """K-Means on pixel coordinates; each centre snapped to its nearest member pixel.
+
+    xy: (N, 2) int pixel coordinates. Returns (min(k, distinct), 2) float32 pixel coordinates
+    with pixel centres at integer + 0.5 (the Segmenter prompt convention).
+    """
+    from sklearn.cluster import KMeans
+
+    pts = np.unique(xy, axis=0).astype(np.float32)
+    k = min(k, len(pts))
+    if k <= 1:
+        centre = pts.mean(0, keepdims=True)
+        chosen = pts[np.argmin(((pts - centre) ** 2).sum(1))][None]
+        return chosen + 0.5
+    km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(pts)
+    d = ((pts[:, None, :] - km.cluster_centers_[None].astype(np.float32)) ** 2).sum(-1)
+    chosen = pts[np.argmin(d, axis=0)]
+    return np.unique(chosen, axis=0) + 0.5
+
+
+def prompt_ids(
+    image: np.ndarray, carried: dict[int, np.ndarray], segmenter: Segmenter, cfg: TrackConfig
+) -> tuple[list[int], list[np.ndarray], list[float]]:
+    """Prompt the segmenter once for all carried IDs and keep the masks that agree.
+
+    Returns (ids, masks (H, W) bool, ranks) of accepted masks, ranked by
+    score x support (the share of carried pixels the mask covers).
+    """
+    if not carried:
+        return [], [], []
+    ids = sorted(carried)
+    prompts = [representative_points(carried[i], cfg.n_prompt_points, cfg.seed) for i in ids]
+    n = max(len(p) for p in prompts)
+    points = np.zeros((len(ids), n, 2), np.float32)
+    point_labels = np.full((len(ids), n), -1, np.int32)
+    for b, p in enumerate(prompts):
+        points[b, : len(p)] = p
+        point_labels[b, : len(p)] = 1
+    masks, scores = segmenter.prompt(image, points, point_labels)
+    out_ids, out_masks, ranks = [], [], []
+    for b, i in enumerate(ids):
+        xy = carried[i]
+        mask = masks[b]
+        support = float(mask[xy[:, 1], xy[:, 0]].mean())
+        area = int(mask.sum())
+        if support >= cfg.min_support and area <= cfg.max_growth * len(xy):
+            out_ids.append(i)
+            out_masks.append(mask)
+            ranks.append(float(scores[b]) * support)
+        elif cfg.warp_fallback:
+            warped = _warped_mask(xy, image.shape[:2])
+            out_ids.append(i)
+            out_masks.append(warped)
+            ranks.append(0.0)  # after every accepted prompt
+    return out_ids, out_masks, ranks
+
+
+def _warped_mask(xy: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """The carried pixels as a mask, closed to fill the holes between matches."""
+    import cv2
+
+    m = np.zeros(hw, np.uint8)
+    m[xy[:, 1], xy[:, 0]] = 1
+    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    return m.astype(bool)
+
+
+# ----------------------------------------------------------------------------- 3D memory
+
+
+def voxel_keys(points: np.ndarray, voxel: float) -> np.ndarray:
+    """Sorted unique int64 keys of the voxels (size ``voxel``) holding ``points`` (N, 3)."""
+    if len(points) == 0:
+        return np.zeros(0, np.int64)
+    q = np.floor(points / voxel).astype(np.int64) + (1 << 20)
+    keys = (q[:, 0] << 42) | (q[:, 1] << 21) | q[:, 2]
+    return np.unique(keys)
+
+
+def update_memory(
+    state: TrackState, labels: np.ndarray, points: np.ndarray, valid: np.ndarray, stride: int
+) -> None:
+    """Add each ID's valid 3D points of this frame to its voxel memory (in place)."""
+    lab = labels[::stride, ::stride]
+    sel = (lab > 0) & valid[::stride, ::stride]
+    ids = lab[sel]
+    pts = points[::stride, ::stride][sel]
+    for i in np.unique(ids):
+        keys = voxel_keys(pts[ids == i], state.voxel)
+        old = state.memory.get(int(i))
+        state.memory[int(i)] = keys if old is None else np.union1d(old, keys)
+
+
+def reidentify(
+    mask_points: np.ndarray, state: TrackState, absent: set[int], cfg: TrackConfig
+) -> int | None:
+    """The absent ID whose memory holds most of these points' voxels, if enough; else None."""
+    if not absent or len(mask_points) == 0 or state.voxel <= 0:
+        return None
+    keys = voxel_keys(mask_points, state.voxel)
+    best, best_share = None, cfg.reid_min_overlap
+    for i in absent:
+        mem = state.memory.get(i)
+        if mem is None:
+            continue
+        share = np.isin(keys, mem, assume_unique=True).mean()
+        if share >= best_share:
+            best, best_share = i, share
+    return best
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def scene_scale(geometry: Geometry) -> float:
+    """Median distance from the camera of the first frame's valid points (0 if unknown)."""
+    if geometry.kind != "3d" or geometry.points is None:
+        return 0.0
+    for pts, valid, pose in zip(geometry.points, geometry.valid, geometry.cam_to_world):
+        if valid.any():
+            centre = np.zeros(3) if pose is None else pose[:3, 3]
+            return float(np.median(np.linalg.norm(pts[valid] - centre, axis=1)))
+    return 0.0
+
+
+def start(
+    image: np.ndarray, geometry: Geometry, segmenter: Segmenter, cfg: TrackConfig
+) -> tuple[np.ndarray, TrackState]:
+    """Label frame 0 from automatic masks; return its ID map and the tracker state."""
+    labels, next_id = init_labels(image, segmenter, cfg)
+    voxel = cfg.reid_voxel_rel * scene_scale(geometry) if cfg.reid else 0.0
+    state = TrackState(frame=0, labels=labels, next_id=next_id, voxel=voxel)
+    if voxel > 0:
+        update_memory(state, labels, geometry.points[0], geometry.valid[0], cfg.memory_stride)
+    return labels, state
+
+
+def track_frame(
+    state: TrackState, t: int, image: np.ndarray, geometry: Geometry, segmenter: Segmenter,
+    cfg: TrackConfig,
+) -> tuple[np.ndarray, dict[int, float], TrackState]:
+    """Label frame ``t`` given the state after frame ``t - 1``.
+
+    Returns the (H, W) int32 ID map, {id: rank score} of the masks kept, and the new state.
+    """
+    h, w = image.shape[:2]
+    n_px = h * w
+    carried = carry_labels(state.labels, geometry, state.frame, t, cfg)
+    ids, masks, ranks = prompt_ids(image, carried, segmenter, cfg)
+    order = sorted(range(len(ids)), key=lambda k: -ranks[k])
+    labels = claim_masks(
+        [masks[k] for k in order], [ids[k] for k in order], (h, w), cfg.overlap_thr,
+        int(cfg.min_mask_area * n_px),
+    )
+    scores = {ids[k]: ranks[k] for k in order if (labels == ids[k]).any()}
+    next_id = _reseed(labels, image, geometry, t, segmenter, state, cfg)
+    new_state = TrackState(
+        frame=t, labels=labels, next_id=next_id, memory=state.memory, voxel=state.voxel
+    )
+    if new_state.voxel > 0:
+        update_memory(new_state, labels, geometry.points[t], geometry.valid[t], cfg.memory_stride)
+    return labels, scores, new_state
+
+
+def _reseed(
+    labels: np.ndarray, image: np.ndarray, geometry: Geometry, t: int, segmenter: Segmenter,
+    state: TrackState, cfg: TrackConfig,
+) -> int:
+    """Fill unmasked regions from automatic masks (in place); return the next unused ID."""
+    h, w = labels.shape
+    min_area = int(cfg.reseed_min_area * h * w)
+    next_id = state.next_id
+    if int((labels == 0).sum()) < max(min_area, 1):
+        return next_id
+    masks = sorted(segmenter.auto_masks(image), key=lambda m: m.area)
+    present = set(np.unique(labels).tolist())
+    absent = set(state.memory) - present
+    has_3d = state.voxel > 0 and geometry.points is not None
+    for m in masks:
+        free = m.segmentation & (labels == 0)
+        n_free = int(free.sum())
+        if n_free < max(min_area, 1) or n_free < cfg.reseed_min_free * m.area:
+            continue
+        new_id = None
+        if has_3d and cfg.reid:
+            sel = free & geometry.valid[t]
+            new_id = reidentify(geometry.points[t][sel], state, absent, cfg)
+        if new_id is None:
+            new_id = next_id
+            next_id += 1
+        else:
+            absent.discard(new_id)
+        labels[free] = new_id
+    return next_id
+
+
+def track_sequence(
+    images: list[np.ndarray], geometry: Geometry, segmenter: Segmenter, cfg: TrackConfig,
+    state: TrackState | None = None, on_frame=None,
+) -> list[np.ndarray]:
+    """Track over all frames (resuming after ``state.frame`` if a state is given).
+
+    ``on_frame(t, labels, scores, state)`` is called after each frame (for caching and
+    progress). Returns the ID maps of the frames processed by this call.
+    """
+    out = []
+    if state is None or state.frame < 0:
+        labels, state = start(images[0], geometry, segmenter, cfg)
+        out.append(labels)
+        if on_frame:
+            on_frame(0, labels, {}, state)
+    for t in range(state.frame + 1, len(images)):
+        labels, scores, state = track_frame(state, t, images[t], geometry, segmenter, cfg)
+        out.append(labels)
+        if on_frame:
+            on_frame(t, labels, scores, state)
+    return out
+
+
+def independent_labels(
+    images: list[np.ndarray], segmenter: Segmenter, cfg: TrackConfig, on_frame=None
+) -> list[np.ndarray]:
+    """The baseline: every frame labelled on its own (IDs restart at 1 in each frame)."""
+    out = []
+    for t, image in enumerate(images):
+        labels, _ = init_labels(image, segmenter, cfg)
+        out.append(labels)
+        if on_frame:
+            on_frame(t, labels, {}, None)
+    return out
+
+
+# ----------------------------------------------------------------------------- persistence
+
+
+def save_state(path: str | Path, state: TrackState) -> None:
+    """Write the state to ``path`` (.npz) atomically."""
+    from lift3d.io.atomic import write_with
+
+    mem_ids = np.array(sorted(state.memory), np.int64)
+    mem_len = np.array([len(state.memory[i]) for i in mem_ids], np.int64)
+    mem_keys = (
+        np.concatenate([state.memory[i] for i in mem_ids]) if len(mem_ids) else np.zeros(0, np.int64)
+    )
+    labels = state.labels if state.labels is not None else np.zeros((0, 0), np.int32)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(
+                f, frame=state.frame, labels=labels, next_id=state.next_id, voxel=state.voxel,
+                mem_ids=mem_ids, mem_len=mem_len, mem_keys=mem_keys,
+            )
+
+    write_with(path, write)
+
+
+def load_state(path: str | Path) -> TrackState:
+    """Read a state written by :func:`save_state`."""
+    with np.load(path) as z:
+        ids, lens, keys = z["mem_ids"], z["mem_len"], z["mem_keys"]
+        bounds = np.concatenate([[0], np.cumsum(lens)])
+        memory = {int(i): keys[bounds[k] : bounds[k + 1]] for k, i in enumerate(ids)}
+        return TrackState(
+            frame=int(z["frame"]), labels=z["labels"].astype(np.int32),
+            next_id=int(z["next_id"]), memory=memory, voxel=float(z["voxel"]),
+        )

@@ -1,0 +1,59 @@
+"""Tracker building blocks (the end-to-end runs are in tests/test_pipeline.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lift3d.track import (
+    TrackState,
+    claim_masks,
+    load_state,
+    representative_points,
+    save_state,
+    voxel_keys,
+)
+
+
+def test_claim_masks_drops_duplicates_and_keeps_free_parts():
+    a = np.zeros((10, 10), bool)
+    a[:, :6] = True
+    b = np.zeros((10, 10), bool)
+    b[:, 4:] = True  # overlaps a on 2 of its 6 columns
+    dup = a.copy()
+    dup[:, 5] = False  # mostly covered by a: dropped
+    out = claim_masks([a, dup, b], [1, 2, 3], (10, 10), overlap_thr=0.5, min_area=1)
+    assert (out[:, :6] == 1).all() and (out[:, 6:] == 3).all()
+    assert 2 not in out
+
+
+def test_representative_points_lie_on_the_object():
+    rng = np.random.default_rng(0)
+    ring = []
+    for a in rng.uniform(0, 2 * np.pi, 400):  # an annulus: its centroid is off the object
+        r = rng.uniform(20, 24)
+        ring.append([50 + r * np.cos(a), 50 + r * np.sin(a)])
+    xy = np.unique(np.round(ring).astype(np.int32), axis=0)
+    pts = representative_points(xy, 5, seed=0)
+    assert pts.shape == (5, 2)
+    member = {tuple(p) for p in xy}
+    assert all(tuple((p - 0.5).astype(int)) in member for p in pts)
+    np.testing.assert_array_equal(pts, representative_points(xy, 5, seed=0))
+
+
+def test_voxel_keys_distinguish_neighbours_and_negative_coordinates():
+    pts = np.array([[0.05, 0.05, 0.05], [-0.05, 0.05, 0.05], [0.05, -0.05, 0.05],
+                    [0.05, 0.05, -0.05], [0.06, 0.06, 0.06]])
+    keys = voxel_keys(pts, 0.1)
+    assert len(keys) == 4
+
+
+def test_state_round_trip(tmp_path):
+    st = TrackState(frame=7, labels=np.arange(12, dtype=np.int32).reshape(3, 4), next_id=13,
+                    memory={2: np.array([1, 5, 9], np.int64), 4: np.array([3], np.int64)},
+                    voxel=0.02)
+    save_state(tmp_path / "s.npz", st)
+    back = load_state(tmp_path / "s.npz")
+    assert back.frame == 7 and back.next_id == 13 and back.voxel == 0.02
+    np.testing.assert_array_equal(back.labels, st.labels)
+    assert set(back.memory) == {2, 4}
+    np.testing.assert_array_equal(back.memory[2], [1, 5, 9])
