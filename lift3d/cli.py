@@ -48,7 +48,7 @@ def segment(
     scene_dir: Path = typer.Argument(..., help="Scene folder (ScanNet/7-Scenes/TUM layout, or images)."),
     out: Path = typer.Option(Path("out"), "--out", "-o", help="Output folder."),
     geometry: str = typer.Option("rgbd", help="rgbd | flow | mast3r"),
-    segmenter: str = typer.Option("auto", help="auto | sam | classical (auto: sam if a checkpoint is found)."),
+    segmenter: str = typer.Option("auto", help="auto | sam | classical (auto: sam if a checkpoint exists)."),
     baseline: str = typer.Option("tracked", help="tracked (the method) | independent (each frame alone)."),
     stride: int = typer.Option(1, min=1, help="Use every n-th frame."),
     max_frames: int | None = typer.Option(None, min=1, help="Use at most this many frames."),
