@@ -1,0 +1,122 @@
+"""Geometry from optical flow: the 2D path for plain video ("flow" backend).
+
+No 3D: the Geometry has no points (``kind == "2d"``), every pixel is valid, and dense matches
+between frames come from OpenCV's DIS optical flow with a forward-backward check. A pixel p
+of frame i maps to q = p + F_ij(p); going back, q + F_ji(q) should land on p again. The
+distance e by which it misses gives the match confidence 1 / (1 + (e / tau)^2); matches that
+leave the image or miss by more than ``max_fb_error`` are dropped (occlusions, disocclusions).
+
+Matches between non-consecutive frames chain the consecutive flows (i -> i+1 -> ... -> j),
+each step with its own check; the confidence is the product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from lift3d.types import Geometry, Matches, Scene
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Optical-flow settings."""
+
+    preset: str = "medium"
+    """DIS preset: ultrafast, fast or medium (slower, more accurate)."""
+    fb_tau: float = 1.0
+    """Forward-backward error (pixels) at which the confidence is 0.5."""
+    max_fb_error: float = 3.0
+    """Matches whose forward-backward error exceeds this (pixels) are dropped."""
+    cache_pairs: int = 64
+    """How many frame pairs' flows to keep in memory."""
+
+
+_PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}
+
+
+class FlowGeometry:
+    """GeometrySource from DIS optical flow between consecutive frames."""
+
+    name = "flow"
+
+    def __init__(self, cfg: FlowConfig | None = None, **overrides) -> None:
+        base = cfg or FlowConfig()
+        self.cfg = FlowConfig(**{**base.__dict__, **overrides})
+
+    def __call__(self, scene: Scene) -> Geometry:
+        import cv2
+
+        from lift3d.errors import InputError
+
+        grays = [cv2.cvtColor(f.image, cv2.COLOR_RGB2GRAY) for f in scene.frames]
+        shapes = {g.shape for g in grays}
+        if len(shapes) > 1:
+            raise InputError(
+                f"frames differ in size ({sorted(shapes)}); flow needs one size", scene.source,
+                "resize the frames to one resolution",
+            )
+        cfg = self.cfg
+        dis = cv2.DISOpticalFlow_create(_PRESETS[cfg.preset])
+
+        @lru_cache(maxsize=cfg.cache_pairs)
+        def flow(i: int, j: int) -> np.ndarray:
+            return dis.calc(grays[i], grays[j], None)
+
+        def step(i: int, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            """Forward-backward checked matches of every pixel of i in j (adjacent frames)."""
+            return checked_matches(flow(i, j), flow(j, i), cfg)
+
+        def match_fn(i: int, j: int) -> Matches:
+            if i == j:
+                raise ValueError("matches of a frame with itself")
+            d = 1 if j > i else -1
+            src, dst, conf = step(i, i + d)
+            for k in range(i + d, j, d):  # chain further steps
+                s2, d2, c2 = step(k, k + d)
+                h, w = grays[0].shape
+                lut = np.full(h * w, -1, np.int64)
+                lut[s2[:, 1] * w + s2[:, 0]] = np.arange(len(s2))
+                nxt = lut[dst[:, 1] * w + dst[:, 0]]
+                ok = nxt >= 0
+                src, dst, conf = src[ok], d2[nxt[ok]], conf[ok] * c2[nxt[ok]]
+            return Matches(src.astype(np.int32), dst.astype(np.int32), conf.astype(np.float32))
+
+        n = len(scene)
+        hw = grays[0].shape
+        return Geometry(
+            points=None,
+            conf=[np.ones(hw, np.float32) for _ in range(n)],
+            valid=[np.ones(hw, bool) for _ in range(n)],
+            K=[f.K for f in scene.frames],
+            cam_to_world=[f.cam_to_world for f in scene.frames],
+            match_fn=match_fn,
+            kind="2d",
+        )
+
+
+def checked_matches(
+    fwd: np.ndarray, bwd: np.ndarray, cfg: FlowConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Matches from a forward flow (H, W, 2) checked against the backward flow (H, W, 2).
+
+    Returns xy_i (N, 2) int, xy_j (N, 2) int (the rounded target) and conf (N,) float32.
+    """
+    h, w = fwd.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w]
+    tx = xs + fwd[..., 0]
+    ty = ys + fwd[..., 1]
+    qx = np.rint(tx).astype(np.int64)
+    qy = np.rint(ty).astype(np.int64)
+    inside = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h)
+    qxc, qyc = np.clip(qx, 0, w - 1), np.clip(qy, 0, h - 1)
+    bx = tx + bwd[qyc, qxc, 0]
+    by = ty + bwd[qyc, qxc, 1]
+    err = np.hypot(bx - xs, by - ys)
+    keep = inside & (err <= cfg.max_fb_error)
+    conf = 1.0 / (1.0 + (err[keep] / cfg.fb_tau) ** 2)
+    xy_i = np.stack([xs[keep], ys[keep]], 1)
+    xy_j = np.stack([qx[keep], qy[keep]], 1)
+    return xy_i, xy_j, conf.astype(np.float32)
