@@ -42,7 +42,7 @@ from lift3d.types import Frame, LabelledCloud, Scene
 GENERATOR = "lift3d.synth"
 FORMAT_VERSION = 1
 SHAPES = ("box", "sphere", "cylinder", "torus", "cone", "capsule", "blob", "star_prism")
-_OUR_NAMES = {"color", "depth", "pose", "instance", "intrinsic", "gt_cloud.ply", "scene.json"}
+_PARTIAL = ".lift3d-synth-incomplete"  # present while a scene is being written
 _STREAM_LAYOUT, _STREAM_CAMERA, _STREAM_CLOUD, _STREAM_NOISE = range(4)
 
 
@@ -613,8 +613,11 @@ def write_scene(scene: SyntheticScene, out_dir: str | Path) -> Path:
     """Write ``scene`` in the ScanNet export layout (see the module docstring)."""
     out = Path(out_dir)
     marker = out / "scene.json"
-    _check_target(out, marker)
-    marker.unlink(missing_ok=True)  # the folder counts as complete again only at the end
+    _check_target(out)
+    # an interrupted write leaves the partial marker and no scene.json: ensure_example then
+    # regenerates, and a rerun may overwrite the folder
+    write_text(out / _PARTIAL, "lift3d.synth is writing this folder\n")
+    marker.unlink(missing_ok=True)
     K4 = np.eye(4)
     K4[:3, :3] = scene.K
     for name in ("intrinsic_color", "intrinsic_depth"):
@@ -633,6 +636,7 @@ def write_scene(scene: SyntheticScene, out_dir: str | Path) -> Path:
     _remove_stale_frames(out, len(scene))
     write_ply(out / "gt_cloud.ply", scene.cloud)
     write_json(marker, scene.describe())
+    (out / _PARTIAL).unlink()
     return out
 
 
@@ -641,7 +645,7 @@ def make_scene(out_dir: str | Path, seed: int = 0, n_frames: int = 30, width: in
     """Render a synthetic scene and write it to ``out_dir`` (ScanNet export layout plus
     ground truth); returns ``out_dir``. Same arguments, byte-identical files."""
     out = Path(out_dir)
-    _check_target(out, out / "scene.json")
+    _check_target(out)
     return write_scene(render_scene(seed, n_frames, width, height, config), out)
 
 
@@ -654,14 +658,15 @@ def ensure_example(path: str | Path = "examples/scene0", seed: int = 0) -> Path:
     return path
 
 
-def _check_target(out: Path, marker: Path) -> None:
+def _check_target(out: Path) -> None:
     """Refuse to write into a non-empty folder that is not an earlier synthetic scene (one
-    with our ``scene.json``, or an interrupted one holding nothing but our files)."""
+    with our ``scene.json``, or one whose writing was interrupted)."""
     if not out.exists():
         return
     if not out.is_dir():
         raise InputError("exists and is not a folder", out, "give a new folder for the scene")
-    ours = all(p.name in _OUR_NAMES for p in out.iterdir())
+    marker = out / "scene.json"
+    ours = not any(out.iterdir()) or (out / _PARTIAL).is_file()
     if not ours and marker.is_file():
         try:
             ours = json.loads(marker.read_text()).get("generator") == GENERATOR

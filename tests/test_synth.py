@@ -222,12 +222,31 @@ def test_rewrites_own_scene_but_not_a_foreign_folder(tmp_path):
     make_scene(out, seed=1, n_frames=3, width=64, height=48)
     assert sorted(p.name for p in (out / "color").iterdir()) == ["0.jpg", "1.jpg", "2.jpg"]
     assert json.loads((out / "scene.json").read_text())["n_frames"] == 3
-    foreign = tmp_path / "mine"
-    foreign.mkdir()
-    (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(InputError, match="not empty"):
-        make_scene(foreign, seed=1, n_frames=2, width=64, height=48)
-    assert (foreign / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "color", "depth", "gt_cloud.ply", "instance", "intrinsic", "pose", "scene.json"]
+    for files in ({"notes.txt": "keep me"}, {"color/0.jpg": "a real ScanNet frame"}):
+        foreign = tmp_path / f"foreign{len(list(tmp_path.iterdir()))}"
+        for name, text in files.items():
+            (foreign / name).parent.mkdir(parents=True, exist_ok=True)
+            (foreign / name).write_text(text)
+        with pytest.raises(InputError, match="not empty"):
+            make_scene(foreign, seed=1, n_frames=2, width=64, height=48)
+        assert all((foreign / n).read_text() == t for n, t in files.items())
+
+
+def test_interrupted_write_is_redone(tmp_path):
+    out = make_scene(tmp_path / "s", seed=2, n_frames=2, width=64, height=48)
+    before = _hashes(out)
+    _interrupt(out)
+    make_scene(out, seed=2, n_frames=2, width=64, height=48)
+    assert _hashes(out) == before
+
+
+def _interrupt(out: Path) -> None:
+    """Leave ``out`` as a run killed while writing frames would."""
+    (out / "scene.json").unlink()
+    (out / ".lift3d-synth-incomplete").write_text("")
+    (out / "color" / "1.jpg").write_bytes(b"truncated")
 
 
 def test_config_is_honoured_and_checked():
@@ -245,5 +264,9 @@ def test_ensure_example_generates_once(tmp_path):
     path = ensure_example(tmp_path / "scene0", seed=0)
     assert (path / "scene.json").is_file() and len(list((path / "color").iterdir())) == 30
     stamp = (path / "scene.json").stat().st_mtime_ns
+    before = _hashes(path)
     assert ensure_example(path, seed=0) == path
-    assert (path / "scene.json").stat().st_mtime_ns == stamp
+    assert (path / "scene.json").stat().st_mtime_ns == stamp  # complete: left alone
+    _interrupt(path)
+    ensure_example(path, seed=0)
+    assert _hashes(path) == before  # incomplete: generated again
