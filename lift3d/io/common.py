@@ -20,6 +20,9 @@ T = TypeVar("T")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 """Colour image file types the readers accept (compared case-insensitively)."""
 
+EXIF_ORIENTATION = 0x0112
+"""EXIF tag of the camera orientation (1 = upright)."""
+
 POSE_ATOL = 1e-3
 """Tolerance of the rigidity test: max |R^T R - I|, |det R - 1| and |last row - [0,0,0,1]|.
 
@@ -96,16 +99,28 @@ def require_file(path: Path, what: str, fix: str) -> Path:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Read a colour image as (H, W, 3) uint8 RGB (grey images are expanded to 3 channels)."""
-    import cv2
+    """Read a colour image as (H, W, 3) uint8 RGB.
 
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
+    Grey and palette images are expanded to RGB, alpha is dropped, and the EXIF orientation
+    is applied (as phone photos need; MASt3R's loader does the same). Decoding goes through
+    Pillow rather than OpenCV because OpenCV silently returns a half-grey picture for a
+    truncated JPEG; Pillow raises, and so do we.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.getexif().get(EXIF_ORIENTATION, 1) != 1:
+                im = ImageOps.exif_transpose(im)
+            rgb = np.array(im if im.mode == "RGB" else im.convert("RGB"))
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        why = "missing" if not Path(path).exists() else "truncated or not a JPEG/PNG"
         raise InputError(
-            "cannot read image (missing, truncated or not a JPEG/PNG)", path,
+            f"cannot read image ({why}: {err})", path,
             "re-export the file or remove it from the folder",
-        )
-    return np.ascontiguousarray(img[:, :, ::-1])
+        ) from err
+    return rgb
 
 
 def read_depth(path: Path, scale: float, invalid: Sequence[int] = ()) -> np.ndarray:
