@@ -153,10 +153,10 @@ def read_depth(path: Path, scale: float, invalid: Sequence[int] = ()) -> np.ndar
         depth = raw.astype(np.float32)
         depth[depth < 0] = 0
     else:
-        bad = np.isin(raw, np.asarray(invalid, raw.dtype)) if len(invalid) else None
         depth = raw.astype(np.float32) / np.float32(scale)
-        if bad is not None:
-            depth[bad] = 0
+        for value in invalid:  # a few marker values, each one vectorised pass
+            if value != 0:
+                depth[raw == value] = 0
     if not (depth > 0).any():
         raise InputError(
             "depth has no valid pixel (all zero or invalid)", path,
