@@ -239,15 +239,14 @@ def read_matrix(path: Path, what: str) -> np.ndarray:
         line = line.split("#", 1)[0].replace(",", " ").strip()
         if line:
             rows.append(line.split())
+    if not rows or len({len(r) for r in rows}) != 1:
+        raise InputError(f"{what} is empty or its rows have different lengths", path,
+                         "write one matrix row per line")
     try:
-        mat = np.array([[float(v) for v in r] for r in rows], dtype=np.float64)
+        return np.array([[float(v) for v in r] for r in rows], dtype=np.float64)
     except ValueError as err:
         raise InputError(f"{what} holds something that is not a number", path,
                          "write whitespace-separated numbers only") from err
-    if mat.ndim != 2 or mat.size == 0:
-        raise InputError(f"{what} is empty or its rows have different lengths", path,
-                         "write one matrix row per line")
-    return mat
 
 
 def read_pose(path: Path) -> np.ndarray:
