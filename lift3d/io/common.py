@@ -116,8 +116,9 @@ def read_rgb(path: Path) -> np.ndarray:
             rgb = np.array(im if im.mode == "RGB" else im.convert("RGB"))
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
         why = "missing" if not Path(path).exists() else "truncated or not a JPEG/PNG"
+        detail = " ".join(str(err).split())  # one line, whatever the decoder said
         raise InputError(
-            f"cannot read image ({why}: {err})", path,
+            f"cannot read image ({why}: {detail})", path,
             "re-export the file or remove it from the folder",
         ) from err
     return rgb

@@ -48,8 +48,14 @@ def detect_layout(path: str | Path) -> str:
         return "images"
     if not any(p for p in root.iterdir() if not p.name.startswith(".")):
         raise InputError("folder is empty", root, "point at a scene folder")
-    raise FormatNotRecognised(f"not a scene folder: {LOOKED_FOR}", root,
-                              "see the lift3d docs for the supported layouts")
+    subdirs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    hint = f" (sub-folders here: {', '.join(subdirs[:5])}{' ...' if len(subdirs) > 5 else ''})" \
+        if subdirs else ""
+    raise FormatNotRecognised(
+        f"not a scene folder: {LOOKED_FOR}{hint}", root,
+        "point at a ScanNet export, a 7-Scenes or TUM RGB-D sequence, a DAVIS sequence or a "
+        "folder of images",
+    )
 
 
 def load_scene(path: str | Path, layout: str | None = None, stride: int = 1,

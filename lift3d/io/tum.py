@@ -279,6 +279,7 @@ def load_tum(path: str | Path, stride: int = 1, max_frames: int | None = None,
     :class:`Scene` with layout ``"tum"``. Frame names are the rgb file stems (timestamps).
     ``stride`` / ``max_frames`` apply to the associated frames."""
     root = require_dir(path)
+    K, _ = default_intrinsics(root)
     rgb_t, rgb_rows = read_list(require_file(root / "rgb.txt", "rgb.txt", "TUM layout"))
     depth_t, depth_rows = read_list(require_file(root / "depth.txt", "depth.txt", "TUM layout"))
     if not rgb_rows:
@@ -308,7 +309,6 @@ def load_tum(path: str | Path, stride: int = 1, max_frames: int | None = None,
         warnings.warn(f"{root}: dropped rgb frames " + ", ".join(
             f"{v} {k}" for k, v in lost.items()), stacklevel=2)
 
-    K, _ = default_intrinsics(root)
     rows = select_frames(list(range(pair_i.size)), stride, max_frames)
     frames = []
     for k in progress_bar(rows, progress, f"reading {root.name}"):

@@ -33,7 +33,7 @@ def test_unrecognised_folder_names_everything_looked_for(tmp_path):
     with pytest.raises(FormatNotRecognised) as err:
         load_scene(tmp_path)
     msg = str(err.value)
-    assert "\n" not in msg and str(tmp_path) in msg
+    assert "\n" not in msg and str(tmp_path) in msg and "sub-folders here: color" in msg
     for wanted in ("color/ depth/ pose/ (ScanNet export)", "frames/frame-*.color.jpg (7-Scenes)",
                    "rgb.txt+depth.txt (TUM RGB-D)", "images (*.jpg, *.png)"):
         assert wanted in msg

@@ -135,7 +135,8 @@ def test_ros_default_intrinsics_and_override_files(tmp_path):
 def test_without_groundtruth_frames_have_no_pose(tmp_path):
     root = tmp_path / "rgbd_dataset_freiburg1_nogt"
     make_tum(root, groundtruth=False)
-    with pytest.warns(UserWarning, match="no groundtruth.txt"):
+    with pytest.warns(UserWarning, match="no groundtruth.txt"), \
+            pytest.warns(UserWarning, match="1 without depth"):
         scene = load_scene(root)
     assert len(scene) == 6  # the pre-trajectory frame is kept: nothing to drop it for
     assert all(f.cam_to_world is None and f.K is not None for f in scene.frames)
