@@ -32,6 +32,7 @@ import numpy as np
 from lift3d.errors import InputError
 from lift3d.io.common import (
     check_size,
+    check_stride,
     list_images,
     progress_bar,
     read_depth,
@@ -43,7 +44,6 @@ from lift3d.io.common import (
     require_file,
     resize_area,
     resize_nearest,
-    select_frames,
 )
 from lift3d.types import Frame, Scene
 
@@ -102,13 +102,16 @@ def load_scannet(path: str | Path, stride: int = 1, max_frames: int | None = Non
     if not indices:
         raise InputError("no colour frames (color/<i>.jpg)", root / "color",
                          "export the colour stream into color/")
-    picked = select_frames(indices, stride)
-    poses, skipped = {}, []
-    for idx, _ in picked:
+    check_stride(stride, max_frames)
+    kept, poses, skipped = [], {}, []
+    for idx, color_path in indices[::stride]:
+        if max_frames is not None and len(kept) == max_frames:
+            break  # poses of frames past max_frames are not even read
         pose_path = require_file(root / "pose" / f"{idx}.txt", f"pose of frame {idx}",
                                  "export the pose of every colour frame into pose/")
         pose = read_pose(pose_path)
         if np.isfinite(pose).all():
+            kept.append((idx, color_path))
             poses[idx] = pose
         else:
             skipped.append(str(idx))
@@ -117,9 +120,6 @@ def load_scannet(path: str | Path, stride: int = 1, max_frames: int | None = Non
             f"{root}: skipped {len(skipped)} frame(s) whose pose is -inf/NaN (lost tracking): "
             + ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else ""), stacklevel=2,
         )
-    kept = [(i, f) for i, f in picked if i in poses]
-    if max_frames is not None:
-        kept = kept[:max_frames]
     if not kept:
         raise InputError("every selected frame has an invalid (-inf/NaN) pose", root / "pose",
                          "choose another scene or re-run tracking")

@@ -82,6 +82,8 @@ def test_invalid_pose_frames_are_skipped_with_a_warning(scannet_dir):
         scene = load_scene(root)
     assert scene.names == ["0", "2", "10"]
     assert len(scene.gt_labels) == 3
+    with pytest.warns(UserWarning, match="skipped 1 frame"):
+        assert load_scene(root, max_frames=2).names == ["0", "2"]  # counts valid frames
 
 
 def test_all_poses_invalid_is_an_error(tmp_path):
