@@ -37,7 +37,7 @@ def load_images(path: str | Path, stride: int = 1, max_frames: int | None = None
         raise InputError("no images (*.jpg, *.jpeg, *.png) in folder", root,
                          "point at a folder of images")
     frames = [
-        Frame(image=read_rgb(f), name=f.stem)
+        Frame(image=read_rgb(f), name=f.stem, path=f)
         for f in progress_bar(select_frames(files, stride, max_frames), progress,
                               f"reading {root.name}")
     ]

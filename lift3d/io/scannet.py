@@ -130,7 +130,7 @@ def load_scannet(path: str | Path, stride: int = 1, max_frames: int | None = Non
     for idx, color_path in progress_bar(kept, progress, f"reading {root.name}"):
         image, depth = _read_frame(root, idx, color_path, color_hw, depth_hw)
         frames.append(Frame(image=image, name=str(idx), depth=depth, K=K.copy(),
-                            cam_to_world=poses[idx]))
+                            cam_to_world=poses[idx], path=color_path))
         if instance_dir is not None:
             gt_labels.append(_read_instance(instance_dir, idx, color_hw, depth_hw))
 

@@ -81,7 +81,8 @@ def load_sevenscenes(path: str | Path, stride: int = 1, max_frames: int | None =
         if not np.isfinite(pose).all():
             raise InputError("pose holds NaN or inf", pose_path, "remove the frame")
         image, depth = read_rgbd(color_path, depth_path, DEPTH_SCALE, INVALID_DEPTH)
-        frames.append(Frame(image=image, name=name, depth=depth, K=K.copy(), cam_to_world=pose))
+        frames.append(Frame(image=image, name=name, depth=depth, K=K.copy(), cam_to_world=pose,
+                            path=color_path))
     return Scene(frames=frames, source=root, layout="7scenes")
 
 

@@ -316,5 +316,6 @@ def load_tum(path: str | Path, stride: int = 1, max_frames: int | None = None,
         depth_path = root / depth_rows[pair_j[k]][0]
         image, depth = read_rgbd(color_path, depth_path, DEPTH_SCALE)
         frames.append(Frame(image=image, name=color_path.stem, depth=depth, K=K.copy(),
-                            cam_to_world=None if poses is None else poses[k].copy()))
+                            cam_to_world=None if poses is None else poses[k].copy(),
+                            path=color_path))
     return Scene(frames=frames, source=root, layout="tum")
