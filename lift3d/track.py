@@ -208,7 +208,10 @@ def prompt_ids(
     if not carried:
         return [], [], []
     ids = sorted(carried)
-    prompts = [representative_points(carried[i], cfg.n_prompt_points, cfg.seed, cfg.max_kmeans_points) for i in ids]
+    prompts = [
+        representative_points(carried[i], cfg.n_prompt_points, cfg.seed, cfg.max_kmeans_points)
+        for i in ids
+    ]
     n = max(len(p) for p in prompts)
     points = np.zeros((len(ids), n, 2), np.float32)
     point_labels = np.full((len(ids), n), -1, np.int32)
