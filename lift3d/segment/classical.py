@@ -28,8 +28,10 @@ Scores (all in [0, 1]):
 * region score ``s_r = c_r / (c_r + std_r + score_offset)``: ``c_r`` the boundary-length
   weighted mean dissimilarity to its neighbours, ``std_r`` its internal colour spread;
 * prompt score ``mean(s_r of chosen regions) * inliers * region_penalty ** (n_regions - 1)``
-  times ``small_penalty`` if the mask is smaller than ``min_area_frac`` of the image:
-  ``inliers`` is the share of positive points inside the mask.
+  times ``size_penalty`` if the mask covers less than ``min_area_frac`` or more than
+  ``max_area_frac`` of the image; ``inliers`` is the share of positive points inside the mask.
+  A prompt set without positive points gives an empty mask with score 0, as does one whose
+  positive points all share fine regions with negative points.
 """
 
 from __future__ import annotations
@@ -71,8 +73,11 @@ class ClassicalConfig:
     """Added to the internal spread in the region score ``c / (c + std + score_offset)``."""
     region_penalty: float = 0.9
     """Prompt score factor per extra coarse region in the mask (points that disagree)."""
-    small_penalty: float = 0.5
-    """Prompt score factor when the mask is smaller than ``min_area_frac`` of the image."""
+    max_area_frac: float = 0.5
+    """Prompt masks larger than this share of the image are suspect (mostly background)."""
+    size_penalty: float = 0.5
+    """Prompt score factor when the mask is below ``min_area_frac`` or above
+    ``max_area_frac`` of the image."""
 
 
 @dataclass
@@ -82,12 +87,14 @@ class _Segmentation:
     fine: (H, W) int32 fine-region index per pixel at the input resolution.
     coarse_of_fine: (F,) int32 coarse region of each fine region.
     fine_lab: (F, 3) float32 mean CIELAB colour of each fine region.
+    fine_area: (F,) int64 pixel count of each fine region at the input resolution.
     coarse_score: (C,) float32 region score in [0, 1].
     """
 
     fine: np.ndarray
     coarse_of_fine: np.ndarray
     fine_lab: np.ndarray
+    fine_area: np.ndarray
     coarse_score: np.ndarray
 
     @property
@@ -175,24 +182,24 @@ class ClassicalSegmenter:
         table = np.zeros(seg.fine_lab.shape[0], bool)
         if pos_fine.size == 0:
             return table, 0.0
-        c2f = seg.coarse_of_fine
-        regions, counts = np.unique(c2f[pos_fine], return_counts=True)
+        coarse_of = seg.coarse_of_fine
+        regions, counts = np.unique(coarse_of[pos_fine], return_counts=True)
         chosen = regions[(counts >= cfg.min_point_share * pos_fine.size) | (counts == counts.max())]
-        neg_regions = np.unique(c2f[neg_fine])
-        table[np.isin(c2f, np.setdiff1d(chosen, neg_regions))] = True
+        neg_regions = np.unique(coarse_of[neg_fine])
+        table[np.isin(coarse_of, np.setdiff1d(chosen, neg_regions))] = True
         for r in np.intersect1d(chosen, neg_regions):
             table |= _split_region(seg, r, pos_fine, neg_fine)
         table[neg_fine] = False
 
-        mask_area_frac = _area_frac(seg, table)
+        area_frac = float(seg.fine_area[table].sum()) / seg.fine.size
         inliers = float(table[pos_fine].mean())
-        used = np.unique(c2f[table])
+        used = np.unique(coarse_of[table])
         if used.size == 0:
             return table, 0.0
         score = float(seg.coarse_score[used].mean()) * inliers
         score *= cfg.region_penalty ** (used.size - 1)
-        if mask_area_frac < cfg.min_area_frac:
-            score *= cfg.small_penalty
+        if not cfg.min_area_frac <= area_frac <= cfg.max_area_frac:
+            score *= cfg.size_penalty
         return table, float(np.clip(score, 0.0, 1.0))
 
 
@@ -211,11 +218,6 @@ def _split_region(
     out[members[d_pos < d_neg]] = True
     out[pos] = True
     return out
-
-
-def _area_frac(seg: _Segmentation, table: np.ndarray) -> float:
-    areas = np.bincount(seg.fine.ravel(), minlength=table.shape[0])
-    return float(areas[table].sum()) / seg.fine.size
 
 
 # -- segmentation: pure functions ----------------------------------------------------------
@@ -245,6 +247,7 @@ def segment_image(image: np.ndarray, cfg: ClassicalConfig = ClassicalConfig()) -
         fine=fine,
         coarse_of_fine=coarse_of_fine,
         fine_lab=graph.fine_mean,
+        fine_area=np.bincount(fine.ravel(), minlength=coarse_of_fine.shape[0]),
         coarse_score=coarse_score,
     )
 
