@@ -149,11 +149,13 @@ def test_negative_point_splits_a_region_by_colour():
 def test_stray_click_is_ignored(drawn):
     image, a, _, _ = drawn
     seg = ClassicalSegmenter()
-    inside = np.stack([np.full(9, 90.5), np.linspace(100.5, 140.5, 9)], 1)
+    angle = np.linspace(0, 2 * np.pi, 9, endpoint=False)
+    inside = np.stack([90.5 + 35 * np.cos(angle), 120.5 + 35 * np.sin(angle)], 1)
     pts = np.concatenate([inside, [[10.5, 200.5]]])[None].astype(np.float32)  # 1 of 10 spilled
     m, s = seg.prompt(image, pts, np.ones((1, 10), np.int32))
     assert iou(m[0], a) > 0.8
     m_clean, s_clean = seg.prompt(image, inside[None].astype(np.float32), np.ones((1, 9), np.int32))
+    assert iou(m_clean[0], a) > 0.8
     assert s[0] < s_clean[0]  # the disagreeing point lowers the score
 
 
@@ -202,3 +204,23 @@ def test_prompt_on_davis_object_gives_a_plausible_mask():
     # The mask lies mostly on the car (a classical segmenter may split the car into parts).
     assert m.any() and (m & gt).sum() / m.sum() > 0.7
     assert 0 < scores[0] <= 1
+
+
+def test_spread_clicks_pick_the_level_that_fits_them():
+    # A faint disc (7 CIELAB units from the background) merges into the background at the
+    # coarse level but stands alone at the middle level.
+    rng = np.random.default_rng(3)
+    image = np.full((H, W, 3), (120, 130, 140), float)
+    d = disc((160, 120), 40)
+    image[d] = (135, 140, 145)
+    image = np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
+    seg = ClassicalSegmenter()
+    assert max(iou(m.segmentation, d) for m in seg.auto_masks(image)) < 0.5
+    angle = np.linspace(0, 2 * np.pi, 5, endpoint=False)
+    ring = np.stack([160.5 + 25 * np.cos(angle), 120.5 + 25 * np.sin(angle)], 1)
+    masks, scores = seg.prompt(image, ring[None].astype(np.float32), np.ones((1, 5), np.int32))
+    assert iou(masks[0], d) > 0.8 and scores[0] > 0
+    # Without the extent limit the clicks get the coarse region: disc and background.
+    loose = ClassicalSegmenter(extent_factor=1e9)
+    m_loose, _ = loose.prompt(image, ring[None].astype(np.float32), np.ones((1, 5), np.int32))
+    assert m_loose[0].mean() > 0.9
