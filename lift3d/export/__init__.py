@@ -1,0 +1,44 @@
+"""Exports of lift3d's output folder to the layouts other pipelines train from.
+
+``export(out_dir, fmt, dest)`` with ``fmt`` one of :data:`FORMATS`; each format is one module
+(``ply``, ``colmap``, ``gaussian_grouping``, ``nerfstudio``); camera conventions are converted
+in :mod:`lift3d.export.base`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lift3d.errors import InputError
+
+FORMATS = ("ply", "colmap", "gaussian-grouping", "nerfstudio")
+
+
+def export(out_dir: str | Path, fmt: str, dest: str | Path) -> Path:
+    """Export ``out_dir`` (written by ``lift3d segment``) as ``fmt`` into ``dest``.
+
+    Returns the main file written (the PLY; sparse/0; gaussian_grouping.json; transforms.json).
+    """
+    if fmt == "ply":
+        from lift3d.export.ply import export_ply
+
+        return export_ply(out_dir, dest)
+    if fmt == "colmap":
+        from lift3d.export.colmap import export_colmap
+
+        return export_colmap(out_dir, dest)
+    if fmt == "gaussian-grouping":
+        from lift3d.export.gaussian_grouping import export_gaussian_grouping
+
+        return export_gaussian_grouping(out_dir, dest)
+    if fmt == "nerfstudio":
+        from lift3d.export.nerfstudio import export_nerfstudio
+
+        return export_nerfstudio(out_dir, dest)
+    raise InputError(f"unknown export format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}")
+
+
+def export_cmd(out: Path, to: str, dest: Path) -> None:
+    """CLI shell of :func:`export`: ``lift3d export OUT --to FORMAT -o DEST``; prints the result."""
+    path = export(out, to, dest)
+    print(f"lift3d export: wrote {to} to {path}")
