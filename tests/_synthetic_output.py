@@ -122,7 +122,7 @@ def build_output(root: Path, n_per_object: int = 20000) -> SyntheticOutput:
     names = [f"frame_{i:02d}.color" for i in range(len(poses))]
     out = root / "out"
     img_paths = []
-    for name, pose in zip(names, poses):
+    for name, pose in zip(names, poses, strict=True):
         img, lab = zbuffer_render(cloud, K, pose, W, H)
         p = root / "scene" / f"{name}.png"
         p.parent.mkdir(parents=True, exist_ok=True)

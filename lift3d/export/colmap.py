@@ -79,7 +79,7 @@ def images_txt(out: OutputFolder, names: list[str]) -> str:
         "#   POINTS2D[] as (X, Y, POINT3D_ID)",
         f"# Number of images: {len(out.frames)}, mean observations per image: 0",
     ]
-    for i, (f, name) in enumerate(zip(out.frames, names)):
+    for i, (f, name) in enumerate(zip(out.frames, names, strict=True)):
         w2c = world_to_camera(f.cam_to_world)
         q = rotmat_to_qvec(w2c[:3, :3])
         t = w2c[:3, 3]

@@ -51,13 +51,13 @@ def export_gaussian_grouping(out_dir: str | Path, dest: str | Path,
 def write_object_masks(out: OutputFolder, dest: Path, folder: str = "object_mask") -> Path:
     """Write renumbered per-view ID masks and the ID table; returns the json path."""
     maps = [read_frame_labels(f) for f in out.frames]
-    for f, m in zip(out.frames, maps):
+    for f, m in zip(out.frames, maps, strict=True):
         if m.shape != (f.height, f.width):
             raise InputError(f"label map is {m.shape[1]}x{m.shape[0]}, camera is "
                              f"{f.width}x{f.height}", f.labels, "re-run `lift3d segment`")
     ids = id_table(maps, out.cloud.labels)
     dtype = np.uint8 if len(ids) < 256 else np.uint16
-    for f, m in zip(out.frames, maps):
+    for f, m in zip(out.frames, maps, strict=True):
         mask = renumber(m, ids).astype(dtype)
         write_with(dest / folder / f"{f.stem}.png", lambda tmp, a=mask: _imwrite(tmp, a))
     num_classes = len(ids) + 1

@@ -45,7 +45,7 @@ def export_nerfstudio(out_dir: str | Path, dest: str | Path, masks: bool = False
     write_object_masks(out, dest)
     write_ply(dest / PLY_NAME, out.cloud)
     frames = []
-    for f, name in zip(out.frames, names):
+    for f, name in zip(out.frames, names, strict=True):
         fx, fy, cx, cy = pinhole_params(f.K)
         entry = {
             "file_path": f"images/{name}",
