@@ -146,12 +146,15 @@ def frustum_lines(cam: ViewCamera, depth: float) -> tuple[np.ndarray, np.ndarray
 
 
 def frustum_depth(scene: ViewScene) -> float:
-    """A frustum size that reads well: a tenth of the cloud's robust extent."""
-    pts = scene.cloud.points
-    if len(pts) == 0:
+    """A frustum size that reads well: a tenth of the extent of the cloud (1st-99th
+    percentile box) and the camera centres together."""
+    parts = [c.cam_to_world[None, :3, 3] for c in scene.cameras]
+    if len(scene.cloud.points):
+        parts.append(np.percentile(_sample(scene.cloud.points), [1, 99], axis=0))
+    if not parts:
         return 0.1
-    lo, hi = np.percentile(_sample(pts), [1, 99], axis=0)
-    return float(max(np.linalg.norm(hi - lo), 1e-6) * 0.1)
+    box = np.vstack(parts)
+    return float(max(np.linalg.norm(box.max(0) - box.min(0)), 1e-6) * 0.1)
 
 
 def _sample(points: np.ndarray, n: int = 200_000) -> np.ndarray:
