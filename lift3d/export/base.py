@@ -112,7 +112,7 @@ def _export_frame(root: Path, cams_path: Path, f: dict) -> ExportFrame:
     return ExportFrame(
         name=name, stem=safe_stem(name), image=image, width=int(f["width"]),
         height=int(f["height"]), K=np.asarray(f["K"], np.float64),
-        cam_to_world=np.asarray(f["cam_to_world"], np.float64),
+        cam_to_world=rigid_pose(f["cam_to_world"]),
         labels=labels if labels.is_file() else None,
     )
 
@@ -133,6 +133,23 @@ def copy_images(frames: list[ExportFrame], dest_dir: Path) -> list[str]:
         shutil.copyfile(f.image, dest_dir / fname)
         names.append(fname)
     return names
+
+
+def rigid_pose(cam_to_world: np.ndarray) -> np.ndarray:
+    """The nearest rigid pose: rotation block replaced by its closest rotation (SVD).
+
+    Poses read from text files are rotations only to their printed precision (7-Scenes':
+    |R^T R - I| ~ 1e-4, 0.02 px at 585 px focal); a quaternion can only hold a rotation, so
+    every exporter writes this rigid pose and its round trip is exact against it.
+    """
+    T = np.array(cam_to_world, np.float64)
+    U, _, Vt = np.linalg.svd(T[:3, :3])
+    R = U @ Vt
+    if np.linalg.det(R) < 0:
+        raise InputError("camera pose has a reflection (det R < 0), not a rotation")
+    T[:3, :3] = R
+    T[3] = [0.0, 0.0, 0.0, 1.0]
+    return T
 
 
 def world_to_camera(cam_to_world: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from lift3d.export.base import (
     opengl_to_opencv_pose,
     pinhole_params,
     qvec_to_rotmat,
+    rigid_pose,
     rotmat_to_qvec,
     safe_stem,
     world_to_camera,
@@ -82,3 +83,18 @@ def test_load_output_reads_synthetic_folder(synthetic_out):
     assert all(f.labels is not None for f in out.frames)
     np.testing.assert_allclose(out.frames[1].cam_to_world, synthetic_out.poses[1])
     assert len(out.cloud) == len(synthetic_out.cloud)
+
+
+def test_rigid_pose_snaps_a_nearly_rotation_to_a_rotation():
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_euler("xyz", [0.2, 0.4, -0.3]).as_matrix()
+    T[:3, 3] = [0.5, 0.1, -2.0]
+    noisy = T.copy()
+    noisy[:3, :3] += np.random.default_rng(0).normal(0, 1e-4, (3, 3))
+    R = rigid_pose(noisy)
+    np.testing.assert_allclose(R[:3, :3].T @ R[:3, :3], np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(R, T, atol=3e-4)
+    np.testing.assert_allclose(rigid_pose(T), T, atol=1e-12)
+    flip = T @ np.diag([1.0, 1.0, -1.0, 1.0])
+    with pytest.raises(InputError, match="reflection"):
+        rigid_pose(flip)
