@@ -34,7 +34,23 @@ def label_colors(ids: np.ndarray) -> np.ndarray:
     ids = np.asarray(ids)
     if not np.issubdtype(ids.dtype, np.integer):
         raise TypeError(f"label IDs must be integers, got {ids.dtype}")
-    flat = ids.reshape(-1).astype(np.int64)
+    if ids.size > _LUT_MIN_SIZE:
+        # millions of points, few distinct IDs: colour each ID once, then gather
+        lo, hi = (int(ids.min()), int(ids.max())) if ids.size else (0, 0)
+        if lo >= 0 and hi < _LUT_MAX_ID:
+            return _colors_flat(np.arange(hi + 1))[ids]
+        uniq, inv = np.unique(ids, return_inverse=True)
+        return _colors_flat(uniq)[inv.reshape(ids.shape)]
+    return _colors_flat(ids.reshape(-1)).reshape(ids.shape + (3,))
+
+
+_LUT_MIN_SIZE = 4096
+_LUT_MAX_ID = 1 << 20
+
+
+def _colors_flat(ids: np.ndarray) -> np.ndarray:
+    """(N,) integer IDs -> (N, 3) uint8."""
+    flat = ids.astype(np.int64)
     out = np.empty((flat.size, 3), np.uint8)
     out[:] = UNLABELLED_RGB
     in_table = (flat >= 1) & (flat <= len(_TABLE))
@@ -42,7 +58,7 @@ def label_colors(ids: np.ndarray) -> np.ndarray:
     beyond = flat > len(_TABLE)
     if beyond.any():
         out[beyond] = _golden_colors(flat[beyond])
-    return out.reshape(ids.shape + (3,))
+    return out
 
 
 def _golden_colors(ids: np.ndarray) -> np.ndarray:

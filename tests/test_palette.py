@@ -28,3 +28,15 @@ def test_neighbouring_ids_are_distinct():
     first = cols[:20]
     d = np.linalg.norm(first[:, None] - first[None], axis=-1) + np.eye(20) * 1e9
     assert d.min() > 40
+
+
+def test_big_arrays_take_the_lookup_path_and_agree():
+    rng = np.random.default_rng(0)
+    small = rng.integers(-2, 400, 100)
+    big = np.concatenate([small, rng.integers(-2, 400, 10_000)])
+    np.testing.assert_array_equal(label_colors(big)[:100], label_colors(small))
+    huge_ids = np.concatenate([small, np.full(10_000, 5_000_000)])
+    np.testing.assert_array_equal(label_colors(huge_ids)[:100], label_colors(small))
+    np.testing.assert_array_equal(label_colors(huge_ids)[-1],
+                                  label_colors(np.array([5_000_000]))[0])
+    assert label_colors(big.reshape(-1, 10)).shape == (1010, 10, 3)

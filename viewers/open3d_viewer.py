@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lift3d.errors import BackendUnavailable
 from viewers.scene import (
     ViewerState,
     ViewScene,
@@ -88,6 +89,18 @@ def prepare(path: str | Path, color_by: str = "label", point_size: float = 2.0):
 
 def run_viewer(path: str | Path, color_by: str = "label", point_size: float = 2.0) -> None:
     """Open the interactive window on an output folder or a .ply (blocks until closed)."""
+    vis, _, _, _ = open_window(path, color_by, point_size)
+    vis.run()
+    vis.destroy_window()
+
+
+def open_window(path: str | Path, color_by: str = "label", point_size: float = 2.0,
+                width: int = 1280, height: int = 900):
+    """Create the window with the cloud, frustums and key callbacks, without running its loop.
+
+    Returns (visualizer, state, view, callbacks: {key: callback(vis) -> bool}) so a script (or
+    a check under Xvfb) can drive it and capture the screen.
+    """
     import open3d as o3d
 
     scene, state, view, frustums = prepare(path, color_by, point_size)
@@ -96,7 +109,10 @@ def run_viewer(path: str | Path, color_by: str = "label", point_size: float = 2.
     print(KEYS_HELP)
 
     vis = o3d.visualization.VisualizerWithKeyCallback()
-    vis.create_window(window_name=f"lift3d — {scene.source}", width=1280, height=900)
+    if not vis.create_window(window_name=f"lift3d - {scene.source}", width=width,
+                             height=height):
+        raise BackendUnavailable("cannot open a window (no display?)",
+                                 fix="render a picture instead: lift3d view OUT --render x.png")
     vis.add_geometry(view.pcd)
     show_frustums = len(scene.cameras) > 0
     if show_frustums:
@@ -153,9 +169,9 @@ def run_viewer(path: str | Path, color_by: str = "label", point_size: float = 2.
             v.remove_geometry(frustums, reset_bounding_box=False)
         return True
 
-    for key, cb in [("L", on_mode), ("N", on_step(1)), ("P", on_step(-1)), ("H", on_hide),
-                    ("I", on_isolate), ("A", on_all), ("=", on_size(1.25)),
-                    ("-", on_size(0.8)), ("F", on_frustums)]:
+    callbacks = {"L": on_mode, "N": on_step(1), "P": on_step(-1), "H": on_hide,
+                 "I": on_isolate, "A": on_all, "=": on_size(1.25), "-": on_size(0.8),
+                 "F": on_frustums}
+    for key, cb in callbacks.items():
         vis.register_key_callback(ord(key), cb)
-    vis.run()
-    vis.destroy_window()
+    return vis, state, view, callbacks

@@ -150,10 +150,12 @@ def render_numpy(points: np.ndarray, colors: np.ndarray, segments: np.ndarray,
 def _nearest_per_pixel(points, K, w2c, w, h, margin):
     """Project points; keep the nearest one per integer pixel (pixels up to ``margin`` outside
     the image kept too). Returns ((M, 2) int64 pixel, (M,) z, (M,) index into points)."""
-    P = np.asarray(points, np.float64) @ w2c[:3, :3].T + w2c[:3, 3]
+    # einsum, not @: an (N, 3) x (3, 3) product gains nothing from BLAS threads, and on a
+    # loaded machine their contention made it 10x slower (4 s for 5M points)
+    P = np.einsum("ij,nj->ni", w2c[:3, :3], np.asarray(points, np.float64)) + w2c[:3, 3]
     z = P[:, 2]
     front = np.flatnonzero(z > 1e-6)
-    q = P[front] @ K.T
+    q = np.einsum("ij,nj->ni", K, P[front])
     uv = np.rint(q[:, :2] / q[:, 2:3])
     ok = (uv[:, 0] >= -margin) & (uv[:, 0] < w + margin) & (uv[:, 1] >= -margin) \
         & (uv[:, 1] < h + margin)
@@ -164,8 +166,14 @@ def _nearest_per_pixel(points, K, w2c, w, h, margin):
 
 
 def _first_per_key(key: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each distinct key, the position of its smallest z: (keys, positions)."""
-    order = np.lexsort((z, key))
+    """For each distinct key (0 <= key < 2**31), the position of its smallest z (z > 0).
+
+    One argsort of ``key << 32 | bits(float32 z)``: the bit pattern of a positive float32
+    grows with its value, so this orders by key then depth, 3-4x faster than np.lexsort on
+    millions of points. Returns (keys, positions).
+    """
+    zbits = np.asarray(z, np.float32).view(np.uint32).astype(np.int64)
+    order = np.argsort((np.asarray(key, np.int64) << 32) | zbits)
     k = key[order]
     first = np.ones(len(k), bool)
     first[1:] = k[1:] != k[:-1]
