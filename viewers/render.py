@@ -17,6 +17,8 @@ frames' camera frustums, and a legend of the largest labels:
 
 from __future__ import annotations
 
+import functools
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,10 +82,12 @@ def render_scene(scene: ViewScene, camera: ViewCamera | None = None,
     segments = _frustum_segments(scene, cam) if cfg.frustums else np.zeros((0, 2, 3))
     backend = cfg.backend
     if backend == "auto":
-        try:
+        why_not = open3d_offscreen_problem()
+        if why_not is None:
             img = render_open3d(scene.cloud.points, colors, segments, cam, cfg)
-        except BackendUnavailable as err:
-            print(f"lift3d view: {err}; rendering with numpy instead", file=sys.stderr)
+        else:
+            print(f"lift3d view: Open3D offscreen rendering unavailable ({why_not}); "
+                  "rendering with numpy instead", file=sys.stderr)
             img = render_numpy(scene.cloud.points, colors, segments, cam, cfg)
     elif backend == "open3d":
         img = render_open3d(scene.cloud.points, colors, segments, cam, cfg)
@@ -189,20 +193,46 @@ def _sample_segments(segments: np.ndarray, cam: ViewCamera, rgb) -> tuple[np.nda
     return pts, np.tile(np.asarray(rgb, np.uint8), (len(pts), 1))
 
 
+_PROBE = """
+import open3d.visualization.rendering as r
+r.OffscreenRenderer(16, 16).render_to_image()
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def open3d_offscreen_problem() -> str | None:
+    """None when Open3D can render offscreen here, else why not (one line).
+
+    Probed in a child process: where a Vulkan loader exists but no driver works, Filament
+    aborts the whole process (uncatchable ``utils::PostconditionPanic``), so the first try
+    must not be ours. Costs one or two seconds, once per process.
+    """
+    try:
+        res = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
+                             timeout=120)
+    except subprocess.TimeoutExpired:
+        return "the renderer did not start within 120 s"
+    if res.returncode == 0:
+        return None
+    lines = [ln for ln in (res.stderr or "").splitlines() if ln.strip()]
+    reason = next((ln for ln in lines if "reason" in ln or "Error" in ln), None)
+    reason = reason or (lines[-1] if lines else f"exit code {res.returncode}")
+    return (f"{reason.strip()[:200]}; install a software Vulkan driver: apt-get install "
+            "libvulkan1 mesa-vulkan-drivers (scripts/setup.sh does)")
+
+
 def render_open3d(points: np.ndarray, colors: np.ndarray, segments: np.ndarray,
                   cam: ViewCamera, cfg: RenderConfig) -> np.ndarray:
     """The same picture with Open3D's offscreen renderer. Raises
-    :class:`BackendUnavailable` when no renderer can start (no Vulkan/EGL driver)."""
+    :class:`BackendUnavailable` when :func:`open3d_offscreen_problem` finds it cannot start
+    (starting it anyway could abort the process)."""
     import open3d as o3d
 
+    problem = open3d_offscreen_problem()
+    if problem is not None:
+        raise BackendUnavailable(f"Open3D offscreen renderer unavailable: {problem}")
     rendering = o3d.visualization.rendering
-    try:
-        renderer = rendering.OffscreenRenderer(cam.width, cam.height)
-    except RuntimeError as err:
-        raise BackendUnavailable(
-            f"Open3D offscreen renderer unavailable ({err})",
-            fix="install a software Vulkan driver: apt-get install libvulkan1 "
-                "mesa-vulkan-drivers (scripts/setup.sh does)") from err
+    renderer = rendering.OffscreenRenderer(cam.width, cam.height)
     scene = renderer.scene
     scene.set_background([*(np.asarray(cfg.background) / 255.0), 1.0])
     scene.view.set_post_processing(False)  # no tone mapping: palette colours stay exact

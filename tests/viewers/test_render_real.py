@@ -21,7 +21,7 @@ def real_out(shared, tmp_path_factory):
     return _BUILT["out"]
 
 
-@pytest.mark.parametrize("backend,share", [("numpy", 1.0), ("open3d", 0.97)])
+@pytest.mark.parametrize("backend,share", [("numpy", 1.0), ("open3d", 0.999)])
 def test_frame_points_reproject_onto_their_pixels(real_out, backend, share):
     out, cloud, K, poses, names, rgb, valid = real_out
     scene = load_view_scene(out)
