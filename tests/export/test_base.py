@@ -98,3 +98,11 @@ def test_rigid_pose_snaps_a_nearly_rotation_to_a_rotation():
     flip = T @ np.diag([1.0, 1.0, -1.0, 1.0])
     with pytest.raises(InputError, match="reflection"):
         rigid_pose(flip)
+
+
+def test_unknown_format_names_the_known_ones(synthetic_out, tmp_path):
+    from lift3d.export import FORMATS, export
+
+    with pytest.raises(InputError, match="unknown export format 'obj'.*gaussian-grouping"):
+        export(synthetic_out.root, "obj", tmp_path)
+    assert FORMATS == ("ply", "colmap", "gaussian-grouping", "nerfstudio")
