@@ -163,3 +163,14 @@ def test_auto_falls_back_to_numpy_when_vulkan_has_no_driver(synthetic_out, tmp_p
     img = cv2.imread(str(out))[:, :, ::-1]
     for lab in (1, 2, 25):
         assert ((img == label_colors(np.array([lab]))[0]).all(-1)).sum() > 2000
+
+
+def test_auto_picks_numpy_for_big_clouds_on_a_software_device():
+    from viewers.render import _auto_backend, open3d_device_is_software, open3d_offscreen_problem
+
+    if open3d_offscreen_problem() is not None:
+        assert _auto_backend(10, RenderConfig()) == "numpy"
+        return
+    assert _auto_backend(10, RenderConfig()) == "open3d"
+    big = _auto_backend(10, RenderConfig(software_vulkan_max_points=5))
+    assert big == ("numpy" if open3d_device_is_software() else "open3d")
