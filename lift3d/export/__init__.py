@@ -8,6 +8,9 @@ in :mod:`lift3d.export.base`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from lift3d.errors import InputError
 
@@ -38,9 +41,16 @@ def export(out_dir: str | Path, fmt: str, dest: str | Path) -> Path:
     raise InputError(f"unknown export format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}")
 
 
-def export_cmd(out: Path, to: str, dest: Path) -> None:
-    """CLI shell of :func:`export`: ``lift3d export OUT --to FORMAT -o DEST``; prints the result
-    and, for COLMAP layouts, a note when 3D Gaussian splatting would misplace the cameras."""
+def export_cmd(
+    out: Annotated[Path, typer.Argument(help="output folder of `lift3d segment`")],
+    to: Annotated[str, typer.Option("--to", help=f"format: {' | '.join(FORMATS)}")],
+    dest: Annotated[Path, typer.Option("-o", "--dest", help="folder (or .ply file) to write")],
+) -> None:
+    """Export a lift3d output folder to the layout a 3D pipeline trains from.
+
+    CLI shell of :func:`export` (``lift3d export OUT --to FORMAT -o DEST``); prints the result
+    and, for COLMAP layouts, a note when 3D Gaussian splatting would misplace the cameras.
+    """
     path = export(out, to, dest)
     print(f"lift3d export: wrote {to} to {path}")
     if to in ("colmap", "gaussian-grouping"):
