@@ -56,3 +56,23 @@ def test_renumber_is_one_table_for_all_views():
     np.testing.assert_array_equal(renumber(maps[0], ids), [[0, 1], [2, 1]])
     np.testing.assert_array_equal(renumber(maps[1], ids), [[2, 0], [0, 0]])
     np.testing.assert_array_equal(renumber(np.array([5, 9000]), ids), [0, 3])
+
+
+def test_more_than_255_ids_give_16_bit_masks(synthetic_out, tmp_path):
+    import shutil
+
+    from lift3d.io.outputs import write_label_png
+
+    out = tmp_path / "out"
+    shutil.copytree(synthetic_out.root, out)
+    first = out / "labels" / f"{synthetic_out.names[0]}.png"
+    many = np.arange(synthetic_out.height * synthetic_out.width).reshape(
+        synthetic_out.height, synthetic_out.width) % 400 + 1000
+    write_label_png(first, many)
+    doc = json.loads(export(out, "gaussian-grouping", tmp_path / "gg").read_text())
+    assert doc["num_classes"] == 1 + 400 + 3
+    mask = np.array(Image.open(tmp_path / "gg" / "object_mask" /
+                               f"{synthetic_out.names[0].replace('.', '_')}.png"))
+    assert mask.dtype == np.uint16 and mask.max() == doc["num_classes"] - 1
+    to_lift3d = {int(k): v for k, v in doc["mask_id_to_lift3d_id"].items()}
+    np.testing.assert_array_equal(np.vectorize(to_lift3d.get)(mask), many)
