@@ -3,9 +3,8 @@
 import json
 
 import numpy as np
-from _colmap_reader import colmap_project
+from _export_helpers import check_colmap_model, colmap_project
 from PIL import Image
-from test_colmap import check_colmap_model
 
 from lift3d.export import export
 from lift3d.export.gaussian_grouping import id_table, renumber

@@ -4,10 +4,14 @@ import json
 
 import numpy as np
 import pytest
-from _colmap_reader import colmap_project, read_cameras_txt, read_images_txt
+from _export_helpers import (
+    colmap_project,
+    nerfstudio_project,
+    read_cameras_txt,
+    read_images_txt,
+    reference_pixels,
+)
 from _real_output import build_real_output
-from _reference import reference_pixels
-from test_nerfstudio import nerfstudio_project
 
 from lift3d.export import export
 from lift3d.export.base import rigid_pose

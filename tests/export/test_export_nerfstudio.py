@@ -6,22 +6,11 @@ import json
 import cv2
 import numpy as np
 import open3d as o3d
-from _reference import reference_pixels
+from _export_helpers import nerfstudio_project, reference_pixels
 
 from lift3d.export import export
 from lift3d.export.nerfstudio import export_nerfstudio
 from lift3d.io.outputs import read_label_png
-
-
-def nerfstudio_project(points, frame):
-    """Project as an OpenGL camera: camera looks down -z, image y grows downwards from +y up."""
-    c2w = np.asarray(frame["transform_matrix"])
-    R, t = c2w[:3, :3], c2w[:3, 3]
-    p = (points - t) @ R  # world -> OpenGL camera
-    depth = -p[:, 2]
-    u = frame["fl_x"] * p[:, 0] / depth + frame["cx"]
-    v = -frame["fl_y"] * p[:, 1] / depth + frame["cy"]
-    return np.stack([u, v], 1), depth
 
 
 def test_nerfstudio_round_trip(synthetic_out, tmp_path):
