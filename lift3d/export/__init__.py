@@ -1,0 +1,72 @@
+"""Exports of lift3d's output folder to the layouts other pipelines train from.
+
+``export(out_dir, fmt, dest)`` with ``fmt`` one of :data:`FORMATS`; each format is one module
+(``ply``, ``colmap``, ``gaussian_grouping``, ``nerfstudio``); camera conventions are converted
+in :mod:`lift3d.export.base`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lift3d.errors import InputError
+
+FORMATS = ("ply", "colmap", "gaussian-grouping", "nerfstudio")
+
+
+def export(out_dir: str | Path, fmt: str, dest: str | Path) -> Path:
+    """Export ``out_dir`` (written by ``lift3d segment``) as ``fmt`` into ``dest``.
+
+    Returns the main file written (the PLY; sparse/0; gaussian_grouping.json; transforms.json).
+    """
+    if fmt == "ply":
+        from lift3d.export.ply import export_ply
+
+        return export_ply(out_dir, dest)
+    if fmt == "colmap":
+        from lift3d.export.colmap import export_colmap
+
+        return export_colmap(out_dir, dest)
+    if fmt == "gaussian-grouping":
+        from lift3d.export.gaussian_grouping import export_gaussian_grouping
+
+        return export_gaussian_grouping(out_dir, dest)
+    if fmt == "nerfstudio":
+        from lift3d.export.nerfstudio import export_nerfstudio
+
+        return export_nerfstudio(out_dir, dest)
+    raise InputError(f"unknown export format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}")
+
+
+def export_cmd(
+    out: Annotated[Path, typer.Argument(help="output folder of `lift3d segment`")],
+    to: Annotated[str, typer.Option("--to", help=f"format: {' | '.join(FORMATS)}")],
+    dest: Annotated[Path, typer.Option("-o", "--dest", help="folder (or .ply file) to write")],
+) -> None:
+    """Export a lift3d output folder to the layout a 3D pipeline trains from.
+
+    CLI shell of :func:`export` (``lift3d export OUT --to FORMAT -o DEST``); prints the result
+    and, for COLMAP layouts, a note when 3D Gaussian splatting would misplace the cameras.
+    """
+    path = export(out, to, dest)
+    print(f"lift3d export: wrote {to} to {path}")
+    if to in ("colmap", "gaussian-grouping"):
+        off = principal_point_offset(Path(out) / "cameras.json")
+        if off > 1.0:
+            print(f"lift3d export: note: principal points are up to {off:.1f} px off the image "
+                  "centre; 3D Gaussian splatting's loader assumes centred ones (gsplat and "
+                  "nerfstudio read cx, cy)")
+
+
+def principal_point_offset(cameras_json: Path) -> float:
+    """Largest distance in pixels between a frame's principal point and its image centre."""
+    import numpy as np
+
+    from lift3d.io.outputs import read_cameras
+
+    offs = [np.hypot(f["K"][0, 2] - (f["width"] - 1) / 2, f["K"][1, 2] - (f["height"] - 1) / 2)
+            for f in read_cameras(cameras_json) if f["K"] is not None]
+    return float(max(offs, default=0.0))
