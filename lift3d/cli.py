@@ -125,6 +125,18 @@ def info() -> None:
         typer.echo(f"{'ok ' if ok else 'no '} {name:<22} {why}")
 
 
+def _register_view_export() -> None:
+    """`view` and `export` live with their code, typer options included."""
+    from lift3d.export import export_cmd
+    from viewers.view import view_cmd
+
+    app.command("export")(friendly(export_cmd))
+    app.command("view")(friendly(view_cmd))
+
+
+_register_view_export()
+
+
 def main() -> None:  # pragma: no cover - console entry
     try:
         app()
