@@ -105,10 +105,10 @@ class Mast3rNet(nn.Module):
         self.dec_blocks = nn.ModuleList(
             [DecoderBlock(dec_embed_dim, dec_num_heads, rope, mlp_ratio) for _ in range(dec_depth)]
         )
+        self.dec_norm = nn.LayerNorm(dec_embed_dim, eps=1e-6)
         self.dec_blocks2 = nn.ModuleList(
             [DecoderBlock(dec_embed_dim, dec_num_heads, rope, mlp_ratio) for _ in range(dec_depth)]
         )
-        self.dec_norm = nn.LayerNorm(dec_embed_dim, eps=1e-6)
         modes = OutputModes(tuple(depth_mode), tuple(conf_mode), tuple(desc_conf_mode))
         head_args = (enc_embed_dim, dec_embed_dim, dec_depth, self.desc_dim, patch_size, modes)
         self.downstream_head1 = LocalFeatureDPTHead(*head_args)
