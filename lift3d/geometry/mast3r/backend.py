@@ -63,10 +63,11 @@ class Mast3rGeometry:
         self.net = net.to(self.device).eval().set_attention(cfg.attention)
 
     @classmethod
-    def from_config(cls, checkpoint: str | None = None, device: str | None = None, **cfg
-                    ) -> Mast3rGeometry:
+    def from_config(cls, checkpoint: str | None = None, device: str | None = None,
+                    model_args: dict | None = None, **cfg) -> Mast3rGeometry:
         """Load the released checkpoint (``checkpoint`` path, ``$LIFT3D_MAST3R_CHECKPOINT``,
-        the cache, or a download) and build the backend; ``cfg``: :class:`Mast3rConfig` fields.
+        the cache, or a download) and build the backend; ``cfg``: :class:`Mast3rConfig` fields;
+        ``model_args`` override the released architecture (other checkpoints of the family).
         """
         known = {f.name for f in dataclasses.fields(Mast3rConfig)}
         unknown = sorted(set(cfg) - known)
@@ -74,7 +75,7 @@ class Mast3rGeometry:
             raise Lift3DError(f"unknown MASt3R settings {unknown}",
                               fix=f"choose among {sorted(known)}")
         dev = torch.device(device) if device is not None else _default_device()
-        net = Mast3rNet.from_pretrained(checkpoint, device=dev)
+        net = Mast3rNet.from_pretrained(checkpoint, device=dev, **(model_args or {}))
         return cls(net, Mast3rConfig(**cfg), dev)
 
     def __call__(self, scene: Scene) -> Geometry:

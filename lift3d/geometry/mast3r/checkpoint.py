@@ -3,10 +3,12 @@
 Two published forms are accepted, recognised by content rather than by name:
 
 * the official ``.pth`` (a torch zip archive ``{'model': state_dict, 'args': Namespace, ...}``),
-  read with ``torch.load(weights_only=True)``; ``argparse.Namespace`` is allowed and any other
-  non-tensor object is replaced by an inert placeholder, so nothing from the file is executed;
-* the Hugging Face hub ``model.safetensors`` (``naver/MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric``),
-  which stores each shared tensor once (the DPT ``layer_rn.K`` / ``layer{K+1}_rn`` aliases).
+  read with ``torch.load(weights_only=True)``: ``argparse.Namespace`` is allowed, any other
+  pickled class is built as an inert placeholder, and globals torch blocks (``os``,
+  ``subprocess``...) make the file unreadable; nothing from the file is ever executed;
+* the Hugging Face hub ``model.safetensors`` (repository
+  ``naver/MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric``), which stores each shared tensor
+  once (the DPT's ``layer_rn.K`` / ``layer{K+1}_rn`` aliases).
 """
 
 from __future__ import annotations

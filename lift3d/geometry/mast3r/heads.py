@@ -97,10 +97,10 @@ class DPT(nn.Module):
         d0, d1, d2, d3 = layer_dims
         # reassemble: 1x1 projection, then resample the 1/16 grid to 1/4, 1/8, 1/16, 1/32
         self.act_postprocess = nn.ModuleList([
-            nn.Sequential(nn.Conv2d(dim_tokens[0], d0, 1), nn.ConvTranspose2d(d0, d0, 4, stride=4)),
-            nn.Sequential(nn.Conv2d(dim_tokens[1], d1, 1), nn.ConvTranspose2d(d1, d1, 2, stride=2)),
+            nn.Sequential(nn.Conv2d(dim_tokens[0], d0, 1), nn.ConvTranspose2d(d0, d0, 4, 4)),
+            nn.Sequential(nn.Conv2d(dim_tokens[1], d1, 1), nn.ConvTranspose2d(d1, d1, 2, 2)),
             nn.Sequential(nn.Conv2d(dim_tokens[2], d2, 1)),
-            nn.Sequential(nn.Conv2d(dim_tokens[3], d3, 1), nn.Conv2d(d3, d3, 3, stride=2, padding=1)),
+            nn.Sequential(nn.Conv2d(dim_tokens[3], d3, 1), nn.Conv2d(d3, d3, 3, 2, padding=1)),
         ])
 
     def forward(self, tokens: list[torch.Tensor], hw: tuple[int, int]) -> torch.Tensor:

@@ -134,12 +134,14 @@ class Mast3rNet(nn.Module):
 
     @classmethod
     def from_pretrained(cls, checkpoint: str | Path | None = None,
-                        device: str | torch.device = "cpu") -> Mast3rNet:
+                        device: str | torch.device = "cpu", **model_args) -> Mast3rNet:
         """The released checkpoint from ``checkpoint`` (a path), ``$LIFT3D_MAST3R_CHECKPOINT``,
-        the user cache, or a download (unless ``LIFT3D_OFFLINE=1``)."""
+        the user cache, or a download (unless ``LIFT3D_OFFLINE=1``); ``model_args`` override
+        the released configuration (for other checkpoints of the same family)."""
         from lift3d.geometry.mast3r.checkpoint import resolve_mast3r_checkpoint
 
-        return cls.from_checkpoint(resolve_mast3r_checkpoint(checkpoint), device=device)
+        path = resolve_mast3r_checkpoint(checkpoint)
+        return cls.from_checkpoint(path, device=device, **model_args)
 
     def set_attention(self, impl: str) -> Mast3rNet:
         """Select the attention implementation of every block: ``sdpa`` or ``torch``."""
@@ -165,7 +167,7 @@ class Mast3rNet(nn.Module):
         """
         out1, out2 = [f1], [f2]
         x1, x2 = self.decoder_embed(f1), self.decoder_embed(f2)
-        for blk1, blk2 in zip(self.dec_blocks, self.dec_blocks2):
+        for blk1, blk2 in zip(self.dec_blocks, self.dec_blocks2, strict=True):
             x1, x2 = blk1(x1, x2, pos1, pos2), blk2(x2, x1, pos2, pos1)
             out1.append(x1)
             out2.append(x2)

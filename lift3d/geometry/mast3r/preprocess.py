@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from lift3d.checks import check_shape
+from lift3d.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ def plan(orig_hw: tuple[int, int], long_side: int = 512, patch: int = 16,
     if rw == rh and not square_ok:  # square inputs run at 4:3, as the model was trained
         halfh = (3 * halfw // 4) // half * half
     if halfw == 0 or halfh == 0:
-        raise ValueError(f"image {W}x{H} is too small for MASt3R (long side {long_side})")
+        raise InputError(f"image {W}x{H} is too small or too thin for MASt3R",
+                         fix=f"its short side must reach 16 pixels at long side {long_side}")
     return ImagePrep((H, W), (rh, rw), (cx - halfw, cy - halfh), (2 * halfh, 2 * halfw))
 
 
