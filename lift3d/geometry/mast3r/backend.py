@@ -35,6 +35,7 @@ class Mast3rConfig:
     match_subsample: int = 8  # matching seeds on a grid of this step (network pixels)
     match_conf_thr: float = 0.0  # drop matches whose smaller descriptor confidence is below
     attention: str = "sdpa"  # sdpa (fused) | torch (plain reference)
+    progress: bool = True  # progress bar over the pairs (stderr)
 
     def pairs(self, n: int) -> list[tuple[int, int]]:
         graph = self.graph
@@ -94,7 +95,7 @@ class Mast3rGeometry:
         preds = [
             PairPrediction(i=r.i, j=r.j, pts_i=r.pts_i, pts_j=r.pts_j,
                            conf_i=r.conf_i, conf_j=r.conf_j)
-            for r in runner.predict(self.cfg.pairs(n))
+            for r in runner.predict(self.cfg.pairs(n), progress=self.cfg.progress)
         ]
         res = global_align(preds, n, AlignConfig())
         return self.to_geometry(res, preps, runner)

@@ -83,22 +83,34 @@ class PairRunner:
                     self._enc[i] = (f[k], pos[k])
 
     @torch.inference_mode()
-    def predict(self, pairs: list[tuple[int, int]], with_desc: bool = False
-                ) -> list[PairResult]:
-        """Run every pair (batched by shape); results in the order of ``pairs``."""
+    def forward(self, ii: list[int], jj: list[int]) -> tuple[dict, dict]:
+        """Decoder and heads for pairs (ii[b], jj[b]) of equal shapes; tensors on the device
+        (see :meth:`Mast3rNet.forward_encoded`)."""
+        self.encode(ii + jj)
+        f1 = torch.stack([self._enc[i][0] for i in ii])
+        p1 = torch.stack([self._enc[i][1] for i in ii])
+        f2 = torch.stack([self._enc[j][0] for j in jj])
+        p2 = torch.stack([self._enc[j][1] for j in jj])
+        return self.net.forward_encoded(f1, p1, self._hw(ii[0]), f2, p2, self._hw(jj[0]))
+
+    def predict(self, pairs: list[tuple[int, int]], with_desc: bool = False,
+                progress: bool = False) -> list[PairResult]:
+        """Run every pair (batched by shape); results in the order of ``pairs``.
+
+        progress: show a progress bar over the pairs (stderr).
+        """
+        from tqdm.auto import tqdm
+
         self.encode([i for p in pairs for i in p])
         out: dict[int, PairResult] = {}
         order = list(range(len(pairs)))
         key = lambda k: (self._hw(pairs[k][0]), self._hw(pairs[k][1]))  # noqa: E731
-        for group in _group_by(order, key):
-            for chunk in _chunks(group, self.batch_size):
+        chunks = [c for g in _group_by(order, key) for c in _chunks(g, self.batch_size)]
+        with tqdm(total=len(pairs), desc="MASt3R pairs", unit="pair", disable=not progress) as bar:
+            for chunk in chunks:
                 ii = [pairs[k][0] for k in chunk]
                 jj = [pairs[k][1] for k in chunk]
-                f1 = torch.stack([self._enc[i][0] for i in ii])
-                p1 = torch.stack([self._enc[i][1] for i in ii])
-                f2 = torch.stack([self._enc[j][0] for j in jj])
-                p2 = torch.stack([self._enc[j][1] for j in jj])
-                r1, r2 = self.net.forward_encoded(f1, p1, self._hw(ii[0]), f2, p2, self._hw(jj[0]))
+                r1, r2 = self.forward(ii, jj)
                 r1 = {k: v.float().cpu().numpy() for k, v in r1.items()}
                 r2 = {k: v.float().cpu().numpy() for k, v in r2.items()}
                 for b, k in enumerate(chunk):
@@ -108,20 +120,24 @@ class PairRunner:
                         *((r1["desc"][b], r2["desc"][b], r1["desc_conf"][b], r2["desc_conf"][b])
                           if with_desc else ()),
                     )
+                bar.update(len(chunk))
         return [out[k] for k in order]
 
+    @torch.inference_mode()
     def match(self, i: int, j: int, subsample: int = 8, conf_thr: float = 0.0
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Reciprocal-NN matches of pair (i, j) at network resolution.
+        """Reciprocal-NN matches of pair (i, j) at network resolution (computed on the
+        runner's device).
 
         Returns xy_i, xy_j (N, 2) int64 network pixels and conf (N,) float32 in [0, 1):
         c / (1 + c) with c the smaller descriptor confidence of the two ends; matches with
         c < ``conf_thr`` are dropped.
         """
-        r = self.predict([(i, j)], with_desc=True)[0]
-        xy_i, xy_j = reciprocal_nns(torch.from_numpy(r.desc_i), torch.from_numpy(r.desc_j),
-                                    subsample=subsample)
-        c = np.minimum(r.desc_conf_i[xy_i[:, 1], xy_i[:, 0]], r.desc_conf_j[xy_j[:, 1], xy_j[:, 0]])
+        r1, r2 = self.forward([i], [j])
+        xy_i, xy_j = reciprocal_nns(r1["desc"][0].float(), r2["desc"][0].float(), subsample)
+        dc_i = r1["desc_conf"][0].float().cpu().numpy()
+        dc_j = r2["desc_conf"][0].float().cpu().numpy()
+        c = np.minimum(dc_i[xy_i[:, 1], xy_i[:, 0]], dc_j[xy_j[:, 1], xy_j[:, 0]])
         keep = c >= conf_thr
         return xy_i[keep], xy_j[keep], (c[keep] / (1.0 + c[keep])).astype(np.float32)
 
