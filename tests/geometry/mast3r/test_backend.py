@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,7 +30,8 @@ HAVE_ALIGN = importlib.util.find_spec("lift3d.geometry.mast3r.align") is not Non
 @pytest.fixture(scope="module")
 def kitchen():
     """Three real unposed photos (779x520), or generated textures where ../shared is absent."""
-    root = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "multiview_unposed"
+    shared = os.environ.get("LIFT3D_SHARED", Path(__file__).resolve().parents[4] / "shared")
+    root = Path(shared) / "data" / "multiview_unposed"
     files = sorted((root / "mipnerf360_kitchen_vggt" / "images").glob("*.png"))[:3]
     if files:
         images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
