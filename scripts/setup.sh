@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 # libvulkan1 + mesa-vulkan-drivers: Open3D 0.20 renders offscreen through Vulkan; on a machine
 # without a GPU, Mesa's lavapipe is that Vulkan (`lift3d view OUT --render x.png`).
 APT_PACKAGES="libusb-1.0-0 libgl1 libgomp1 libegl1 libegl-mesa0 libgl1-mesa-dri libvulkan1 mesa-vulkan-drivers"
+# --dev: a virtual X server, so the test of the interactive viewer's window runs too
+[ "${1:-}" = "--dev" ] && APT_PACKAGES="$APT_PACKAGES xvfb xauth"
 if command -v apt-get >/dev/null 2>&1; then
   missing=""
   for p in $APT_PACKAGES; do
