@@ -212,21 +212,57 @@ class _Grid:
         return o.reshape(-1, 3) @ self.strides
 
 
+def _uniq(a: np.ndarray) -> np.ndarray:
+    """Sorted unique values of a 1-D int array (sort based: numpy's hash unique is slower on
+    tens of millions of int64 keys)."""
+    s = np.sort(a)
+    return s[np.r_[True, s[1:] != s[:-1]]] if s.size else s
+
+
+def _uniq_inv(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique values of a 1-D int array and the index of each element among them."""
+    order = np.argsort(a, kind="stable")
+    s = a[order]
+    first = np.r_[True, s[1:] != s[:-1]] if s.size else np.zeros(0, bool)
+    inv = np.empty(a.size, np.int64)
+    inv[order] = np.cumsum(first) - 1
+    return s[first], inv
+
+
+def _member(a: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """(len(a),) bool: a in sorted_set."""
+    if sorted_set.size == 0:
+        return np.zeros(a.size, bool)
+    pos = np.minimum(np.searchsorted(sorted_set, a), sorted_set.size - 1)
+    return sorted_set[pos] == a
+
+
+def _pair_key(key: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, int]:
+    """One int64 key per (key, value) pair, values made dense first; and the value count."""
+    _, dense = _uniq_inv(value)
+    n_val = int(dense.max()) + 1 if dense.size else 1
+    if key.size and float(key.max()) * n_val >= 2.0**62:
+        raise InputError("consistency: too many cells x groups for int64 keys",
+                         fix="pass a larger eps (in the units of the points)")
+    return key * n_val + dense, n_val
+
+
 def _n_distinct_per_key(key: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unique keys and, per key, the number of distinct values that occur with it."""
-    pairs = np.unique(np.stack([key, value], axis=1), axis=0)
-    ukey, n = np.unique(pairs[:, 0], return_counts=True)
+    pk, n_val = _pair_key(key, value)
+    ukey, n = np.unique(_uniq(pk) // n_val, return_counts=True)  # input already sorted
     return ukey, n
 
 
 def _pure_points(grid: _Grid, label: np.ndarray) -> np.ndarray:
     """(N,) bool: True where every point within eps certainly has the point's own ID
     (its 27 cells of side eps hold a single ID). Conservative: False may still be pure."""
-    cell_lab = np.unique(np.stack([grid.key, label], axis=1), axis=0)
-    if cell_lab.shape[0] > 0.25 * grid.key.size:  # sparse points: shortcut does not pay
+    pk, n_val = _pair_key(grid.key, label)
+    cell_lab = _uniq(pk)
+    if cell_lab.size > 0.25 * grid.key.size:  # sparse points: shortcut does not pay
         return np.zeros(grid.key.size, bool)
-    shifted = (cell_lab[:, None, 0] + grid.offsets()[None, :]).ravel()
-    lab = np.repeat(cell_lab[:, 1], 27)
+    shifted = ((cell_lab // n_val)[:, None] + grid.offsets()[None, :]).ravel()
+    lab = np.repeat(cell_lab % n_val, 27)
     ukey, n_lab = _n_distinct_per_key(shifted, lab)
     pos = np.searchsorted(ukey, grid.key)  # every point's own cell is among ukey
     return n_lab[pos] == 1
@@ -246,8 +282,7 @@ def _h_ids(flat: _Flat, eps: float, cfg: ConsistencyConfig) -> np.ndarray:
     h = np.full(n, np.nan)
     if n == 0:
         return h
-    _, lab = np.unique(ids, return_inverse=True)  # dense label index 0..L-1
-    lab = lab.ravel().astype(np.int64)
+    _, lab = _uniq_inv(ids)  # dense label index 0..L-1
     n_lab = int(lab.max()) + 1
     # cells a hair larger than eps: a neighbour within eps is always in the 27 cells around
     grid = _Grid(x, eps * (1.0 + 1e-6))
@@ -281,9 +316,9 @@ def _h_ids(flat: _Flat, eps: float, cfg: ConsistencyConfig) -> np.ndarray:
 def _near_cells(grid: _Grid, sel: np.ndarray) -> np.ndarray:
     """(N,) bool: points lying in the 27-cell neighbourhood of any cell holding a ``sel``
     point — the only points that can be within eps of a ``sel`` point."""
-    cells = np.unique(grid.key[sel])
-    around = np.unique((cells[:, None] + grid.offsets()[None, :]).ravel())
-    return np.isin(grid.key, around)
+    cells = _uniq(grid.key[sel])
+    around = _uniq((cells[:, None] + grid.offsets()[None, :]).ravel())
+    return _member(grid.key, around)
 
 
 def _h_features(flat: _Flat, eps: float, cfg: ConsistencyConfig) -> np.ndarray:
@@ -396,14 +431,13 @@ def consistency_per_mask(
     n_frames = len(flat.shapes)
     if flat.x.shape[0] == 0:
         return ConsistencyResult(float("nan"), np.full(n_frames, np.nan), 0, 0)
-    _, vox = np.unique(_Grid(flat.x, voxel or eps).key, return_inverse=True)
-    _, lab = np.unique(flat.out, return_inverse=True)
-    vox, lab = vox.ravel().astype(np.int64), lab.ravel().astype(np.int64)
+    _, vox = _uniq_inv(_Grid(flat.x, voxel or eps).key)
+    _, lab = _uniq_inv(flat.out)
     n_lab = int(lab.max()) + 1
 
     def count(key):
-        u, inv, c = np.unique(key, return_inverse=True, return_counts=True)
-        return c[inv.ravel()]
+        _, inv = _uniq_inv(key)
+        return np.bincount(inv)[inv]
 
     o = count(vox)
     o_f = count(vox * n_frames + flat.frame)
@@ -412,8 +446,7 @@ def consistency_per_mask(
     t = (o - o_f).astype(np.float64)  # per point: other-frame observations in its voxel
     t_same = (o_l - o_fl).astype(np.float64)
     # per point sums over pixels of a mask = sum_v c_m(v) * T_m(v) (each pixel carries its voxel)
-    _, mask = np.unique(flat.frame * n_lab + lab, return_inverse=True)
-    mask = mask.ravel()
+    _, mask = _uniq_inv(flat.frame * n_lab + lab)
     num = np.bincount(mask, weights=t_same)
     den = np.bincount(mask, weights=t)
     w = np.bincount(mask, weights=(t > 0).astype(np.float64))
