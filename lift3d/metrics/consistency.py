@@ -30,10 +30,10 @@ h(p) = (S - S_f) / (A - A_f). These are radius *counts* (scipy cKDTree
 ``group * 2 eps`` so that points of different groups are never within eps while distances
 inside one group stay bit-identical). Most pixels need no count at all: a pixel whose
 eps-cell neighbourhood (27 cells of side eps) holds one ID only has S = A and S_f = A_f, so
-h(p) = 1 as soon as one other-frame point lies within eps; that is certain when p's cell of
-side eps/2 (diameter < eps) already holds a point of another frame. Counts are taken only
-for the remaining pixels. Feature maps use neighbour lists in chunks and a sparse product
-(sum_q cos(p, q) = f_p . sum_q f_q); they cost O(pixels x neighbours x D).
+h(p) = 1 as soon as one other-frame point lies within eps; that is certain when the 27 cells
+of side eps / (2 sqrt 3) around p (all closer than eps) hold a point of another frame. Counts
+are taken only for the remaining pixels. Feature maps use neighbour lists in chunks and a
+sparse product (sum_q cos(p, q) = f_p . sum_q f_q); they cost O(pixels x neighbours x D).
 
 Units: ``eps`` is in the units of the points — metres for RGB-D and metric MASt3R pointmaps.
 ``ConsistencyConfig.eps`` defaults to 0.01 m, about two pixel footprints of a 640x480 depth
@@ -237,43 +237,70 @@ def _member(a: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     return sorted_set[pos] == a
 
 
-def _pair_key(key: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, int]:
-    """One int64 key per (key, value) pair, values made dense first; and the value count."""
-    _, dense = _uniq_inv(value)
-    n_val = int(dense.max()) + 1 if dense.size else 1
-    if key.size and float(key.max()) * n_val >= 2.0**62:
+def _pair_key(key: np.ndarray, value: np.ndarray, n_val: int) -> np.ndarray:
+    """One int64 key per (key, value) pair; ``value`` dense in [0, n_val)."""
+    if key.size and float(key.max() + 1) * n_val >= 2.0**62:
         raise InputError("consistency: too many cells x groups for int64 keys",
                          fix="pass a larger eps (in the units of the points)")
-    return key * n_val + dense, n_val
+    return key * n_val + value
 
 
-def _n_distinct_per_key(key: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unique keys and, per key, the number of distinct values that occur with it."""
-    pk, n_val = _pair_key(key, value)
-    ukey, n = np.unique(_uniq(pk) // n_val, return_counts=True)  # input already sorted
-    return ukey, n
-
-
-def _pure_points(grid: _Grid, label: np.ndarray) -> np.ndarray:
+def _pure_points(grid: _Grid, label: np.ndarray, n_lab: int) -> np.ndarray:
     """(N,) bool: True where every point within eps certainly has the point's own ID
     (its 27 cells of side eps hold a single ID). Conservative: False may still be pure."""
-    pk, n_val = _pair_key(grid.key, label)
-    cell_lab = _uniq(pk)
+    cell_lab = _uniq(_pair_key(grid.key, label, n_lab))
     if cell_lab.size > 0.25 * grid.key.size:  # sparse points: shortcut does not pay
         return np.zeros(grid.key.size, bool)
-    shifted = ((cell_lab // n_val)[:, None] + grid.offsets()[None, :]).ravel()
-    lab = np.repeat(cell_lab % n_val, 27)
-    ukey, n_lab = _n_distinct_per_key(shifted, lab)
-    pos = np.searchsorted(ukey, grid.key)  # every point's own cell is among ukey
-    return n_lab[pos] == 1
+    cell, lab = cell_lab // n_lab, cell_lab % n_lab
+    # distinct IDs over the 27-neighbourhood of every occupied cell
+    shifted = _uniq(_pair_key((cell[:, None] + grid.offsets()[None, :]).ravel(),
+                              np.repeat(lab, 27), n_lab)) // n_lab
+    first = np.r_[True, shifted[1:] != shifted[:-1]]
+    ukey = shifted[first]
+    n_ids = np.diff(np.r_[np.flatnonzero(first), shifted.size])
+    return n_ids[np.searchsorted(ukey, grid.key)] == 1  # a point's own cell is among ukey
 
 
-def _shares_cell_with_other_frame(x: np.ndarray, frame: np.ndarray, eps: float) -> np.ndarray:
-    """(N,) bool: True where the point's cell of side ~eps/2 (diameter < eps) also holds a
-    point of another frame, which is then certainly a neighbour."""
+def _cell_frames(key: np.ndarray, frame: np.ndarray, n_frames: int):
+    """Occupied cells (sorted) with the number of distinct frames, and min / max frame."""
+    cf = _uniq(_pair_key(key, frame, n_frames))
+    cell, fr = cf // n_frames, cf % n_frames
+    first = np.r_[True, cell[1:] != cell[:-1]]
+    last = np.r_[cell[1:] != cell[:-1], True]
+    n = np.diff(np.r_[np.flatnonzero(first), cell.size])
+    return cell[first], n, fr[first], fr[last]
+
+
+def _other_frame_within_eps(x, frame, n_frames: int, eps: float, sel: np.ndarray) -> np.ndarray:
+    """(len(sel),) bool: True where a point of another frame certainly lies within eps of the
+    point ``sel``. Two sufficient tests, cheap first: the point's cell of side eps/2 (diameter
+    < eps) holds another frame; else one of the 27 cells of side eps / (2 sqrt 3) around it
+    (all closer than eps) does. False proves nothing."""
+    out = np.zeros(sel.size, bool)
     grid = _Grid(x, 0.5 * eps * (1.0 - 1e-6))
-    ukey, n_frames = _n_distinct_per_key(grid.key, frame)
-    return n_frames[np.searchsorted(ukey, grid.key)] >= 2
+    ucell, n_fr, _, _ = _cell_frames(grid.key, frame, n_frames)
+    out[:] = n_fr[np.searchsorted(ucell, grid.key[sel])] >= 2
+    rest = sel[~out]
+    if rest.size == 0:
+        return out
+    grid = _Grid(x, eps / (2.0 * np.sqrt(3.0)) * (1.0 - 1e-6))
+    ucell, n_fr, f_min, f_max = _cell_frames(grid.key, frame, n_frames)
+    # only the cells of the undecided points are targets; every occupied cell is a source
+    tcell, t_idx = _uniq_inv(grid.key[rest])
+    any_multi = np.zeros(tcell.size, bool)
+    lo = np.full(tcell.size, n_frames)
+    hi = np.full(tcell.size, -1)
+    for d in grid.offsets():
+        pos = np.minimum(np.searchsorted(ucell, tcell + d), ucell.size - 1)
+        hit = ucell[pos] == tcell + d
+        src = pos[hit]
+        any_multi[hit] |= n_fr[src] >= 2
+        lo[hit] = np.minimum(lo[hit], f_min[src])
+        hi[hit] = np.maximum(hi[hit], f_max[src])
+    f = frame[rest]
+    lo, hi, any_multi = lo[t_idx], hi[t_idx], any_multi[t_idx]
+    out[~out] = any_multi | (lo != hi) | (lo != f)
+    return out
 
 
 def _h_ids(flat: _Flat, eps: float, cfg: ConsistencyConfig) -> np.ndarray:
@@ -286,8 +313,11 @@ def _h_ids(flat: _Flat, eps: float, cfg: ConsistencyConfig) -> np.ndarray:
     n_lab = int(lab.max()) + 1
     # cells a hair larger than eps: a neighbour within eps is always in the 27 cells around
     grid = _Grid(x, eps * (1.0 + 1e-6))
-    pure = _pure_points(grid, lab)
-    sure = pure & _shares_cell_with_other_frame(x, frame, eps)
+    pure = _pure_points(grid, lab, n_lab)
+    n_frames = len(flat.shapes)
+    sure = np.zeros(n, bool)
+    cand = np.flatnonzero(pure)
+    sure[cand] = _other_frame_within_eps(x, frame, n_frames, eps, cand)
     h[sure] = 1.0
     need = ~sure  # these need A - A_f (whether any neighbour exists, and how many)
     if not need.any():

@@ -160,3 +160,27 @@ def test_per_mask_approximates_exact():
     assert exact.H < 0.9 and approx.H < 0.9
     assert abs(exact.H - approx.H) < 0.05
     np.testing.assert_allclose(approx.per_frame, exact.per_frame, atol=0.1)
+
+
+def test_shortcuts_never_claim_wrongly():
+    """The two sufficient tests behind the fast path, against brute force on clustered points."""
+    from scipy.spatial.distance import cdist
+
+    from lift3d.metrics.consistency import _Grid, _other_frame_within_eps, _pure_points
+
+    rng = np.random.default_rng(5)
+    centres = rng.random((6, 3))
+    x = centres[rng.integers(0, 6, 3000)] + rng.normal(0, 0.02, (3000, 3))
+    frame = rng.integers(0, 4, 3000)
+    lab = (x[:, 0] > 0.5).astype(np.int64) + 2 * (rng.random(3000) < 0.002)
+    eps = 0.02
+    d = cdist(x, x)
+    within = d <= eps
+    pure = _pure_points(_Grid(x, eps * (1 + 1e-6)), lab, int(lab.max()) + 1)
+    truly_pure = ~(within & (lab[:, None] != lab[None, :])).any(1)
+    assert pure.any() and not (pure & ~truly_pure).any()
+    sel = np.arange(3000)
+    sure = _other_frame_within_eps(x, frame, 4, eps, sel)
+    truly = (within & (frame[:, None] != frame[None, :])).any(1)
+    assert sure.any() and not (sure & ~truly).any()
+    assert sure.sum() > 0.5 * truly.sum()
