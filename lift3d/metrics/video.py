@@ -46,10 +46,13 @@ SELECTION_RULES = ("frame", "sequence")
 class VideoMetricsConfig:
     """bound_th: DAVIS boundary tolerance, a fraction of the image diagonal (< 1) or pixels
     (>= 1); default 0.008 as DAVIS. skip_first_last: drop the first and last frame from the
-    DAVIS statistics, as the DAVIS semi-supervised protocol does (default False)."""
+    DAVIS statistics, as the DAVIS semi-supervised protocol does (default False). void_id:
+    ground-truth value of "void" pixels left out of every pixel count (DAVIS PNGs use 255);
+    None = no void (default)."""
 
     bound_th: float = 0.008
     skip_first_last: bool = False
+    void_id: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,9 +103,12 @@ def _as_maps(name: str, maps, like=None) -> list[np.ndarray]:
     return out
 
 
-def confusion(pred: list[np.ndarray], gt: list[np.ndarray]) -> Confusion:
+def confusion(
+    pred: list[np.ndarray], gt: list[np.ndarray], void_id: int | None = None
+) -> Confusion:
     """Confusion tensor of per-frame ID maps ``pred`` against ``gt`` (same shapes per frame;
-    gt may be bool masks). IDs are made dense over the whole sequence."""
+    gt may be bool masks). IDs are made dense over the whole sequence; pixels whose ground
+    truth is ``void_id`` are not counted."""
     if len(pred) != len(gt):
         raise ShapeError(f"video metrics: {len(pred)} predicted frames but {len(gt)} "
                          "ground-truth frames; pass one of each per frame")
@@ -113,6 +119,9 @@ def confusion(pred: list[np.ndarray], gt: list[np.ndarray]) -> Confusion:
     p_all = np.concatenate([p.ravel() for p in pred]).astype(np.int64)
     g_all = np.concatenate([g.ravel() for g in gt]).astype(np.int64)
     frame = np.repeat(np.arange(len(pred)), [p.size for p in pred])
+    if void_id is not None:
+        keep = g_all != void_id
+        p_all, g_all, frame = p_all[keep], g_all[keep], frame[keep]
     pred_ids, p_idx = np.unique(np.r_[0, p_all], return_inverse=True)
     gt_ids, g_idx = np.unique(np.r_[0, g_all], return_inverse=True)
     p_idx, g_idx = p_idx[1:], g_idx[1:]  # 0 prepended so that index 0 is always ID 0
@@ -317,7 +326,7 @@ def davis_scores(
     pred: per frame (H, W) int. gt: per frame (H, W) int instance maps (0 = background) or bool.
     """
     cfg = config or VideoMetricsConfig()
-    conf = confusion(pred, gt)
+    conf = confusion(pred, gt, cfg.void_id)
     sel = select_ids(conf, rule)
     jall = _gather(conf.iou(), sel)  # (F, G)
     frames = np.arange(len(pred))

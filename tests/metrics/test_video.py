@@ -184,3 +184,22 @@ def test_shape_errors_are_named():
         confusion([pred[0], pred[1][:-1]], gt)
     with pytest.raises(ShapeError, match="one of each"):
         confusion(pred[:1], gt)
+
+
+def test_void_pixels_are_not_counted_and_first_last_skip():
+    from lift3d.metrics.video import VideoMetricsConfig
+
+    pred, gt = _video(n=6)
+    noisy = [p.copy() for p in pred]
+    gt_void = [g.copy() for g in gt]
+    for p, g in zip(noisy, gt_void, strict=True):
+        p[30:, :] = 7  # wrong ID painted where the ground truth is void
+        g[30:, :] = 255
+    cfg = VideoMetricsConfig(void_id=255)
+    clean = davis_scores(pred, gt, config=cfg)
+    voided = davis_scores(noisy, gt_void, config=cfg)
+    assert set(voided.per_object) == {1, 2}
+    np.testing.assert_allclose(voided.per_object[2]["J"], clean.per_object[2]["J"])
+    assert davis_scores(noisy, gt_void).J["mean"] < voided.J["mean"]  # 255 as an object
+    skip = davis_scores(pred, gt, config=VideoMetricsConfig(skip_first_last=True))
+    assert skip.per_object[1]["J"].shape == (4,)
