@@ -20,6 +20,7 @@ _WHERE = {
     "ConsistencyResult": "consistency",
     "consistency_per_mask": "consistency",
     "consistency_reference": "consistency",
+    "consistency_of_labels": "consistency",
     "VideoMetricsConfig": "video",
     "single_object_scores": "video",
     "davis_scores": "video",

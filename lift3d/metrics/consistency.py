@@ -520,3 +520,16 @@ def consistency_per_mask(
     with np.errstate(invalid="ignore", divide="ignore"):
         per_frame = np.where(wf > 0, sf / np.maximum(wf, 1e-300), np.nan)
     return ConsistencyResult(H, per_frame, int(flat.x.shape[0]), n_ok)
+
+
+def consistency_of_labels(geometry, labels, config: ConsistencyConfig | None = None,
+                          return_maps: bool = False) -> ConsistencyResult:
+    """Exact H of a :class:`~lift3d.types.Labels` on a 3D :class:`~lift3d.types.Geometry`
+    (the call the pipeline and the CLI make), with ``config.eps`` and
+    ``config.exclude_unlabelled``."""
+    cfg = config or ConsistencyConfig()
+    if geometry.points is None:
+        raise InputError("consistency needs world points; this geometry is 2D only",
+                         fix="use an RGB-D or MASt3R geometry source")
+    return consistency(geometry.points, geometry.valid, labels.maps, cfg.eps,
+                       cfg.exclude_unlabelled, return_maps, cfg)

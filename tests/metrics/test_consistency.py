@@ -184,3 +184,18 @@ def test_shortcuts_never_claim_wrongly():
     truly = (within & (frame[:, None] != frame[None, :])).any(1)
     assert sure.any() and not (sure & ~truly).any()
     assert sure.sum() > 0.5 * truly.sum()
+
+
+def test_consistency_of_labels_on_types():
+    from lift3d.metrics.consistency import ConsistencyConfig, consistency_of_labels
+    from lift3d.types import Geometry, Labels
+
+    pts, val, ids = plane_scene(n_frames=3)
+    geo = Geometry(points=pts, conf=[v.astype(np.float32) for v in val], valid=val,
+                   K=[None] * 3, cam_to_world=[None] * 3)
+    r = consistency_of_labels(geo, Labels(ids), ConsistencyConfig(eps=0.1))
+    assert r.H == consistency(pts, val, ids, 0.1).H
+    geo2d = Geometry(points=None, conf=geo.conf, valid=val, K=[None] * 3,
+                     cam_to_world=[None] * 3, kind="2d")
+    with pytest.raises(InputError, match="2D"):
+        consistency_of_labels(geo2d, Labels(ids))
