@@ -55,7 +55,9 @@ class TrackConfig:
     reseed_min_area: float = 0.005
     """Unmasked areas re-seeded with new IDs must be at least this large."""
     reseed_min_free: float = 0.7
-    """An automatic mask re-seeds only if at least this share of it is unmasked."""
+    """An automatic mask re-seeds only if at least this share of it is unmasked..."""
+    reseed_large_area: float = 0.02
+    """...or if its unmasked part is at least this large (a big hole left by the prompts)."""
     reid: bool = True
     """Give re-entering objects their old ID back (needs 3D geometry)."""
     reid_voxel_rel: float = 0.015
@@ -361,7 +363,8 @@ def _reseed(
     for m in masks:
         free = m.segmentation & (labels == 0)
         n_free = int(free.sum())
-        if n_free < max(min_area, 1) or n_free < cfg.reseed_min_free * m.area:
+        big = n_free >= cfg.reseed_large_area * h * w
+        if n_free < max(min_area, 1) or (n_free < cfg.reseed_min_free * m.area and not big):
             continue
         new_id = None
         if has_3d and cfg.reid:
