@@ -1,0 +1,727 @@
+"""Global alignment of pairwise MASt3R pointmaps into one world frame.
+
+MASt3R predicts, for an ordered pair of frames ``(i, j)``, frame i's points and frame j's
+points, both in camera i's frame, each pair at its own unknown scale. This module turns a
+graph of such pairs into per-frame world pointmaps, focal lengths and camera-to-world poses,
+as DUSt3R's global alignment does (Wang et al., CVPR 2024, sec. 3.4, eq. 5):
+
+1. **Own-camera points and focal.** For each frame, its pointmap in its own camera (from a
+   pair where it comes first; for a frame that never comes first, from a pair where it comes
+   second, moved into its own camera by PnP). The focal of each frame is a robust,
+   confidence-weighted (Weiszfeld) fit of ``u - cx = f X / Z, v - cy = f Y / Z``.
+2. **Robust initialisation.** Per pair a relative similarity (own camera j -> own camera i)
+   by confidence-weighted Umeyama. Spanning trees of the frame graph (the maximum-confidence
+   tree, the same tree with each edge removed in turn, random trees) each give a chained
+   placement of all frames; the placement that the most pairs agree with wins (RANSAC-like
+   consensus), and pairs that disagree with it are marked outliers.
+3. **Refinement.** Per-frame depths along known rays (on a pixel subsample), per-frame poses
+   and focals, and per-pair similarities minimise the confidence-weighted robust distance
+   between each frame's world points and every pair's prediction mapped into the world by the
+   pair's similarity (DUSt3R eq. 5), with torch Adam. Gauge: frame 0's pose is the identity
+   and the pair scales have geometric mean 1 (so the world keeps the network's units).
+4. **Full resolution.** Each frame's depth along its rays is the confidence-weighted mean, over
+   its inlier pairs, of that pair's prediction moved into the frame's camera.
+
+Pixel convention (as DUSt3R/MASt3R): pixel ``(u, v)`` is the integer column/row index; its ray
+is ``((u - cx) / f, (v - cy) / f, 1)`` with the principal point at ``(cx, cy) = (W/2, H/2)``.
+In OpenCV's convention (pixel centres at integers) the intrinsics are therefore
+``K = [[f, 0, W/2], [0, f, H/2], [0, 0, 1]]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from lift3d.checks import check_shape
+from lift3d.errors import InputError
+
+__all__ = [
+    "AlignConfig",
+    "AlignResult",
+    "PairPrediction",
+    "estimate_focal",
+    "global_align",
+    "pose_errors",
+    "umeyama",
+]
+
+
+@dataclass
+class PairPrediction:
+    """MASt3R's output for the ordered pair of frames ``(i, j)``.
+
+    pts_i: (H, W, 3) float32, frame i's points in camera i's frame (MASt3R ``pred1.pts3d``).
+    pts_j: (H, W, 3) float32, frame j's points in camera i's frame
+        (``pred2.pts3d_in_other_view``).
+    conf_i, conf_j: (H, W) float32 confidences (>= 1, MASt3R's ``conf``).
+    The pair's scale is arbitrary; both pointmaps share it.
+    """
+
+    i: int
+    j: int
+    pts_i: np.ndarray
+    pts_j: np.ndarray
+    conf_i: np.ndarray
+    conf_j: np.ndarray
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """Knobs of :func:`global_align` (defaults work for MASt3R at 512 px and for tests)."""
+
+    iterations: int = 300
+    """Adam steps of the refinement (0 keeps the initialisation)."""
+    lr: float = 0.01
+    """Adam learning rate; parameters are scaled so 0.01 is ~1% depth / 0.6 deg per step."""
+    lr_final_ratio: float = 0.01
+    """The cosine schedule ends at ``lr * lr_final_ratio``."""
+    robust: Literal["cauchy", "huber", "l2"] = "cauchy"
+    """Loss on the relative residual (distance / depth): Cauchy (robust to bad pixels and
+    pairs), Huber, or ``l2`` = the plain Euclidean distance as in DUSt3R."""
+    robust_scale: float = 0.05
+    """Residual scale of the robust loss, relative to depth (0.05 = 5% of the depth)."""
+    conf_transform: Literal["log", "linear"] = "log"
+    """Pixel weight from MASt3R confidence: ``log(conf)`` (DUSt3R's default) or ``conf``."""
+    min_conf: float = 1.0
+    """Pixels with confidence below this get no weight."""
+    max_pixels: int = 4096
+    """Pixels per frame used by the initialisation and the refinement (a regular subsample);
+    the returned pointmaps are full resolution."""
+    shared_focal: bool = False
+    """One focal length for all frames (same camera, no zoom) instead of one per frame."""
+    inlier_rel_err: float = 0.1
+    """A pair whose prediction disagrees with the consensus by more than this (mean point
+    distance / median depth) is an outlier."""
+    drop_outlier_pairs: bool = True
+    """Leave outlier pairs out of the refinement and the fused pointmaps."""
+    n_random_trees: int = 32
+    """Random spanning trees tried by the consensus initialisation (besides the
+    maximum-confidence tree and its one-edge-removed variants)."""
+    fit_iters: int = 4
+    """Iteratively reweighted (Cauchy) passes of each pairwise similarity fit."""
+    focal_iters: int = 10
+    """Weiszfeld iterations of the focal fit."""
+    seed: int = 0
+    """Seed of the random spanning trees."""
+    device: str = "cpu"
+    """Torch device of the refinement."""
+
+
+@dataclass
+class AlignResult:
+    """Frames in one world frame.
+
+    points: per frame (H, W, 3) float32 world points (depth along the frame's rays).
+    conf: per frame (H, W) float32 confidence (max over the frame's inlier pairs, MASt3R scale).
+    cam_to_world: (N, 4, 4) float64 poses, OpenCV axes (x right, y down, z forward); frame 0
+        is the identity.
+    focals: (N,) float64 focal lengths in pixels of the (H, W) images.
+    pp: (N, 2) float64 principal points ``(W/2, H/2)``, integer pixel indices as pixel centres
+        (see the module docstring).
+    pair_inlier: (P,) bool, per input pair (in input order), False where the pair was judged
+        an outlier and left out.
+    """
+
+    points: list[np.ndarray]
+    conf: list[np.ndarray]
+    cam_to_world: np.ndarray
+    focals: np.ndarray
+    pp: np.ndarray
+    pair_inlier: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+    @property
+    def K(self) -> np.ndarray:
+        """(N, 3, 3) float64 OpenCV intrinsics (pixel centres at integer coordinates)."""
+        K = np.zeros((len(self.focals), 3, 3))
+        K[:, 0, 0] = K[:, 1, 1] = self.focals
+        K[:, :2, 2] = self.pp
+        K[:, 2, 2] = 1.0
+        return K
+
+
+# ---------------------------------------------------------------------------------------------
+# Similarity fits and evaluation (reusable)
+
+
+def umeyama(
+    src: np.ndarray,
+    dst: np.ndarray,
+    weights: np.ndarray | None = None,
+    with_scale: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted least-squares similarity ``dst ~ s R src + t`` (Umeyama 1991), batched.
+
+    src, dst: (..., N, 3) corresponding points; weights: (..., N) >= 0 or None (uniform).
+    Returns scale s (...,), rotation R (..., 3, 3) (det +1), translation t (..., 3).
+    With ``with_scale=False`` s is 1 (a rigid fit).
+    """
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    w = np.ones(src.shape[:-1]) if weights is None else np.asarray(weights, np.float64)
+    w = w / np.maximum(w.sum(-1, keepdims=True), 1e-300)
+    mu_s = (w[..., None] * src).sum(-2)
+    mu_d = (w[..., None] * dst).sum(-2)
+    xs = src - mu_s[..., None, :]
+    xd = dst - mu_d[..., None, :]
+    cov = np.einsum("...n,...ni,...nj->...ij", w, xd, xs)
+    U, S, Vt = np.linalg.svd(cov)
+    d = np.sign(np.linalg.det(U) * np.linalg.det(Vt))
+    d = np.where(d == 0, 1.0, d)
+    D = np.ones(S.shape)
+    D[..., 2] = d
+    R = U @ (D[..., :, None] * Vt)
+    if with_scale:
+        var_s = (w * (xs**2).sum(-1)).sum(-1)
+        s = (S * D).sum(-1) / np.maximum(var_s, 1e-300)
+    else:
+        s = np.ones(S.shape[:-1])
+    t = mu_d - s[..., None] * np.einsum("...ij,...j->...i", R, mu_s)
+    return s, R, t
+
+
+def pose_errors(
+    cam_to_world: np.ndarray, gt_cam_to_world: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[float, np.ndarray, np.ndarray]]:
+    """Per-camera errors after the similarity that best maps estimated onto true centres.
+
+    cam_to_world, gt_cam_to_world: (N, 4, 4), N >= 3 non-collinear camera centres.
+    Returns rotation errors (N,) in degrees, camera-centre errors (N,) in ground-truth units,
+    and the similarity ``(s, R, t)`` (estimated world -> true world).
+    """
+    s, R, t = umeyama(cam_to_world[:, :3, 3], gt_cam_to_world[:, :3, 3])
+    centres = s * cam_to_world[:, :3, 3] @ R.T + t
+    rot = R @ cam_to_world[:, :3, :3]
+    rel = np.swapaxes(gt_cam_to_world[:, :3, :3], -1, -2) @ rot
+    cos = np.clip((np.trace(rel, axis1=-2, axis2=-1) - 1) / 2, -1.0, 1.0)
+    rot_err = np.degrees(np.arccos(cos))
+    trans_err = np.linalg.norm(centres - gt_cam_to_world[:, :3, 3], axis=-1)
+    return rot_err, trans_err, (float(s), R, t)
+
+
+def estimate_focal(
+    pts: np.ndarray, weights: np.ndarray, pp: tuple[float, float], iters: int = 10
+) -> float:
+    """Robust focal (pixels) of a pointmap in its own camera, by Weiszfeld's algorithm.
+
+    pts: (..., H, W, 3) points in the camera's own frame (several maps of the same camera may
+    be stacked); weights: (..., H, W) >= 0; pp: principal point (cx, cy). Minimises
+    ``sum w |(u - cx, v - cy) - f (X/Z, Y/Z)|`` (an L1-type fit, robust to bad pixels).
+    """
+    H, W = pts.shape[-3:-1]
+    u, v = np.meshgrid(np.arange(W) - pp[0], np.arange(H) - pp[1])
+    pix = np.broadcast_to(np.stack([u, v], -1), pts.shape[:-1] + (2,)).reshape(-1, 2)
+    z = pts[..., 2].reshape(-1).astype(np.float64)
+    ok = z > 1e-12
+    w = np.asarray(weights, np.float64).reshape(-1) * ok
+    xy = pts[..., :2].reshape(-1, 2).astype(np.float64) / np.where(ok, z, 1.0)[:, None]
+    num = lambda ww: (ww[:, None] * xy * pix).sum()  # noqa: E731
+    den = lambda ww: (ww[:, None] * xy * xy).sum()  # noqa: E731
+    f = num(w) / max(den(w), 1e-300)
+    for _ in range(iters):
+        dist = np.linalg.norm(pix - f * xy, axis=-1)
+        ww = w / np.maximum(dist, 1e-6)
+        f = num(ww) / max(den(ww), 1e-300)
+    return float(f)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers on 4x4 similarity matrices (scale folded into the 3x3 block)
+
+
+def _sim_matrix(s: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    M = np.zeros(np.shape(s) + (4, 4))
+    M[..., :3, :3] = np.asarray(s)[..., None, None] * R
+    M[..., :3, 3] = t
+    M[..., 3, 3] = 1.0
+    return M
+
+
+def _sim_scale(M: np.ndarray) -> np.ndarray:
+    return np.cbrt(np.linalg.det(M[..., :3, :3]))
+
+
+def _apply(M: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """M (..., 4, 4) applied to points X (..., N, 3)."""
+    return X @ np.swapaxes(M[..., :3, :3], -1, -2) + M[..., None, :3, 3]
+
+
+def _pixel_weights(conf: np.ndarray, cfg: AlignConfig) -> np.ndarray:
+    c = np.asarray(conf, np.float64)
+    w = np.log(np.maximum(c, 1.0)) if cfg.conf_transform == "log" else c
+    return np.where(c >= cfg.min_conf, w, 0.0)
+
+
+def _robust_fit(
+    src: np.ndarray, dst: np.ndarray, w: np.ndarray, iters: int
+) -> np.ndarray:
+    """Batched similarity src -> dst (..., N, 3), reweighted by a Cauchy kernel; (..., 4, 4)."""
+    scale = np.maximum(np.median(np.abs(dst[..., 2]), axis=-1), 1e-12)[..., None]
+    ww = w
+    for it in range(iters + 1):
+        s, R, t = umeyama(src, dst, ww)
+        M = _sim_matrix(s, R, t)
+        if it == iters:
+            break
+        r = np.linalg.norm(_apply(M, src) - dst, axis=-1) / scale
+        sigma = np.maximum(np.median(r, axis=-1, keepdims=True), 1e-3)
+        ww = w / (1.0 + (r / (3 * sigma)) ** 2)
+    return M
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1: own-camera points and focal
+
+
+def _check_inputs(preds: list[PairPrediction], n_frames: int) -> tuple[int, int]:
+    if n_frames < 1:
+        raise InputError(f"n_frames must be >= 1, got {n_frames}")
+    if not preds:
+        raise InputError("global_align got no pair predictions", fix="pass at least one pair")
+    H, W = preds[0].pts_i.shape[:2]
+    for k, p in enumerate(preds):
+        check_shape(f"preds[{k}].pts_i", p.pts_i, (H, W, 3), np.floating)
+        check_shape(f"preds[{k}].pts_j", p.pts_j, (H, W, 3), np.floating)
+        check_shape(f"preds[{k}].conf_i", p.conf_i, (H, W), np.floating)
+        check_shape(f"preds[{k}].conf_j", p.conf_j, (H, W), np.floating)
+        if not (0 <= p.i < n_frames and 0 <= p.j < n_frames):
+            raise InputError(
+                f"preds[{k}] names frames ({p.i}, {p.j}) outside 0..{n_frames - 1}",
+                fix="pass n_frames = the number of frames the pairs index",
+            )
+    return H, W
+
+
+def _check_connected(pairs: np.ndarray, n_frames: int) -> None:
+    comp = _components(pairs, n_frames)
+    if len(set(comp.tolist())) > 1:
+        lonely = np.flatnonzero(comp != comp[0]).tolist()
+        raise InputError(
+            f"the pair graph does not connect frame 0 with frames {lonely}",
+            fix="add pairs that link every frame to the others (e.g. a sliding window)",
+        )
+
+
+def _components(pairs: np.ndarray, n_frames: int) -> np.ndarray:
+    parent = np.arange(n_frames)
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, b in pairs:
+        parent[find(a)] = find(b)
+    return np.array([find(a) for a in range(n_frames)])
+
+
+def _own_points(
+    preds: list[PairPrediction],
+    n_frames: int,
+    sub: np.ndarray,
+    pix: np.ndarray,
+    pp: tuple[float, float],
+    cfg: AlignConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame: subsampled own-camera points (N, M, 3), weights (N, M), the source pair's
+    index (N,) and the focal (N,)."""
+    import cv2
+
+    H, W = preds[0].conf_i.shape
+    score = np.array([_pixel_weights(p.conf_i, cfg).mean() for p in preds])
+    first = [[k for k, p in enumerate(preds) if p.i == f] for f in range(n_frames)]
+    focal = np.full(n_frames, np.nan)
+    for f, ks in enumerate(first):
+        if ks:
+            pts = np.stack([preds[k].pts_i for k in ks])
+            w = np.stack([_pixel_weights(preds[k].conf_i, cfg) for k in ks])
+            focal[f] = estimate_focal(pts, w, pp, cfg.focal_iters)
+    known = np.isfinite(focal) & (focal > 0)
+    if cfg.shared_focal or not known.any():
+        fall = np.median(focal[known]) if known.any() else _default_focal(H, W)
+        focal[:] = fall if cfg.shared_focal else np.where(known, focal, fall)
+    else:
+        focal[~known] = np.median(focal[known])
+
+    own = np.zeros((n_frames, len(sub), 3))
+    own_w = np.zeros((n_frames, len(sub)))
+    src = np.zeros(n_frames, int)
+    for f in range(n_frames):
+        if first[f]:
+            k = max(first[f], key=lambda q: score[q])
+            own[f] = preds[k].pts_i.reshape(-1, 3)[sub]
+            own_w[f] = _pixel_weights(preds[k].conf_i, cfg).reshape(-1)[sub]
+            src[f] = k
+            continue
+        # Never first: take the best pair where it is second and move its points into its own
+        # camera by PnP with the (fallback) focal.
+        ks = [k for k, p in enumerate(preds) if p.j == f]
+        k = max(ks, key=lambda q: _pixel_weights(preds[q].conf_j, cfg).mean())
+        X = preds[k].pts_j.reshape(-1, 3)[sub].astype(np.float64)
+        w = _pixel_weights(preds[k].conf_j, cfg).reshape(-1)[sub]
+        good = w > np.quantile(w, 0.3)
+        Kf = np.array([[focal[f], 0, pp[0]], [0, focal[f], pp[1]], [0, 0, 1.0]])
+        ok, rvec, tvec, _ = cv2.solvePnPRansac(
+            X[good], pix[good].astype(np.float64), Kf, None,
+            reprojectionError=max(2.0, 0.01 * max(H, W)), iterationsCount=200,
+            flags=cv2.SOLVEPNP_SQPNP,
+        )
+        if not ok:
+            raise InputError(
+                f"frame {f} comes only second in pairs and its pose could not be found",
+                fix="add a pair where this frame comes first",
+            )
+        R = cv2.Rodrigues(rvec)[0]
+        own[f] = X @ R.T + tvec.reshape(1, 3)
+        own_w[f] = w
+        src[f] = k
+    return own, own_w, src, focal
+
+
+def _default_focal(H: int, W: int) -> float:
+    """Fallback focal when no frame ever comes first: a 60-degree field of view guess."""
+    return max(H, W) / (2 * math.tan(math.radians(30)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 2: consensus initialisation over spanning trees
+
+
+def _relative_sims(
+    preds: list[PairPrediction],
+    own: np.ndarray,
+    own_w: np.ndarray,
+    own_src: np.ndarray,
+    sub: np.ndarray,
+    cfg: AlignConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: A (pair frame -> own camera i) and rel (own camera j -> own camera i), 4x4."""
+    I_ = np.array([p.i for p in preds])
+    J_ = np.array([p.j for p in preds])
+    Xi = np.stack([p.pts_i.reshape(-1, 3)[sub] for p in preds]).astype(np.float64)
+    Xj = np.stack([p.pts_j.reshape(-1, 3)[sub] for p in preds]).astype(np.float64)
+    wi = np.stack([_pixel_weights(p.conf_i, cfg).reshape(-1)[sub] for p in preds])
+    wj = np.stack([_pixel_weights(p.conf_j, cfg).reshape(-1)[sub] for p in preds])
+    eps = 1e-6  # keeps a fit defined where all confidences are at the floor
+    A = _robust_fit(Xi, own[I_], wi * own_w[I_] + eps, cfg.fit_iters)
+    A[own_src[I_] == np.arange(len(preds))] = np.eye(4)  # own points come from this pair
+    B = _robust_fit(own[J_], Xj, wj * own_w[J_] + eps, cfg.fit_iters)
+    return A, A @ B
+
+
+def _kruskal(order: np.ndarray, pairs: np.ndarray, n_frames: int) -> list[int]:
+    parent = np.arange(n_frames)
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    tree = []
+    for k in order:
+        a, b = find(pairs[k, 0]), find(pairs[k, 1])
+        if a != b:
+            parent[a] = b
+            tree.append(int(k))
+    return tree
+
+
+def _chain(tree: list[int], pairs: np.ndarray, rel: np.ndarray, n_frames: int) -> np.ndarray:
+    """World placements G (N, 4, 4): own camera f -> world, frame 0 at the identity."""
+    G = np.full((n_frames, 4, 4), np.nan)
+    G[0] = np.eye(4)
+    adj: dict[int, list[int]] = {f: [] for f in range(n_frames)}
+    for k in tree:
+        adj[pairs[k, 0]].append(k)
+        adj[pairs[k, 1]].append(k)
+    stack = [0]
+    while stack:
+        a = stack.pop()
+        for k in adj[a]:
+            i, j = pairs[k]
+            b = j if a == i else i
+            if np.isnan(G[b, 0, 0]):
+                G[b] = G[i] @ rel[k] if b == j else G[j] @ np.linalg.inv(rel[k])
+                stack.append(b)
+    return G
+
+
+def _pair_errors(
+    G: np.ndarray, pairs: np.ndarray, rel: np.ndarray, probe: np.ndarray
+) -> np.ndarray:
+    """Per pair: disagreement of its relative similarity with placements G (mean distance of
+    frame j's probe points mapped both ways, over their median depth in camera i)."""
+    I_, J_ = pairs[:, 0], pairs[:, 1]
+    hat = np.linalg.inv(G[I_]) @ G[J_]
+    a = _apply(rel, probe[J_])
+    b = _apply(hat, probe[J_])
+    depth = np.maximum(np.median(np.abs(a[..., 2]), axis=-1), 1e-12)
+    return np.linalg.norm(a - b, axis=-1).mean(-1) / depth
+
+
+def _consensus(
+    pairs: np.ndarray, rel: np.ndarray, score: np.ndarray, probe: np.ndarray,
+    n_frames: int, cfg: AlignConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Placements G (N, 4, 4) most pairs agree with, and the inlier mask (P,)."""
+    tau = cfg.inlier_rel_err
+    by_conf = np.argsort(-score, kind="stable")
+    best_tree = _kruskal(by_conf, pairs, n_frames)
+    trees = [best_tree]
+    trees += [_kruskal(by_conf[by_conf != k], pairs, n_frames) for k in best_tree]
+    rng = np.random.default_rng(cfg.seed)
+    trees += [_kruskal(rng.permutation(len(pairs)), pairs, n_frames)
+              for _ in range(cfg.n_random_trees)]
+
+    def evaluate(tree: list[int]) -> tuple[float, np.ndarray, np.ndarray]:
+        if len(tree) < n_frames - 1:  # removing that edge disconnected the graph
+            return -1.0, np.zeros(0), np.zeros(0)
+        G = _chain(tree, pairs, rel, n_frames)
+        e = _pair_errors(G, pairs, rel, probe)
+        # MSAC score: inliers count by how well they agree, plus a small conf tie-break
+        msac = np.clip(1 - (e / tau) ** 2, 0, None).sum()
+        return float(msac + 1e-6 * score[e < tau].sum()), G, e
+
+    best = max((evaluate(t) for t in trees), key=lambda r: r[0])
+    # Re-grow the maximum-confidence tree inside the inliers until the consensus settles.
+    for _ in range(3):
+        inl = best[2] < tau
+        cand = evaluate(_kruskal(by_conf[inl[by_conf]], pairs, n_frames))
+        if cand[0] <= best[0]:
+            break
+        best = cand
+    return best[1], best[2] < tau
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 3: refinement (DUSt3R eq. 5 with per-frame depth on a pixel subsample)
+
+
+def _rodrigues(w):
+    import torch
+
+    theta = torch.sqrt((w * w).sum(-1, keepdim=True) + 1e-20)
+    k = w / theta
+    K = torch.zeros(w.shape[:-1] + (3, 3), dtype=w.dtype, device=w.device)
+    K[..., 0, 1], K[..., 0, 2] = -k[..., 2], k[..., 1]
+    K[..., 1, 0], K[..., 1, 2] = k[..., 2], -k[..., 0]
+    K[..., 2, 0], K[..., 2, 1] = -k[..., 1], k[..., 0]
+    s, c = torch.sin(theta)[..., None], torch.cos(theta)[..., None]
+    eye = torch.eye(3, dtype=w.dtype, device=w.device)
+    return eye + s * K + (1 - c) * (K @ K)
+
+
+def _rho(r, cfg: AlignConfig):
+    import torch
+
+    x = r / cfg.robust_scale
+    if cfg.robust == "cauchy":
+        return torch.log1p(x * x)
+    if cfg.robust == "huber":
+        a = x.abs()
+        return torch.where(a < 1, 0.5 * x * x, a - 0.5)
+    return x
+
+
+def _refine(
+    pose: np.ndarray, depth0: np.ndarray, focal: np.ndarray, T: np.ndarray,
+    pairs: np.ndarray, Xi: np.ndarray, Xj: np.ndarray, wi: np.ndarray, wj: np.ndarray,
+    pix: np.ndarray, pp: tuple[float, float], cfg: AlignConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Adam on poses (N, 4, 4), depths (N, M), focals (N,) and pair similarities T (P, 4, 4).
+
+    Returns the refined (pose, depth, focal, T) and the per-pair relative residual (P,)."""
+    import torch
+
+    dev = torch.device(cfg.device)
+    tt = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64, device=dev)  # noqa: E731
+    N, P = len(pose), len(T)
+    scene = float(np.median(depth0))
+    R0, t0 = tt(pose[:, :3, :3]), tt(pose[:, :3, 3])
+    sT0 = _sim_scale(T)
+    RT0, tT0 = tt(T[:, :3, :3] / sT0[:, None, None]), tt(T[:, :3, 3])
+    free = torch.ones(N, 1, dtype=torch.float64, device=dev)
+    free[0] = 0.0  # gauge: frame 0 stays at the identity
+    params = {
+        "w": torch.zeros(N, 3, dtype=torch.float64, device=dev),
+        "t": torch.zeros(N, 3, dtype=torch.float64, device=dev),
+        "logd": tt(np.log(depth0)),
+        "logf": tt(np.log(focal[:1] if cfg.shared_focal else focal)),
+        "pw": torch.zeros(P, 3, dtype=torch.float64, device=dev),
+        "pt": torch.zeros(P, 3, dtype=torch.float64, device=dev),
+        "ps": tt(np.log(sT0)),
+    }
+    for p in params.values():
+        p.requires_grad_(True)
+    I_, J_ = torch.as_tensor(pairs[:, 0], device=dev), torch.as_tensor(pairs[:, 1], device=dev)
+    Xi_, Xj_, wi_, wj_ = tt(Xi), tt(Xj), tt(wi), tt(wj)
+    norm_i = tt(depth0)[I_].clamp_min(1e-12)  # fixed normalisers: no incentive to inflate depth
+    norm_j = tt(depth0)[J_].clamp_min(1e-12)
+    wsum = (wi_.sum() + wj_.sum()).clamp_min(1e-12)
+    uv = tt(pix - np.asarray(pp))
+
+    def forward():
+        Rk = R0 @ _rodrigues(params["w"] * free)
+        tk = t0 + scene * params["t"] * free
+        f = params["logf"].exp().expand(N)[:, None, None]
+        rays = torch.cat([uv[None] / f, torch.ones_like(uv[None, :, :1]).expand(N, -1, -1)], -1)
+        cam = params["logd"].exp()[..., None] * rays
+        world = cam @ Rk.transpose(-1, -2) + tk[:, None]
+        ls = params["ps"] - params["ps"].mean()  # gauge: geometric-mean pair scale is 1
+        Rp = RT0 @ _rodrigues(params["pw"])
+        tp = tT0 + scene * params["pt"]
+        A = ls.exp()[:, None, None] * Rp
+        yi = Xi_ @ A.transpose(-1, -2) + tp[:, None]
+        yj = Xj_ @ A.transpose(-1, -2) + tp[:, None]
+        ri = (world[I_] - yi).norm(dim=-1) / norm_i
+        rj = (world[J_] - yj).norm(dim=-1) / norm_j
+        return Rk, tk, f, cam, A, tp, ri, rj
+
+    opt = torch.optim.Adam(params.values(), lr=cfg.lr)
+    for it in range(cfg.iterations):
+        frac = it / max(cfg.iterations - 1, 1)
+        ratio = cfg.lr_final_ratio + (1 - cfg.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * ratio
+        opt.zero_grad()
+        *_, ri, rj = forward()
+        loss = ((wi_ * _rho(ri, cfg)).sum() + (wj_ * _rho(rj, cfg)).sum()) / wsum
+        loss.backward()
+        opt.step()
+
+    with torch.no_grad():
+        Rk, tk, f, cam, A, tp, ri, rj = forward()
+        pose = np.tile(np.eye(4), (N, 1, 1))
+        pose[:, :3, :3], pose[:, :3, 3] = Rk.cpu().numpy(), tk.cpu().numpy()
+        T = np.tile(np.eye(4), (P, 1, 1))
+        T[:, :3, :3], T[:, :3, 3] = A.cpu().numpy(), tp.cpu().numpy()
+        resid = 0.5 * (ri.median(-1).values + rj.median(-1).values)
+        return pose, f.reshape(N).cpu().numpy(), T, resid.cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 4: full-resolution pointmaps
+
+
+def _fuse(
+    preds: list[PairPrediction], use: np.ndarray, T: np.ndarray, pose: np.ndarray,
+    focal: np.ndarray, pp: tuple[float, float], cfg: AlignConfig,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per frame: depth along its rays from the weighted mean over its pairs, world points."""
+    n_frames = len(pose)
+    H, W = preds[0].conf_i.shape
+    u, v = np.meshgrid(np.arange(W) - pp[0], np.arange(H) - pp[1])
+    num = np.zeros((n_frames, H * W))
+    den = np.zeros((n_frames, H * W))
+    conf = np.ones((n_frames, H * W))
+    w2c = np.linalg.inv(pose)
+    for k in np.flatnonzero(use):
+        p = preds[k]
+        for f, X, c in ((p.i, p.pts_i, p.conf_i), (p.j, p.pts_j, p.conf_j)):
+            z = _apply(w2c[f] @ T[k], X.reshape(-1, 3).astype(np.float64))[:, 2]
+            w = _pixel_weights(c, cfg).reshape(-1) + 1e-6
+            num[f] += w * z
+            den[f] += w
+            conf[f] = np.maximum(conf[f], c.reshape(-1))
+    points = []
+    for f in range(n_frames):
+        z = num[f] / np.maximum(den[f], 1e-300)
+        z = np.maximum(z, 1e-6 * max(np.median(z), 1e-12))
+        cam = np.stack([u.reshape(-1) / focal[f] * z, v.reshape(-1) / focal[f] * z, z], -1)
+        points.append(_apply(pose[f], cam).reshape(H, W, 3).astype(np.float32))
+    return points, [c.reshape(H, W).astype(np.float32) for c in conf]
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry point
+
+
+def global_align(
+    preds: list[PairPrediction], n_frames: int, cfg: AlignConfig = AlignConfig()
+) -> AlignResult:
+    """Align pairwise MASt3R predictions into one world frame (see the module docstring).
+
+    preds: pair predictions over frames ``0..n_frames-1``; pairs may come in one or both
+        directions; the pair graph must connect all frames. Pairs ``(i, i)`` only inform
+        frame i's own points and focal.
+    Returns an :class:`AlignResult` with frame 0 at the identity pose, world units = the
+    geometric mean of the pairs' units.
+    """
+    H, W = _check_inputs(preds, n_frames)
+    pp = (W / 2.0, H / 2.0)
+    stride = max(1, math.ceil(math.sqrt(H * W / max(cfg.max_pixels, 1))))
+    yy, xx = np.mgrid[stride // 2 : H : stride, stride // 2 : W : stride]
+    sub = (yy * W + xx).reshape(-1)
+    pix = np.stack([xx.reshape(-1), yy.reshape(-1)], -1).astype(np.float64)
+
+    own, own_w, own_src, focal = _own_points(preds, n_frames, sub, pix, pp, cfg)
+    cross = [k for k, p in enumerate(preds) if p.i != p.j]
+    inlier = np.zeros(len(preds), bool)
+    if n_frames == 1 or not cross:
+        if n_frames > 1:
+            _check_connected(np.zeros((0, 2), int), n_frames)
+        return _single_frame(preds, own_src, focal, pp, cfg, inlier)
+
+    cp = [preds[k] for k in cross]
+    pairs = np.array([[p.i, p.j] for p in cp])
+    _check_connected(pairs, n_frames)
+    A, rel = _relative_sims(cp, own, own_w, _local_index(own_src, cross, len(preds)), sub, cfg)
+    score = np.array([_pixel_weights(p.conf_i, cfg).mean() * _pixel_weights(p.conf_j, cfg).mean()
+                      for p in cp])
+    probe = own[:, :: max(1, len(sub) // 256)]
+    G, inl = _consensus(pairs, rel, score, probe, n_frames, cfg)
+    if not cfg.drop_outlier_pairs:
+        inl = np.ones(len(cp), bool)
+
+    # Gauge: the pairs' similarities (pair frame -> world) have geometric-mean scale 1.
+    T = G[pairs[:, 0]] @ A
+    c = math.exp(-np.log(_sim_scale(T)[inl]).mean())
+    G[:, :3, :] *= c
+    T[:, :3, :] *= c
+    sG = _sim_scale(G)
+    pose = G.copy()
+    pose[:, :3, :3] /= sG[:, None, None]
+    depth0 = np.maximum(own[..., 2] * sG[:, None], 1e-6 * np.median(np.abs(own[..., 2]) * sG[:, None]))
+
+    Xi = np.stack([p.pts_i.reshape(-1, 3)[sub] for p in cp]).astype(np.float64)
+    Xj = np.stack([p.pts_j.reshape(-1, 3)[sub] for p in cp]).astype(np.float64)
+    wi = np.stack([_pixel_weights(p.conf_i, cfg).reshape(-1)[sub] for p in cp]) * inl[:, None]
+    wj = np.stack([_pixel_weights(p.conf_j, cfg).reshape(-1)[sub] for p in cp]) * inl[:, None]
+    if cfg.iterations > 0:
+        pose, focal, T, resid = _refine(pose, depth0, focal, T, pairs, Xi, Xj, wi, wj, pix, pp, cfg)
+        if cfg.drop_outlier_pairs:
+            inl &= resid < cfg.inlier_rel_err
+            inl = _keep_every_frame(inl, resid, pairs, n_frames)
+    inlier[cross] = inl
+    points, conf = _fuse(cp, inl, T, pose, focal, pp, cfg)
+    return AlignResult(points, conf, pose, np.asarray(focal, np.float64),
+                       np.tile(np.array(pp), (n_frames, 1)), inlier)
+
+
+def _local_index(own_src: np.ndarray, cross: list[int], n_preds: int) -> np.ndarray:
+    """Re-index the own-points source pairs into the list of cross pairs (-1 = a self pair)."""
+    to_local = np.full(n_preds, -1)
+    to_local[cross] = np.arange(len(cross))
+    return to_local[own_src]
+
+
+def _keep_every_frame(inl: np.ndarray, resid: np.ndarray, pairs: np.ndarray, n: int) -> np.ndarray:
+    """Every frame keeps at least its best-agreeing pair, so each gets a pointmap."""
+    inl = inl.copy()
+    for f in range(n):
+        mine = np.flatnonzero((pairs == f).any(-1))
+        if not inl[mine].any():
+            inl[mine[np.argmin(resid[mine])]] = True
+    return inl
+
+
+def _single_frame(preds, own_src, focal, pp, cfg, inlier) -> AlignResult:
+    p = preds[own_src[0]]
+    inlier[own_src[0]] = True
+    return AlignResult([p.pts_i.astype(np.float32)], [p.conf_i.astype(np.float32)],
+                       np.eye(4)[None], focal[:1].astype(np.float64), np.array([pp]), inlier)
