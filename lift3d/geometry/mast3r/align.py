@@ -109,6 +109,8 @@ class AlignConfig:
     """Seed of the random spanning trees."""
     device: str = "cpu"
     """Torch device of the refinement."""
+    dtype: Literal["float32", "float64"] = "float32"
+    """Torch dtype of the refinement (float32 is ample for the residuals and twice as fast)."""
 
 
 @dataclass
@@ -255,9 +257,7 @@ def _pixel_weights(conf: np.ndarray, cfg: AlignConfig) -> np.ndarray:
     return np.where(c >= cfg.min_conf, w, 0.0)
 
 
-def _robust_fit(
-    src: np.ndarray, dst: np.ndarray, w: np.ndarray, iters: int
-) -> np.ndarray:
+def _robust_fit(src: np.ndarray, dst: np.ndarray, w: np.ndarray, iters: int) -> np.ndarray:
     """Batched similarity src -> dst (..., N, 3), reweighted by a Cauchy kernel; (..., 4, 4)."""
     scale = np.maximum(np.median(np.abs(dst[..., 2]), axis=-1), 1e-12)[..., None]
     ww = w
@@ -366,8 +366,12 @@ def _own_points(
         good = w > np.quantile(w, 0.3)
         Kf = np.array([[focal[f], 0, pp[0]], [0, focal[f], pp[1]], [0, 0, 1.0]])
         ok, rvec, tvec, _ = cv2.solvePnPRansac(
-            X[good], pix[good].astype(np.float64), Kf, None,
-            reprojectionError=max(2.0, 0.01 * max(H, W)), iterationsCount=200,
+            X[good],
+            pix[good].astype(np.float64),
+            Kf,
+            None,
+            reprojectionError=max(2.0, 0.01 * max(H, W)),
+            iterationsCount=200,
             flags=cv2.SOLVEPNP_SQPNP,
         )
         if not ok:
@@ -465,8 +469,12 @@ def _pair_errors(
 
 
 def _consensus(
-    pairs: np.ndarray, rel: np.ndarray, score: np.ndarray, probe: np.ndarray,
-    n_frames: int, cfg: AlignConfig,
+    pairs: np.ndarray,
+    rel: np.ndarray,
+    score: np.ndarray,
+    probe: np.ndarray,
+    n_frames: int,
+    cfg: AlignConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Placements G (N, 4, 4) most pairs agree with, and the inlier mask (P,)."""
     tau = cfg.inlier_rel_err
@@ -475,8 +483,9 @@ def _consensus(
     trees = [best_tree]
     trees += [_kruskal(by_conf[by_conf != k], pairs, n_frames) for k in best_tree]
     rng = np.random.default_rng(cfg.seed)
-    trees += [_kruskal(rng.permutation(len(pairs)), pairs, n_frames)
-              for _ in range(cfg.n_random_trees)]
+    trees += [
+        _kruskal(rng.permutation(len(pairs)), pairs, n_frames) for _ in range(cfg.n_random_trees)
+    ]
 
     def evaluate(tree: list[int]) -> tuple[float, np.ndarray, np.ndarray]:
         if len(tree) < n_frames - 1:  # removing that edge disconnected the graph
@@ -529,9 +538,18 @@ def _rho(r, cfg: AlignConfig):
 
 
 def _refine(
-    pose: np.ndarray, depth0: np.ndarray, focal: np.ndarray, T: np.ndarray,
-    pairs: np.ndarray, Xi: np.ndarray, Xj: np.ndarray, wi: np.ndarray, wj: np.ndarray,
-    pix: np.ndarray, pp: tuple[float, float], cfg: AlignConfig,
+    pose: np.ndarray,
+    depth0: np.ndarray,
+    focal: np.ndarray,
+    T: np.ndarray,
+    pairs: np.ndarray,
+    Xi: np.ndarray,
+    Xj: np.ndarray,
+    wi: np.ndarray,
+    wj: np.ndarray,
+    pix: np.ndarray,
+    pp: tuple[float, float],
+    cfg: AlignConfig,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Adam on poses (N, 4, 4), depths (N, M), focals (N,) and pair similarities T (P, 4, 4).
 
@@ -539,21 +557,22 @@ def _refine(
     import torch
 
     dev = torch.device(cfg.device)
-    tt = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64, device=dev)  # noqa: E731
+    dt = getattr(torch, cfg.dtype)
+    tt = lambda a: torch.as_tensor(np.asarray(a), dtype=dt, device=dev)  # noqa: E731
     N, P = len(pose), len(T)
     scene = float(np.median(depth0))
     R0, t0 = tt(pose[:, :3, :3]), tt(pose[:, :3, 3])
     sT0 = _sim_scale(T)
     RT0, tT0 = tt(T[:, :3, :3] / sT0[:, None, None]), tt(T[:, :3, 3])
-    free = torch.ones(N, 1, dtype=torch.float64, device=dev)
+    free = torch.ones(N, 1, dtype=dt, device=dev)
     free[0] = 0.0  # gauge: frame 0 stays at the identity
     params = {
-        "w": torch.zeros(N, 3, dtype=torch.float64, device=dev),
-        "t": torch.zeros(N, 3, dtype=torch.float64, device=dev),
+        "w": torch.zeros(N, 3, dtype=dt, device=dev),
+        "t": torch.zeros(N, 3, dtype=dt, device=dev),
         "logd": tt(np.log(depth0)),
         "logf": tt(np.log(focal[:1] if cfg.shared_focal else focal)),
-        "pw": torch.zeros(P, 3, dtype=torch.float64, device=dev),
-        "pt": torch.zeros(P, 3, dtype=torch.float64, device=dev),
+        "pw": torch.zeros(P, 3, dtype=dt, device=dev),
+        "pt": torch.zeros(P, 3, dtype=dt, device=dev),
         "ps": tt(np.log(sT0)),
     }
     for p in params.values():
@@ -597,11 +616,18 @@ def _refine(
     with torch.no_grad():
         Rk, tk, f, cam, A, tp, ri, rj = forward()
         pose = np.tile(np.eye(4), (N, 1, 1))
-        pose[:, :3, :3], pose[:, :3, 3] = Rk.cpu().numpy(), tk.cpu().numpy()
+        pose[:, :3, :3], pose[:, :3, 3] = _np(Rk), _np(tk)
+        # re-orthonormalise: the float32 product drifts from SO(3) by ~1e-7
+        U, _, Vt = np.linalg.svd(pose[:, :3, :3])
+        pose[:, :3, :3] = U @ Vt
         T = np.tile(np.eye(4), (P, 1, 1))
-        T[:, :3, :3], T[:, :3, 3] = A.cpu().numpy(), tp.cpu().numpy()
+        T[:, :3, :3], T[:, :3, 3] = _np(A), _np(tp)
         resid = 0.5 * (ri.median(-1).values + rj.median(-1).values)
-        return pose, f.reshape(N).cpu().numpy(), T, resid.cpu().numpy()
+        return pose, _np(f).reshape(N), T, _np(resid)
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy().astype(np.float64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -609,8 +635,13 @@ def _refine(
 
 
 def _fuse(
-    preds: list[PairPrediction], use: np.ndarray, T: np.ndarray, pose: np.ndarray,
-    focal: np.ndarray, pp: tuple[float, float], cfg: AlignConfig,
+    preds: list[PairPrediction],
+    use: np.ndarray,
+    T: np.ndarray,
+    pose: np.ndarray,
+    focal: np.ndarray,
+    pp: tuple[float, float],
+    cfg: AlignConfig,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per frame: depth along its rays from the weighted mean over its pairs, world points."""
     n_frames = len(pose)
@@ -671,8 +702,9 @@ def global_align(
     pairs = np.array([[p.i, p.j] for p in cp])
     _check_connected(pairs, n_frames)
     A, rel = _relative_sims(cp, own, own_w, _local_index(own_src, cross, len(preds)), sub, cfg)
-    score = np.array([_pixel_weights(p.conf_i, cfg).mean() * _pixel_weights(p.conf_j, cfg).mean()
-                      for p in cp])
+    score = np.array(
+        [_pixel_weights(p.conf_i, cfg).mean() * _pixel_weights(p.conf_j, cfg).mean() for p in cp]
+    )
     probe = own[:, :: max(1, len(sub) // 256)]
     G, inl = _consensus(pairs, rel, score, probe, n_frames, cfg)
     if not cfg.drop_outlier_pairs:
@@ -686,7 +718,9 @@ def global_align(
     sG = _sim_scale(G)
     pose = G.copy()
     pose[:, :3, :3] /= sG[:, None, None]
-    depth0 = np.maximum(own[..., 2] * sG[:, None], 1e-6 * np.median(np.abs(own[..., 2]) * sG[:, None]))
+    depth0 = np.maximum(
+        own[..., 2] * sG[:, None], 1e-6 * np.median(np.abs(own[..., 2]) * sG[:, None])
+    )
 
     Xi = np.stack([p.pts_i.reshape(-1, 3)[sub] for p in cp]).astype(np.float64)
     Xj = np.stack([p.pts_j.reshape(-1, 3)[sub] for p in cp]).astype(np.float64)
@@ -699,8 +733,14 @@ def global_align(
             inl = _keep_every_frame(inl, resid, pairs, n_frames)
     inlier[cross] = inl
     points, conf = _fuse(cp, inl, T, pose, focal, pp, cfg)
-    return AlignResult(points, conf, pose, np.asarray(focal, np.float64),
-                       np.tile(np.array(pp), (n_frames, 1)), inlier)
+    return AlignResult(
+        points,
+        conf,
+        pose,
+        np.asarray(focal, np.float64),
+        np.tile(np.array(pp), (n_frames, 1)),
+        inlier,
+    )
 
 
 def _local_index(own_src: np.ndarray, cross: list[int], n_preds: int) -> np.ndarray:
@@ -723,5 +763,11 @@ def _keep_every_frame(inl: np.ndarray, resid: np.ndarray, pairs: np.ndarray, n: 
 def _single_frame(preds, own_src, focal, pp, cfg, inlier) -> AlignResult:
     p = preds[own_src[0]]
     inlier[own_src[0]] = True
-    return AlignResult([p.pts_i.astype(np.float32)], [p.conf_i.astype(np.float32)],
-                       np.eye(4)[None], focal[:1].astype(np.float64), np.array([pp]), inlier)
+    return AlignResult(
+        [p.pts_i.astype(np.float32)],
+        [p.conf_i.astype(np.float32)],
+        np.eye(4)[None],
+        focal[:1].astype(np.float64),
+        np.array([pp]),
+        inlier,
+    )
