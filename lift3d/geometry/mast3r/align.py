@@ -105,6 +105,9 @@ class AlignConfig:
     """Iteratively reweighted (Cauchy) passes of each pairwise similarity fit."""
     focal_iters: int = 10
     """Weiszfeld iterations of the focal fit."""
+    focal_range: tuple[float, float] = (0.25, 10.0)
+    """Focal estimates are clipped to this range, relative to the focal of a 60-degree field
+    of view across the longer image side (0.25: ~120 degrees; 10: ~6 degrees)."""
     seed: int = 0
     """Seed of the random spanning trees."""
     device: str = "cpu"
@@ -340,7 +343,10 @@ def _own_points(
             pts = np.stack([preds[k].pts_i for k in ks])
             w = np.stack([_pixel_weights(preds[k].conf_i, cfg) for k in ks])
             focal[f] = estimate_focal(pts, w, pp, cfg.focal_iters)
+    base = _default_focal(H, W)
+    lo, hi = cfg.focal_range
     known = np.isfinite(focal) & (focal > 0)
+    focal = np.where(known, np.clip(focal, lo * base, hi * base), np.nan)
     if cfg.shared_focal or not known.any():
         fall = np.median(focal[known]) if known.any() else _default_focal(H, W)
         focal[:] = fall if cfg.shared_focal else np.where(known, focal, fall)
@@ -387,7 +393,8 @@ def _own_points(
 
 
 def _default_focal(H: int, W: int) -> float:
-    """Fallback focal when no frame ever comes first: a 60-degree field of view guess."""
+    """Focal (pixels) of a 60-degree field of view across the longer side: the fallback when
+    no frame ever comes first, and the reference of ``AlignConfig.focal_range``."""
     return max(H, W) / (2 * math.tan(math.radians(30)))
 
 
@@ -690,17 +697,14 @@ def global_align(
     sub = (yy * W + xx).reshape(-1)
     pix = np.stack([xx.reshape(-1), yy.reshape(-1)], -1).astype(np.float64)
 
-    own, own_w, own_src, focal = _own_points(preds, n_frames, sub, pix, pp, cfg)
     cross = [k for k, p in enumerate(preds) if p.i != p.j]
-    inlier = np.zeros(len(preds), bool)
-    if n_frames == 1 or not cross:
-        if n_frames > 1:
-            _check_connected(np.zeros((0, 2), int), n_frames)
-        return _single_frame(preds, own_src, focal, pp, cfg, inlier)
-
-    cp = [preds[k] for k in cross]
-    pairs = np.array([[p.i, p.j] for p in cp])
+    pairs = np.array([[preds[k].i, preds[k].j] for k in cross], int).reshape(-1, 2)
     _check_connected(pairs, n_frames)
+    own, own_w, own_src, focal = _own_points(preds, n_frames, sub, pix, pp, cfg)
+    inlier = np.zeros(len(preds), bool)
+    if n_frames == 1:
+        return _single_frame(preds, own_src, focal, pp, inlier)
+    cp = [preds[k] for k in cross]
     A, rel = _relative_sims(cp, own, own_w, _local_index(own_src, cross, len(preds)), sub, cfg)
     score = np.array(
         [_pixel_weights(p.conf_i, cfg).mean() * _pixel_weights(p.conf_j, cfg).mean() for p in cp]
@@ -760,7 +764,7 @@ def _keep_every_frame(inl: np.ndarray, resid: np.ndarray, pairs: np.ndarray, n: 
     return inl
 
 
-def _single_frame(preds, own_src, focal, pp, cfg, inlier) -> AlignResult:
+def _single_frame(preds, own_src, focal, pp, inlier) -> AlignResult:
     p = preds[own_src[0]]
     inlier[own_src[0]] = True
     return AlignResult(

@@ -240,3 +240,28 @@ def test_disconnected_graph_and_bad_shapes_raise(truth: Truth):
     bad = PairPrediction(0, 1, p.pts_i[:, :, :2], p.pts_j, p.conf_i, p.conf_j)
     with pytest.raises(ShapeError, match="pts_i"):
         global_align([bad], 2)
+
+
+def test_nonsense_predictions_give_finite_results():
+    """Random pointmaps (an untrained network) must not crash or produce NaNs."""
+    rng = np.random.default_rng(8)
+    preds = [
+        PairPrediction(
+            i,
+            j,
+            *rng.normal(size=(2, H, W, 3)).astype(np.float32),
+            *(1 + rng.exponential(size=(2, H, W))).astype(np.float32),
+        )
+        for i, j in _window(3, 1, both=True)
+    ]
+    res = global_align(preds, 3, AlignConfig(max_pixels=256, iterations=20))
+    assert all(np.isfinite(p).all() for p in res.points)
+    assert np.isfinite(res.cam_to_world).all() and (res.focals > 0).all()
+
+
+def test_single_frame_from_its_self_pair(truth: Truth):
+    p = truth.pair(0, 0, np.random.default_rng(9))
+    res = global_align([p], 1)
+    np.testing.assert_array_equal(res.cam_to_world, np.eye(4)[None])
+    np.testing.assert_array_equal(res.points[0], p.pts_i)
+    np.testing.assert_allclose(res.focals, FOCAL, rtol=0.02)
