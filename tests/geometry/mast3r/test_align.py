@@ -102,9 +102,19 @@ class Truth:
         self.size = float(np.linalg.norm(pts.max(0) - pts.min(0)))  # bounding-box diagonal
 
     def pair(
-        self, i: int, j: int, rng: np.random.Generator, corrupt: bool = False, noise: float = 0.01
+        self,
+        i: int,
+        j: int,
+        rng: np.random.Generator,
+        corrupt: bool = False,
+        noise: float = 0.01,
+        warp: float = 0.0,
     ) -> PairPrediction:
-        """What MASt3R would predict for (i, j): truth in camera i, noisy, at a random scale."""
+        """What MASt3R would predict for (i, j): truth in camera i, noisy, at a random scale.
+
+        noise: per-pixel relative noise; warp: amplitude of a smooth (bilinear) relative depth
+        distortion per pointmap, so that pairs disagree the way a network's errors do.
+        """
         to_i = np.linalg.inv(self.poses[i]) @ self.poses[j]
         pts_i = self.cam[i]
         pts_j = self.cam[j] @ to_i[:3, :3].T + to_i[:3, 3]
@@ -122,6 +132,11 @@ class Truth:
             conf = rng.uniform(1.5, 10.0, size=shape) * (2.0 if corrupt else 1.0)
             mult = 1 + noise * rng.normal(size=shape + (1,))  # along the ray from camera i
             mult = mult + 0.3 * noise * rng.normal(size=shape + (3,))
+            y, x = np.meshgrid(
+                np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij"
+            )
+            c = warp * rng.uniform(-1, 1, size=3)
+            mult = mult * (1 + c[0] * x + c[1] * y + c[2] * x * y)[..., None]
             out += [(scale * p * mult).astype(np.float32), conf.astype(np.float32)]
         return PairPrediction(i, j, out[0], out[2], out[1], out[3])
 
