@@ -218,18 +218,22 @@ def estimate_focal(
     """
     H, W = pts.shape[-3:-1]
     u, v = np.meshgrid(np.arange(W) - pp[0], np.arange(H) - pp[1])
-    pix = np.broadcast_to(np.stack([u, v], -1), pts.shape[:-1] + (2,)).reshape(-1, 2)
-    z = pts[..., 2].reshape(-1).astype(np.float64)
+    pix = np.stack([u, v], -1).reshape(-1, 2)
+    return _focal_fit(pix, pts.reshape(-1, H * W, 3), np.reshape(weights, (-1, H * W)), iters)
+
+
+def _focal_fit(pix: np.ndarray, pts: np.ndarray, w: np.ndarray, iters: int) -> float:
+    """Weiszfeld focal fit: pix (M, 2) pixel offsets from the principal point, pts (K, M, 3)
+    own-camera points at those pixels, w (K, M) weights."""
+    z = np.asarray(pts[..., 2], np.float64)
     ok = z > 1e-12
-    w = np.asarray(weights, np.float64).reshape(-1) * ok
-    xy = pts[..., :2].reshape(-1, 2).astype(np.float64) / np.where(ok, z, 1.0)[:, None]
-    num = lambda ww: (ww[:, None] * xy * pix).sum()  # noqa: E731
-    den = lambda ww: (ww[:, None] * xy * xy).sum()  # noqa: E731
-    f = num(w) / max(den(w), 1e-300)
+    w = np.asarray(w, np.float64) * ok
+    xy = np.asarray(pts[..., :2], np.float64) / np.where(ok, z, 1.0)[..., None]
+    pix = np.broadcast_to(pix, xy.shape)
+    f = (w[..., None] * xy * pix).sum() / max((w[..., None] * xy * xy).sum(), 1e-300)
     for _ in range(iters):
-        dist = np.linalg.norm(pix - f * xy, axis=-1)
-        ww = w / np.maximum(dist, 1e-6)
-        f = num(ww) / max(den(ww), 1e-300)
+        ww = w / np.maximum(np.linalg.norm(pix - f * xy, axis=-1), 1e-6)
+        f = (ww[..., None] * xy * pix).sum() / max((ww[..., None] * xy * xy).sum(), 1e-300)
     return float(f)
 
 
@@ -322,58 +326,77 @@ def _components(pairs: np.ndarray, n_frames: int) -> np.ndarray:
     return np.array([find(a) for a in range(n_frames)])
 
 
+@dataclass
+class _Samples:
+    """Every pair's predictions on the pixel subsample: pts (P, M, 3) float64, w (P, M)."""
+
+    pts_i: np.ndarray
+    pts_j: np.ndarray
+    w_i: np.ndarray
+    w_j: np.ndarray
+
+    @classmethod
+    def take(cls, preds: list[PairPrediction], sub: np.ndarray, cfg: AlignConfig) -> _Samples:
+        def stack(name: str) -> np.ndarray:
+            maps = [getattr(p, name) for p in preds]
+            return np.stack([m.reshape((-1,) + m.shape[2:])[sub] for m in maps])
+
+        return cls(
+            stack("pts_i").astype(np.float64),
+            stack("pts_j").astype(np.float64),
+            _pixel_weights(stack("conf_i"), cfg),
+            _pixel_weights(stack("conf_j"), cfg),
+        )
+
+    def __getitem__(self, k) -> _Samples:
+        return _Samples(self.pts_i[k], self.pts_j[k], self.w_i[k], self.w_j[k])
+
+
 def _own_points(
     preds: list[PairPrediction],
+    smp: _Samples,
     n_frames: int,
-    sub: np.ndarray,
     pix: np.ndarray,
-    pp: tuple[float, float],
+    hw: tuple[int, int],
     cfg: AlignConfig,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per frame: subsampled own-camera points (N, M, 3), weights (N, M), the source pair's
-    index (N,) and the focal (N,)."""
+    """Per frame: subsampled own-camera points (N, M, 3), weights (N, M), the index of the pair
+    they come from (N,) and the focal (N,). pix: (M, 2) subsample pixels (x, y)."""
     import cv2
 
-    H, W = preds[0].conf_i.shape
-    score = np.array([_pixel_weights(p.conf_i, cfg).mean() for p in preds])
-    first = [[k for k, p in enumerate(preds) if p.i == f] for f in range(n_frames)]
+    H, W = hw
+    pp = np.array([W / 2.0, H / 2.0])
+    I_ = np.array([p.i for p in preds])
+    J_ = np.array([p.j for p in preds])
     focal = np.full(n_frames, np.nan)
-    for f, ks in enumerate(first):
-        if ks:
-            pts = np.stack([preds[k].pts_i for k in ks])
-            w = np.stack([_pixel_weights(preds[k].conf_i, cfg) for k in ks])
-            focal[f] = estimate_focal(pts, w, pp, cfg.focal_iters)
+    for f in np.unique(I_):
+        focal[f] = _focal_fit(pix - pp, smp.pts_i[I_ == f], smp.w_i[I_ == f], cfg.focal_iters)
     base = _default_focal(H, W)
-    lo, hi = cfg.focal_range
     known = np.isfinite(focal) & (focal > 0)
-    focal = np.where(known, np.clip(focal, lo * base, hi * base), np.nan)
-    if cfg.shared_focal or not known.any():
-        fall = np.median(focal[known]) if known.any() else _default_focal(H, W)
-        focal[:] = fall if cfg.shared_focal else np.where(known, focal, fall)
+    focal = np.clip(focal, cfg.focal_range[0] * base, cfg.focal_range[1] * base)
+    fallback = np.median(focal[known]) if known.any() else base
+    if cfg.shared_focal:
+        focal[:] = fallback
     else:
-        focal[~known] = np.median(focal[known])
+        focal[~known] = fallback
 
-    own = np.zeros((n_frames, len(sub), 3))
-    own_w = np.zeros((n_frames, len(sub)))
+    own = np.zeros((n_frames,) + smp.pts_i.shape[1:])
+    own_w = np.zeros((n_frames, len(pix)))
     src = np.zeros(n_frames, int)
     for f in range(n_frames):
-        if first[f]:
-            k = max(first[f], key=lambda q: score[q])
-            own[f] = preds[k].pts_i.reshape(-1, 3)[sub]
-            own_w[f] = _pixel_weights(preds[k].conf_i, cfg).reshape(-1)[sub]
-            src[f] = k
+        if (I_ == f).any():  # the most confident pair where f comes first
+            k = int(np.argmax(np.where(I_ == f, smp.w_i.mean(-1), -np.inf)))
+            own[f], own_w[f], src[f] = smp.pts_i[k], smp.w_i[k], k
             continue
-        # Never first: take the best pair where it is second and move its points into its own
+        # Never first: the most confident pair where it comes second, moved into its own
         # camera by PnP with the (fallback) focal.
-        ks = [k for k, p in enumerate(preds) if p.j == f]
-        k = max(ks, key=lambda q: _pixel_weights(preds[q].conf_j, cfg).mean())
-        X = preds[k].pts_j.reshape(-1, 3)[sub].astype(np.float64)
-        w = _pixel_weights(preds[k].conf_j, cfg).reshape(-1)[sub]
-        good = w > np.quantile(w, 0.3)
+        k = int(np.argmax(np.where(J_ == f, smp.w_j.mean(-1), -np.inf)))
+        X, w = smp.pts_j[k], smp.w_j[k]
+        good = w >= np.quantile(w, 0.3)
         Kf = np.array([[focal[f], 0, pp[0]], [0, focal[f], pp[1]], [0, 0, 1.0]])
         ok, rvec, tvec, _ = cv2.solvePnPRansac(
             X[good],
-            pix[good].astype(np.float64),
+            pix[good],
             Kf,
             None,
             reprojectionError=max(2.0, 0.01 * max(H, W)),
@@ -385,10 +408,8 @@ def _own_points(
                 f"frame {f} comes only second in pairs and its pose could not be found",
                 fix="add a pair where this frame comes first",
             )
-        R = cv2.Rodrigues(rvec)[0]
-        own[f] = X @ R.T + tvec.reshape(1, 3)
-        own_w[f] = w
-        src[f] = k
+        own[f] = X @ cv2.Rodrigues(rvec)[0].T + tvec.reshape(1, 3)
+        own_w[f], src[f] = w, k
     return own, own_w, src, focal
 
 
@@ -403,24 +424,22 @@ def _default_focal(H: int, W: int) -> float:
 
 
 def _relative_sims(
-    preds: list[PairPrediction],
+    pairs: np.ndarray,
+    smp: _Samples,
     own: np.ndarray,
     own_w: np.ndarray,
     own_src: np.ndarray,
-    sub: np.ndarray,
     cfg: AlignConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per pair: A (pair frame -> own camera i) and rel (own camera j -> own camera i), 4x4."""
-    I_ = np.array([p.i for p in preds])
-    J_ = np.array([p.j for p in preds])
-    Xi = np.stack([p.pts_i.reshape(-1, 3)[sub] for p in preds]).astype(np.float64)
-    Xj = np.stack([p.pts_j.reshape(-1, 3)[sub] for p in preds]).astype(np.float64)
-    wi = np.stack([_pixel_weights(p.conf_i, cfg).reshape(-1)[sub] for p in preds])
-    wj = np.stack([_pixel_weights(p.conf_j, cfg).reshape(-1)[sub] for p in preds])
+    """Per pair: A (pair frame -> own camera i) and rel (own camera j -> own camera i), 4x4.
+
+    own_src: (N,) index into ``pairs`` of the pair each frame's own points come from
+    (-1: another, e.g. a self pair)."""
+    I_, J_ = pairs[:, 0], pairs[:, 1]
     eps = 1e-6  # keeps a fit defined where all confidences are at the floor
-    A = _robust_fit(Xi, own[I_], wi * own_w[I_] + eps, cfg.fit_iters)
-    A[own_src[I_] == np.arange(len(preds))] = np.eye(4)  # own points come from this pair
-    B = _robust_fit(own[J_], Xj, wj * own_w[J_] + eps, cfg.fit_iters)
+    A = _robust_fit(smp.pts_i, own[I_], smp.w_i * own_w[I_] + eps, cfg.fit_iters)
+    A[own_src[I_] == np.arange(len(pairs))] = np.eye(4)  # own points come from this pair
+    B = _robust_fit(own[J_], smp.pts_j, smp.w_j * own_w[J_] + eps, cfg.fit_iters)
     return A, A @ B
 
 
@@ -700,15 +719,14 @@ def global_align(
     cross = [k for k, p in enumerate(preds) if p.i != p.j]
     pairs = np.array([[preds[k].i, preds[k].j] for k in cross], int).reshape(-1, 2)
     _check_connected(pairs, n_frames)
-    own, own_w, own_src, focal = _own_points(preds, n_frames, sub, pix, pp, cfg)
+    smp_all = _Samples.take(preds, sub, cfg)
+    own, own_w, own_src, focal = _own_points(preds, smp_all, n_frames, pix, (H, W), cfg)
     inlier = np.zeros(len(preds), bool)
     if n_frames == 1:
         return _single_frame(preds, own_src, focal, pp, inlier)
-    cp = [preds[k] for k in cross]
-    A, rel = _relative_sims(cp, own, own_w, _local_index(own_src, cross, len(preds)), sub, cfg)
-    score = np.array(
-        [_pixel_weights(p.conf_i, cfg).mean() * _pixel_weights(p.conf_j, cfg).mean() for p in cp]
-    )
+    cp, smp = [preds[k] for k in cross], smp_all[cross]
+    A, rel = _relative_sims(pairs, smp, own, own_w, _local_index(own_src, cross, len(preds)), cfg)
+    score = smp.w_i.mean(-1) * smp.w_j.mean(-1)
     probe = own[:, :: max(1, len(sub) // 256)]
     G, inl = _consensus(pairs, rel, score, probe, n_frames, cfg)
     if not cfg.drop_outlier_pairs:
@@ -722,29 +740,21 @@ def global_align(
     sG = _sim_scale(G)
     pose = G.copy()
     pose[:, :3, :3] /= sG[:, None, None]
-    depth0 = np.maximum(
-        own[..., 2] * sG[:, None], 1e-6 * np.median(np.abs(own[..., 2]) * sG[:, None])
-    )
+    depth0 = own[..., 2] * sG[:, None]
+    depth0 = np.maximum(depth0, 1e-6 * max(np.median(np.abs(depth0)), 1e-12))
 
-    Xi = np.stack([p.pts_i.reshape(-1, 3)[sub] for p in cp]).astype(np.float64)
-    Xj = np.stack([p.pts_j.reshape(-1, 3)[sub] for p in cp]).astype(np.float64)
-    wi = np.stack([_pixel_weights(p.conf_i, cfg).reshape(-1)[sub] for p in cp]) * inl[:, None]
-    wj = np.stack([_pixel_weights(p.conf_j, cfg).reshape(-1)[sub] for p in cp]) * inl[:, None]
     if cfg.iterations > 0:
-        pose, focal, T, resid = _refine(pose, depth0, focal, T, pairs, Xi, Xj, wi, wj, pix, pp, cfg)
+        w_i, w_j = smp.w_i * inl[:, None], smp.w_j * inl[:, None]
+        pose, focal, T, resid = _refine(
+            pose, depth0, focal, T, pairs, smp.pts_i, smp.pts_j, w_i, w_j, pix, pp, cfg
+        )
         if cfg.drop_outlier_pairs:
             inl &= resid < cfg.inlier_rel_err
             inl = _keep_every_frame(inl, resid, pairs, n_frames)
     inlier[cross] = inl
     points, conf = _fuse(cp, inl, T, pose, focal, pp, cfg)
-    return AlignResult(
-        points,
-        conf,
-        pose,
-        np.asarray(focal, np.float64),
-        np.tile(np.array(pp), (n_frames, 1)),
-        inlier,
-    )
+    pps = np.tile(np.array(pp), (n_frames, 1))
+    return AlignResult(points, conf, pose, np.asarray(focal, np.float64), pps, inlier)
 
 
 def _local_index(own_src: np.ndarray, cross: list[int], n_preds: int) -> np.ndarray:

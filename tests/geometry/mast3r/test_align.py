@@ -109,15 +109,19 @@ class Truth:
         corrupt: bool = False,
         noise: float = 0.01,
         warp: float = 0.0,
+        focal_jitter: float = 0.01,
     ) -> PairPrediction:
         """What MASt3R would predict for (i, j): truth in camera i, noisy, at a random scale.
 
         noise: per-pixel relative noise; warp: amplitude of a smooth (bilinear) relative depth
-        distortion per pointmap, so that pairs disagree the way a network's errors do.
+        distortion per pointmap; focal_jitter: relative spread of the focal each pointmap
+        implies (its x, y scaled in its own camera), so that pairs disagree the way a
+        network's predictions do.
         """
+        lateral = 1 + focal_jitter * rng.normal(size=2)
         to_i = np.linalg.inv(self.poses[i]) @ self.poses[j]
-        pts_i = self.cam[i]
-        pts_j = self.cam[j] @ to_i[:3, :3].T + to_i[:3, 3]
+        pts_i = self.cam[i] * [lateral[0], lateral[0], 1.0]
+        pts_j = (self.cam[j] * [lateral[1], lateral[1], 1.0]) @ to_i[:3, :3].T + to_i[:3, 3]
         if corrupt:  # a confident but wrong relative pose (what a symmetric scene can cause)
             ax = rng.normal(size=3)
             rot = o3d.geometry.get_rotation_matrix_from_axis_angle(
