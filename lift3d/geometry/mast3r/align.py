@@ -14,13 +14,16 @@ as DUSt3R's global alignment does (Wang et al., CVPR 2024, sec. 3.4, eq. 5):
    tree, the same tree with each edge removed in turn, random trees) each give a chained
    placement of all frames; the placement that the most pairs agree with wins (RANSAC-like
    consensus), and pairs that disagree with it are marked outliers.
-3. **Refinement.** Per-frame depths along known rays (on a pixel subsample), per-frame poses
-   and focals, and per-pair similarities minimise the confidence-weighted robust distance
-   between each frame's world points and every pair's prediction mapped into the world by the
-   pair's similarity (DUSt3R eq. 5), with torch Adam. Gauge: frame 0's pose is the identity
-   and the pair scales have geometric mean 1 (so the world keeps the network's units).
-4. **Full resolution.** Each frame's depth along its rays is the confidence-weighted mean, over
-   its inlier pairs, of that pair's prediction moved into the frame's camera.
+3. **Refinement.** Per-frame poses and focals and per-pair similarities minimise the
+   confidence-weighted robust distance between each frame's world points (depth along its
+   rays) and every pair's prediction mapped into the world by the pair's similarity (DUSt3R
+   eq. 5), on a pixel subsample, with torch L-BFGS (or Adam). Unlike DUSt3R the depths are
+   not free parameters: each is the closed-form (robustly reweighted) least-squares point on
+   its ray nearest the predictions (variable projection), which makes the problem small and
+   well conditioned. Gauge: frame 0's pose is the identity and the inlier pairs' scales have
+   geometric mean 1 (so the world keeps the network's units).
+4. **Full resolution.** The same per-pixel depth solve over each frame's inlier pairs, at
+   every pixel.
 
 Pixel convention (as DUSt3R/MASt3R): pixel ``(u, v)`` is the integer column/row index; its ray
 is ``((u - cx) / f, (v - cy) / f, 1)`` with the principal point at ``(cx, cy) = (W/2, H/2)``.
@@ -195,22 +198,27 @@ def umeyama(
 
 
 def pose_errors(
-    cam_to_world: np.ndarray, gt_cam_to_world: np.ndarray
+    cam_to_world: np.ndarray,
+    gt_cam_to_world: np.ndarray,
+    sim: tuple[float, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, np.ndarray, np.ndarray]]:
-    """Per-camera errors after the similarity that best maps estimated onto true centres.
+    """Per-camera errors after a similarity from the estimated onto the true world.
 
-    cam_to_world, gt_cam_to_world: (N, 4, 4), N >= 3 non-collinear camera centres.
+    cam_to_world, gt_cam_to_world: (N, 4, 4). sim: ``(s, R, t)``; by default the Umeyama fit
+    of the estimated onto the true camera centres (needs N >= 3 non-collinear centres; for a
+    nearly planar or straight trajectory its rotation is poorly fixed, so pass one fitted on
+    points, e.g. ``umeyama(est_points, gt_points)``).
     Returns rotation errors (N,) in degrees, camera-centre errors (N,) in ground-truth units,
-    and the similarity ``(s, R, t)`` (estimated world -> true world).
+    and the similarity used.
     """
-    s, R, t = umeyama(cam_to_world[:, :3, 3], gt_cam_to_world[:, :3, 3])
-    centres = s * cam_to_world[:, :3, 3] @ R.T + t
+    s, R, t = umeyama(cam_to_world[:, :3, 3], gt_cam_to_world[:, :3, 3]) if sim is None else sim
+    centres = s * cam_to_world[:, :3, 3] @ np.asarray(R).T + t
     rot = R @ cam_to_world[:, :3, :3]
     rel = np.swapaxes(gt_cam_to_world[:, :3, :3], -1, -2) @ rot
     cos = np.clip((np.trace(rel, axis1=-2, axis2=-1) - 1) / 2, -1.0, 1.0)
     rot_err = np.degrees(np.arccos(cos))
     trans_err = np.linalg.norm(centres - gt_cam_to_world[:, :3, 3], axis=-1)
-    return rot_err, trans_err, (float(s), R, t)
+    return rot_err, trans_err, (float(s), np.asarray(R), np.asarray(t))
 
 
 def estimate_focal(
@@ -724,27 +732,50 @@ def _fuse(
     pp: tuple[float, float],
     cfg: AlignConfig,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per frame: depth along its rays from the weighted mean over its pairs, world points."""
+    """Full-resolution world points (N x (H, W, 3)) and confidences (N x (H, W)).
+
+    Each pixel's depth is the point on its ray closest (weighted least squares) to the
+    predictions of the pairs in ``use``, as in the refinement; a second pass down-weights
+    predictions far from the first estimate (robust loss), so one pair's error at an
+    occlusion edge does not pull the others.
+    """
+    import torch
+
     n_frames = len(pose)
     H, W = preds[0].conf_i.shape
     u, v = np.meshgrid(np.arange(W) - pp[0], np.arange(H) - pp[1])
-    num = np.zeros((n_frames, H * W))
-    den = np.zeros((n_frames, H * W))
-    conf = np.ones((n_frames, H * W))
+    rays = np.stack([u.reshape(-1) / focal[:, None], v.reshape(-1) / focal[:, None]], -1)
+    rays = np.concatenate([rays, np.ones((n_frames, H * W, 1))], -1)  # (N, HW, 3)
+    rr = (rays * rays).sum(-1)
     w2c = np.linalg.inv(pose)
-    for k in np.flatnonzero(use):
-        p = preds[k]
-        for f, X, c in ((p.i, p.pts_i, p.conf_i), (p.j, p.pts_j, p.conf_j)):
-            z = _apply(w2c[f] @ T[k], X.reshape(-1, 3).astype(np.float64))[:, 2]
+    conf = np.ones((n_frames, H * W))
+    obs = [
+        (k, f, X, c)
+        for k in np.flatnonzero(use)
+        for f, X, c in (
+            (preds[k].i, preds[k].pts_i, preds[k].conf_i),
+            (preds[k].j, preds[k].pts_j, preds[k].conf_j),
+        )
+    ]
+    d = None
+    for _ in range(2):
+        num = np.zeros((n_frames, H * W))
+        den = np.full((n_frames, H * W), 1e-300)
+        for k, f, X, c in obs:  # a loop over pairs (whole maps each), not pixels
+            cam = _apply(w2c[f] @ T[k], X.reshape(-1, 3).astype(np.float64))
             w = _pixel_weights(c, cfg).reshape(-1) + 1e-6
-            num[f] += w * z
-            den[f] += w
+            if d is not None:
+                r = np.linalg.norm(cam - d[f][:, None] * rays[f], axis=-1)
+                r /= np.maximum(np.abs(d[f]), 1e-12)
+                w = w * _irls_weight(torch.from_numpy(r), cfg).numpy()
+            num[f] += w * (cam * rays[f]).sum(-1)
+            den[f] += w * rr[f]
             conf[f] = np.maximum(conf[f], c.reshape(-1))
+        d = num / den
     points = []
     for f in range(n_frames):
-        z = num[f] / np.maximum(den[f], 1e-300)
-        z = np.maximum(z, 1e-6 * max(np.median(z), 1e-12))
-        cam = np.stack([u.reshape(-1) / focal[f] * z, v.reshape(-1) / focal[f] * z, z], -1)
+        z = np.maximum(d[f], 1e-6 * max(np.median(d[f]), 1e-12))
+        cam = z[:, None] * rays[f]
         points.append(_apply(pose[f], cam).reshape(H, W, 3).astype(np.float32))
     return points, [c.reshape(H, W).astype(np.float32) for c in conf]
 
