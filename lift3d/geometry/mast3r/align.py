@@ -85,14 +85,16 @@ class AlignConfig:
     lbfgs_history: int = 20
     """L-BFGS memory (pairs of past steps)."""
     lr: float = 0.01
-    """Adam learning rate; parameters are scaled so 0.01 is ~1% depth / 0.6 deg per step."""
+    """Adam learning rate; parameters are scaled so 0.01 is ~0.6 deg of rotation or ~1% of
+    the median scene depth of translation per step."""
     lr_final_ratio: float = 0.01
     """Adam's cosine schedule ends at ``lr * lr_final_ratio``."""
     robust: Literal["cauchy", "huber", "l2"] = "cauchy"
     """Loss on the relative residual (distance / depth): Cauchy (robust to bad pixels and
     pairs), Huber, or ``l2`` = the plain Euclidean distance as in DUSt3R."""
     robust_scale: float = 0.05
-    """Residual scale of the robust loss, relative to depth (0.05 = 5% of the depth)."""
+    """Residual scale of the robust loss and of the robust per-pixel depth solve, relative to
+    depth (0.05 = 5% of the depth)."""
     conf_transform: Literal["log", "linear"] = "log"
     """Pixel weight from MASt3R confidence: ``log(conf)`` (DUSt3R's default) or ``conf``."""
     min_conf: float = 1.0
@@ -103,8 +105,9 @@ class AlignConfig:
     shared_focal: bool = False
     """One focal length for all frames (same camera, no zoom) instead of one per frame."""
     inlier_rel_err: float = 0.1
-    """A pair whose prediction disagrees with the consensus by more than this (mean point
-    distance / median depth) is an outlier."""
+    """A pair whose prediction disagrees with the consensus initialisation by more than this
+    (mean point distance / median depth), or whose median residual after the refinement
+    exceeds it (relative to depth), is an outlier."""
     drop_outlier_pairs: bool = True
     """Leave outlier pairs out of the refinement and the fused pointmaps."""
     n_random_trees: int = 32

@@ -8,6 +8,8 @@ output looks to the aligner.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import open3d as o3d
 import pytest
@@ -173,6 +175,11 @@ def test_recovers_poses_sliding_window_both_directions(truth: Truth):
     res = global_align(preds, 8, FAST)
     _assert_recovers(truth, res, 8)
     assert res.pair_inlier.all()
+    # the refinement earns its keep: well below the chained initialisation's errors
+    init = global_align(preds, 8, dataclasses.replace(FAST, iterations=0))
+    rot0, trans0, _ = pose_errors(init.cam_to_world, truth.poses)
+    rot, trans, _ = pose_errors(res.cam_to_world, truth.poses)
+    assert rot.mean() < 0.6 * rot0.mean() and trans.mean() < 0.5 * trans0.mean()
     assert res.points[0].shape == (H, W, 3) and res.points[0].dtype == np.float32
     assert res.conf[0].shape == (H, W) and (res.conf[0] >= 1).all()
     np.testing.assert_allclose(res.pp, np.tile([W / 2, H / 2], (8, 1)))
@@ -282,3 +289,11 @@ def test_single_frame_from_its_self_pair(truth: Truth):
     np.testing.assert_array_equal(res.cam_to_world, np.eye(4)[None])
     np.testing.assert_array_equal(res.points[0], p.pts_i)
     np.testing.assert_allclose(res.focals, FOCAL, rtol=0.02)
+
+
+def test_adam_refinement_as_in_dust3r(truth: Truth):
+    rng = np.random.default_rng(10)
+    preds = [truth.pair(i, j, rng) for i, j in _window(5, 1, both=True)]
+    cfg = AlignConfig(optimizer="adam", iterations=300, max_pixels=512, robust="l2")
+    res = global_align(preds, 5, cfg)
+    _assert_recovers(truth, res, 5)
