@@ -765,7 +765,10 @@ def _fuse(
         num = np.zeros((n_frames, H * W))
         den = np.full((n_frames, H * W), 1e-300)
         for k, f, X, c in obs:  # a loop over pairs (whole maps each), not pixels
-            cam = _apply(w2c[f] @ T[k], X.reshape(-1, 3).astype(np.float64))
+            M = w2c[f] @ T[k]
+            X = X.reshape(-1, 3)
+            # column form: ~2x faster than (HW, 3) @ (3, 3) in numpy
+            cam = X[:, :1] * M[:3, 0] + X[:, 1:2] * M[:3, 1] + X[:, 2:] * M[:3, 2] + M[:3, 3]
             w = _pixel_weights(c, cfg).reshape(-1) + 1e-6
             if d is not None:
                 r = np.linalg.norm(cam - d[f][:, None] * rays[f], axis=-1)
