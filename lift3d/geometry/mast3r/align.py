@@ -34,6 +34,7 @@ In OpenCV's convention (pixel centres at integers) the intrinsics are therefore
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -420,12 +421,15 @@ def _own_points(
             iterationsCount=200,
             flags=cv2.SOLVEPNP_SQPNP,
         )
-        if not ok:
-            raise InputError(
-                f"frame {f} comes only second in pairs and its pose could not be found",
-                fix="add a pair where this frame comes first",
+        if ok:
+            own[f] = X @ cv2.Rodrigues(rvec)[0].T + tvec.reshape(1, 3)
+        else:  # nonsense predictions: keep camera i's frame and let the refinement fix it
+            warnings.warn(
+                f"MASt3R alignment: frame {f} only ever comes second and PnP found no pose "
+                "for it; its initial pose is a guess (add a pair where it comes first)",
+                stacklevel=3,
             )
-        own[f] = X @ cv2.Rodrigues(rvec)[0].T + tvec.reshape(1, 3)
+            own[f] = X
         own_w[f], src[f] = w, k
     return own, own_w, src, focal
 
@@ -628,8 +632,11 @@ def _refine(
         "pt": torch.zeros(P, 3, dtype=dt, device=dev),
         "ps": tt(np.log(sT0)),
     }
+    start = {k: v.clone() for k, v in params.items()}
     for p in params.values():
         p.requires_grad_(True)
+    base = _default_focal(*(np.asarray(pp) * 2)[::-1])
+    log_f_range = (math.log(cfg.focal_range[0] * base), math.log(cfg.focal_range[1] * base))
     # Every prediction of a frame's pixel: frame F[o] is seen by observation o (2P of them).
     F = torch.as_tensor(np.concatenate([pairs[:, 0], pairs[:, 1]]), device=dev)
     X_ = torch.cat([tt(Xi), tt(Xj)])  # (2P, M, 3) in the pair's frame
@@ -653,7 +660,7 @@ def _refine(
     def forward():
         Rk = R0 @ _rodrigues(params["w"] * free)
         tk = t0 + scene * params["t"] * free
-        f = params["logf"].exp().expand(N)[:, None, None]
+        f = params["logf"].clamp(*log_f_range).exp().expand(N)[:, None, None]
         rays = torch.cat([uv[None] / f, torch.ones_like(uv[None, :, :1]).expand(N, -1, -1)], -1)
         # gauge: the pairs that carry weight have geometric-mean scale 1 (a pair without
         # weight must not take part, or the world could shrink while its scale grows)
@@ -706,7 +713,18 @@ def _refine(
             opt.step()
 
     with torch.no_grad():
-        Rk, tk, f, A, tp, r = forward()
+        out = forward()
+        if not all(bool(torch.isfinite(v).all()) for v in out[:-1]):
+            warnings.warn(
+                "MASt3R alignment: the refinement diverged (nonsense predictions?); "
+                "keeping the initialisation",
+                stacklevel=3,
+            )
+            for k, v in params.items():
+                v.copy_(start[k])
+            out = forward()
+        Rk, tk, f, A, tp, r = out
+        r = torch.nan_to_num(r, nan=float("inf"))
         pose = np.tile(np.eye(4), (N, 1, 1))
         pose[:, :3, :3], pose[:, :3, 3] = _np(Rk), _np(tk)
         # re-orthonormalise: the float32 product drifts from SO(3) by ~1e-7
