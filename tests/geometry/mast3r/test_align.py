@@ -266,6 +266,7 @@ def test_disconnected_graph_and_bad_shapes_raise(truth: Truth):
         global_align([bad], 2)
 
 
+@pytest.mark.filterwarnings("ignore:MASt3R alignment")
 def test_nonsense_predictions_give_finite_results():
     """Random pointmaps (an untrained network) must not crash or produce NaNs."""
     rng = np.random.default_rng(8)
