@@ -75,7 +75,7 @@ class PairPrediction:
 
 @dataclass(frozen=True)
 class AlignConfig:
-    """Knobs of :func:`global_align` (defaults work for MASt3R at 512 px and for tests)."""
+    """Knobs of :func:`global_align` (defaults sized for MASt3R's 512-pixel pointmaps)."""
 
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
     """Refinement optimiser: L-BFGS with a strong-Wolfe line search (converges in far fewer
