@@ -43,7 +43,8 @@ camera at 2 m; pass a value in the units of your points.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from time import process_time
 
 import numpy as np
 from scipy import sparse
@@ -79,6 +80,9 @@ class ConsistencyResult:
     n_pixels: number of query pixels (valid, and labelled when unlabelled ones are excluded).
     n_with_neighbours: number of query pixels with at least one neighbour.
     maps: with ``return_maps``, per frame (H, W) float32 h, NaN where undefined.
+    stats: how the exact path spent its effort: pixels settled without counting
+        (``n_settled``), counted (``n_counted``), counted by ID (``n_counted_by_id``), and CPU
+        seconds per stage (``cpu_*``).
     """
 
     H: float
@@ -86,6 +90,7 @@ class ConsistencyResult:
     n_pixels: int
     n_with_neighbours: int
     maps: list[np.ndarray] | None = None
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,7 +148,7 @@ def _flatten(points, valid, outputs, exclude_unlabelled: bool) -> _Flat:
     return _Flat(np.concatenate(xs), np.concatenate(fs), np.concatenate(ps), out, is_ids, shapes)
 
 
-def _result(flat: _Flat, h: np.ndarray, return_maps: bool) -> ConsistencyResult:
+def _result(flat: _Flat, h: np.ndarray, return_maps: bool, stats=None) -> ConsistencyResult:
     """Aggregate per-point h (NaN = no neighbour) into H, per-frame means and maps."""
     n_frames = len(flat.shapes)
     ok = ~np.isnan(h)
@@ -161,7 +166,7 @@ def _result(flat: _Flat, h: np.ndarray, return_maps: bool) -> ConsistencyResult:
             sel = flat.frame == i
             m[flat.pix[sel]] = h[sel]
             maps.append(m.reshape(hh, ww))
-    return ConsistencyResult(H, per_frame, int(h.size), n_ok, maps)
+    return ConsistencyResult(H, per_frame, int(h.size), n_ok, maps, dict(stats or {}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,12 +337,13 @@ def _other_frame_within_eps(x, frame, n_frames: int, eps: float, sel: np.ndarray
     return out
 
 
-def _h_ids(flat: _Flat, eps: float, cfg: ConsistencyConfig) -> np.ndarray:
+def _h_ids(flat: _Flat, eps: float, cfg: ConsistencyConfig, stats: dict) -> np.ndarray:
     x, frame, ids = flat.x, flat.frame, flat.out
     n = x.shape[0]
     h = np.full(n, np.nan)
     if n == 0:
         return h
+    t = process_time()
     _, lab = _uniq_inv(ids)  # dense label index 0..L-1
     n_lab = int(lab.max()) + 1
     # cells a hair larger than eps: a neighbour within eps is always in the 27 cells around
@@ -349,13 +355,20 @@ def _h_ids(flat: _Flat, eps: float, cfg: ConsistencyConfig) -> np.ndarray:
     sure[cand] = _other_frame_within_eps(x, frame, n_frames, eps, cand)
     h[sure] = 1.0
     need = ~sure  # these need A - A_f (whether any neighbour exists, and how many)
+    stats.update(n_settled=int(sure.sum()), n_counted=int(need.sum()),
+                 n_counted_by_id=int((~pure).sum()), cpu_shortcuts=process_time() - t)
     if not need.any():
         return h
+    t = process_time()
     # only points in the 27 cells around a needed point can be its neighbours
     near = _near_cells(grid, need)
     q = np.flatnonzero(need)
     a = _counts(x, None, near, q, eps, cfg)
+    stats["cpu_count_all"] = process_time() - t
+    t = process_time()
     a_f = _counts_own_frame(x, frame, None, near, q, eps, cfg)
+    stats["cpu_count_own_frame"] = process_time() - t
+    t = process_time()
     n_other = a - a_f
     s = n_other.astype(np.float64)  # pure points: S - S_f = A - A_f
     impure = ~pure[q]
@@ -365,7 +378,10 @@ def _h_ids(flat: _Flat, eps: float, cfg: ConsistencyConfig) -> np.ndarray:
         sel[qi] = True
         near_i = _near_cells(grid, sel)
         s_all = _counts(x, lab, near_i, qi, eps, cfg)
+        stats["cpu_count_by_id"] = process_time() - t
+        t = process_time()
         s_f = _counts_own_frame(x, frame, lab, near_i, qi, eps, cfg)
+        stats["cpu_count_by_id_own_frame"] = process_time() - t
         s[impure] = s_all - s_f
     has = n_other > 0
     h[q[has]] = s[has] / n_other[has]
@@ -426,9 +442,11 @@ def consistency(
         raise InputError(f"consistency: eps must be > 0, got {eps}", fix="pass a radius in the "
                          "units of the points, e.g. 0.01 for metres")
     cfg = config or ConsistencyConfig(eps=eps, exclude_unlabelled=exclude_unlabelled)
+    t = process_time()
     flat = _flatten(points, valid, outputs, exclude_unlabelled)
-    h = _h_ids(flat, eps, cfg) if flat.is_ids else _h_features(flat, eps, cfg)
-    return _result(flat, h, return_maps)
+    stats = {"cpu_flatten": process_time() - t}
+    h = _h_ids(flat, eps, cfg, stats) if flat.is_ids else _h_features(flat, eps, cfg)
+    return _result(flat, h, return_maps, stats)
 
 
 def consistency_reference(
