@@ -203,7 +203,7 @@ def run(n_frames, w, h, eps, n_query=0):
     row = dict(frames=n_frames, size=f"{w}x{h}", points=n, H=res.H, H_mask=approx.H,
                t_h=t_h, c_h=c_h, t_mask=t_mask, rss=mem.peak, rss_extra=mem.peak - base,
                t_gen=t_gen,
-               with_nb=res.n_with_neighbours / max(1, res.n_pixels))
+               with_nb=res.n_with_neighbours / max(1, res.n_pixels), stats=res.stats)
     if n_query:
         per_point, build, m = open3d_loop(pts, val, ids, eps, n_query)
         row.update(o3d_per_point=per_point, o3d_build=build, o3d_total=build + per_point * n,
@@ -233,6 +233,11 @@ def main():
               f"{r['H_mask']:.4f} | {r['t_h']:.1f} s | {r['c_h']:.1f} s | {r['t_mask']:.1f} s | "
               f"{r['rss'] / 2**30:.2f} GiB ({r['rss_extra'] / 2**30:.2f}) |")
     r = rows[0]
+    st = r["stats"]
+    print(f"\nwhere the effort went ({r['frames']} frames): {st.get('n_settled', 0) / 1e6:.2f} M "
+          f"pixels settled without counting, {st.get('n_counted', 0) / 1e6:.2f} M counted, "
+          f"{st.get('n_counted_by_id', 0) / 1e6:.2f} M of them also by ID; CPU s: "
+          + ", ".join(f"{k[4:]} {v:.1f}" for k, v in st.items() if k.startswith("cpu_")))
     if "o3d_per_point" in r:
         print(f"\nmean neighbours per point (all frames, itself included): {r['mean_nb']:.0f}; "
               f"pixels with a neighbour: {100 * r['with_nb']:.1f} %")

@@ -29,8 +29,9 @@ h(p) = (S - S_f) / (A - A_f). These are radius *counts* (scipy cKDTree
 ``query_ball_point(return_length=True)``, multi-threaded; own-frame counts use one tree per
 frame; counts by ID use a 4th coordinate ``ID * 2 eps`` so that points of different IDs are
 never within eps while distances inside one ID stay bit-identical). Most pixels need no count
-at all: a pixel whose eps-cell neighbourhood (27 cells of side eps) holds one ID only has
-S = A and S_f = A_f, so h(p) = 1 as soon as one other-frame point lies within eps; that is
+at all: a pixel with no other ID within eps (its 27 cells of side eps hold one ID, or else
+a nearest-neighbour query among the other IDs' points there says so) has S = A and
+S_f = A_f, so h(p) = 1 as soon as one other-frame point lies within eps; that is
 certain when the 27 cells of side eps / (2 sqrt 3) around p (all closer than eps) hold a point
 of another frame. Counts are taken only for the remaining pixels. Feature maps use neighbour
 lists in chunks and a sparse product (sum_q cos(p, q) = f_p . sum_q f_q); they cost
@@ -295,6 +296,44 @@ def _pure_points(grid: _Grid, label: np.ndarray, n_lab: int) -> np.ndarray:
     return n_ids[np.searchsorted(ukey, grid.key)] == 1  # a point's own cell is among ukey
 
 
+def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(lo[i], hi[i]) over i, vectorised."""
+    n = hi - lo
+    total = int(n.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    start = np.repeat(lo - np.r_[0, np.cumsum(n)[:-1]], n)
+    return start + np.arange(total)
+
+
+def _exactly_impure(x, lab, grid: _Grid, cand: np.ndarray, eps: float, cfg) -> np.ndarray:
+    """(len(cand),) bool: False where no point of another ID lies within eps of ``x[cand]``
+    (so the point is pure after all), True where one may (conservative by a 1e-6 margin).
+    One nearest-neighbour query per point against a tree of the *other* IDs' points of the
+    27 cells around, built per ID — cheap, unlike counting the whole ball."""
+    out = np.zeros(cand.size, bool)
+    order = np.argsort(grid.key, kind="stable")
+    skeys = grid.key[order]
+    by_lab = np.argsort(lab[cand], kind="stable")
+    cl = lab[cand][by_lab]
+    bounds = np.flatnonzero(np.r_[True, cl[1:] != cl[:-1], True])
+    bound = eps * (1.0 + 1e-6)
+    for b0, b1 in zip(bounds[:-1], bounds[1:], strict=True):  # a loop over IDs, not points
+        pos = by_lab[b0:b1]
+        q = cand[pos]
+        cells = _uniq(grid.key[q])
+        around = _uniq((cells[:, None] + grid.offsets()[None, :]).ravel())
+        idx = order[_ranges(np.searchsorted(skeys, around, "left"),
+                            np.searchsorted(skeys, around, "right"))]
+        idx = idx[lab[idx] != cl[b0]]
+        if idx.size == 0:
+            continue
+        tree = cKDTree(x[idx], balanced_tree=False, compact_nodes=False)
+        d, _ = tree.query(x[q], k=1, distance_upper_bound=2 * bound, workers=cfg.workers)
+        out[pos] = d <= bound
+    return out
+
+
 def _cell_frames(key: np.ndarray, frame: np.ndarray, n_frames: int):
     """Occupied cells (sorted) with the number of distinct frames, and min / max frame."""
     cf = _uniq(_pair_key(key, frame, n_frames))
@@ -349,6 +388,8 @@ def _h_ids(flat: _Flat, eps: float, cfg: ConsistencyConfig, stats: dict) -> np.n
     # cells a hair larger than eps: a neighbour within eps is always in the 27 cells around
     grid = _Grid(x, eps * (1.0 + 1e-6))
     pure = _pure_points(grid, lab, n_lab)
+    cand = np.flatnonzero(~pure)  # mixed 27-cell neighbourhood: check the ball itself
+    pure[cand[~_exactly_impure(x, lab, grid, cand, eps, cfg)]] = True
     n_frames = len(flat.shapes)
     sure = np.zeros(n, bool)
     cand = np.flatnonzero(pure)
