@@ -312,6 +312,8 @@ def _exactly_impure(x, lab, grid: _Grid, cand: np.ndarray, eps: float, cfg) -> n
     One nearest-neighbour query per point against a tree of the *other* IDs' points of the
     27 cells around, built per ID — cheap, unlike counting the whole ball."""
     out = np.zeros(cand.size, bool)
+    if cand.size == 0:
+        return out
     order = np.argsort(grid.key, kind="stable")
     skeys = grid.key[order]
     by_lab = np.argsort(lab[cand], kind="stable")

@@ -168,7 +168,13 @@ def test_shortcuts_never_claim_wrongly():
     """The two sufficient tests behind the fast path, against brute force on clustered points."""
     from scipy.spatial.distance import cdist
 
-    from lift3d.metrics.consistency import _Grid, _other_frame_within_eps, _pure_points
+    from lift3d.metrics.consistency import (
+        ConsistencyConfig,
+        _exactly_impure,
+        _Grid,
+        _other_frame_within_eps,
+        _pure_points,
+    )
 
     rng = np.random.default_rng(5)
     centres = rng.random((6, 3))
@@ -178,9 +184,13 @@ def test_shortcuts_never_claim_wrongly():
     eps = 0.02
     d = cdist(x, x)
     within = d <= eps
-    pure = _pure_points(_Grid(x, eps * (1 + 1e-6)), lab, int(lab.max()) + 1)
+    grid = _Grid(x, eps * (1 + 1e-6))
+    pure = _pure_points(grid, lab, int(lab.max()) + 1)
     truly_pure = ~(within & (lab[:, None] != lab[None, :])).any(1)
     assert pure.any() and not (pure & ~truly_pure).any()
+    cand = np.flatnonzero(~pure)
+    maybe = _exactly_impure(x, lab, grid, cand, eps, ConsistencyConfig())
+    np.testing.assert_array_equal(maybe, ~truly_pure[cand])  # exact up to the 1e-6 margin
     sel = np.arange(3000)
     sure = _other_frame_within_eps(x, frame, 4, eps, sel)
     truly = (within & (frame[:, None] != frame[None, :])).any(1)
