@@ -235,8 +235,8 @@ def main():
     r = rows[0]
     st = r["stats"]
     print(f"\nwhere the effort went ({r['frames']} frames): {st.get('n_settled', 0) / 1e6:.2f} M "
-          f"pixels settled without counting, {st.get('n_counted', 0) / 1e6:.2f} M counted, "
-          f"{st.get('n_counted_by_id', 0) / 1e6:.2f} M of them also by ID; CPU s: "
+          f"pixels settled without a ball count, {st.get('n_counted', 0) / 1e6:.2f} M counted, "
+          f"{st.get('n_mixed', 0) / 1e6:.2f} M with another ID within eps; CPU s: "
           + ", ".join(f"{k[4:]} {v:.1f}" for k, v in st.items() if k.startswith("cpu_")))
     if "o3d_per_point" in r:
         print(f"\nmean neighbours per point (all frames, itself included): {r['mean_nb']:.0f}; "

@@ -24,14 +24,15 @@ H = 1 for a labelling that puts one label everywhere, so H is only meaningful be
 segmentation quality figure (see :mod:`lift3d.metrics.video`).
 
 How it is fast without sampling (ID maps): with A(p) the number of points within eps in all
-frames, A_f(p) the same in p's own frame, and S(p), S_f(p) the same counts restricted to p's ID,
-h(p) = (S - S_f) / (A - A_f). These are radius *counts* (scipy cKDTree
+frames, A_f(p) the same in p's own frame, and D(p), D_f(p) the same counts restricted to the
+*other* IDs, h(p) = 1 - (D - D_f) / (A - A_f). These are radius *counts* (scipy cKDTree
 ``query_ball_point(return_length=True)``, multi-threaded; own-frame counts use one tree per
-frame; counts by ID use a 4th coordinate ``ID * 2 eps`` so that points of different IDs are
-never within eps while distances inside one ID stay bit-identical). Most pixels need no count
-at all: a pixel with no other ID within eps (its 27 cells of side eps hold one ID, or else
-a nearest-neighbour query among the other IDs' points there says so) has S = A and
-S_f = A_f, so h(p) = 1 as soon as one other-frame point lies within eps; that is
+frame and group by frame with a 4th coordinate ``frame * 2 eps``, so that other frames are
+never within eps while distances inside one frame stay bit-identical). D and D_f come from
+one tree per ID holding only the other IDs' points of the 27 cells (side eps) around that
+ID's pixels, so they cost in proportion to the minority, not to the ball. Most pixels need no
+ball count at all: a pixel with D = 0 (its 27 cells hold one ID, or the count says so)
+has h(p) = 1 as soon as one other-frame point lies within eps; that is
 certain when the 27 cells of side eps / (2 sqrt 3) around p (all closer than eps) hold a point
 of another frame. Counts are taken only for the remaining pixels. Feature maps use neighbour
 lists in chunks and a sparse product (sum_q cos(p, q) = f_p . sum_q f_q); they cost
@@ -81,9 +82,9 @@ class ConsistencyResult:
     n_pixels: number of query pixels (valid, and labelled when unlabelled ones are excluded).
     n_with_neighbours: number of query pixels with at least one neighbour.
     maps: with ``return_maps``, per frame (H, W) float32 h, NaN where undefined.
-    stats: how the exact path spent its effort: pixels settled without counting
-        (``n_settled``), counted (``n_counted``), counted by ID (``n_counted_by_id``), and CPU
-        seconds per stage (``cpu_*``).
+    stats: how the exact path spent its effort: pixels settled without a ball count
+        (``n_settled``), ball-counted (``n_counted``), with another ID within eps
+        (``n_mixed``), and CPU seconds per stage (``cpu_*``).
     """
 
     H: float
@@ -306,20 +307,20 @@ def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return start + np.arange(total)
 
 
-def _exactly_impure(x, lab, grid: _Grid, cand: np.ndarray, eps: float, cfg) -> np.ndarray:
-    """(len(cand),) bool: False where no point of another ID lies within eps of ``x[cand]``
-    (so the point is pure after all), True where one may (conservative by a 1e-6 margin).
-    One nearest-neighbour query per point against a tree of the *other* IDs' points of the
-    27 cells around, built per ID — cheap, unlike counting the whole ball."""
-    out = np.zeros(cand.size, bool)
+def _other_id_counts(x, frame, lab, grid: _Grid, cand: np.ndarray, eps: float, cfg):
+    """Exact D(p) and D_f(p) for p in ``cand``: the number of points of *another* ID within eps,
+    in all frames and in p's own frame. Per ID, one KD-tree of the other IDs' points in the 27
+    cells around that ID's candidates (every such neighbour lies there): the cost grows with
+    the minority count D, not with the whole ball. Returns two (len(cand),) int64 arrays."""
+    d_all = np.zeros(cand.size, np.int64)
+    d_own = np.zeros(cand.size, np.int64)
     if cand.size == 0:
-        return out
+        return d_all, d_own
     order = np.argsort(grid.key, kind="stable")
     skeys = grid.key[order]
     by_lab = np.argsort(lab[cand], kind="stable")
     cl = lab[cand][by_lab]
     bounds = np.flatnonzero(np.r_[True, cl[1:] != cl[:-1], True])
-    bound = eps * (1.0 + 1e-6)
     for b0, b1 in zip(bounds[:-1], bounds[1:], strict=True):  # a loop over IDs, not points
         pos = by_lab[b0:b1]
         q = cand[pos]
@@ -330,10 +331,12 @@ def _exactly_impure(x, lab, grid: _Grid, cand: np.ndarray, eps: float, cfg) -> n
         idx = idx[lab[idx] != cl[b0]]
         if idx.size == 0:
             continue
-        tree = cKDTree(x[idx], balanced_tree=False, compact_nodes=False)
-        d, _ = tree.query(x[q], k=1, distance_upper_bound=2 * bound, workers=cfg.workers)
-        out[pos] = d <= bound
-    return out
+        d = _tree_counts(x[idx], None, x[q], None, eps, cfg)
+        d_all[pos] = d
+        hit = d > 0  # own-frame share only where there is any
+        if hit.any():
+            d_own[pos[hit]] = _tree_counts(x[idx], frame[idx], x[q[hit]], frame[q[hit]], eps, cfg)
+    return d_all, d_own
 
 
 def _cell_frames(key: np.ndarray, frame: np.ndarray, n_frames: int):
@@ -390,8 +393,10 @@ def _h_ids(flat: _Flat, eps: float, cfg: ConsistencyConfig, stats: dict) -> np.n
     # cells a hair larger than eps: a neighbour within eps is always in the 27 cells around
     grid = _Grid(x, eps * (1.0 + 1e-6))
     pure = _pure_points(grid, lab, n_lab)
-    cand = np.flatnonzero(~pure)  # mixed 27-cell neighbourhood: check the ball itself
-    pure[cand[~_exactly_impure(x, lab, grid, cand, eps, cfg)]] = True
+    # mixed 27-cell neighbourhood: count the other IDs within eps exactly (D, D_f)
+    mixed = np.flatnonzero(~pure)
+    d_all, d_own = _other_id_counts(x, frame, lab, grid, mixed, eps, cfg)
+    pure[mixed[d_all == 0]] = True
     n_frames = len(flat.shapes)
     sure = np.zeros(n, bool)
     cand = np.flatnonzero(pure)
@@ -399,7 +404,7 @@ def _h_ids(flat: _Flat, eps: float, cfg: ConsistencyConfig, stats: dict) -> np.n
     h[sure] = 1.0
     need = ~sure  # these need A - A_f (whether any neighbour exists, and how many)
     stats.update(n_settled=int(sure.sum()), n_counted=int(need.sum()),
-                 n_counted_by_id=int((~pure).sum()), cpu_shortcuts=process_time() - t)
+                 n_mixed=int((d_all > 0).sum()), cpu_shortcuts=process_time() - t)
     if not need.any():
         return h
     t = process_time()
@@ -411,23 +416,12 @@ def _h_ids(flat: _Flat, eps: float, cfg: ConsistencyConfig, stats: dict) -> np.n
     t = process_time()
     a_f = _counts_own_frame(x, frame, None, near, q, eps, cfg)
     stats["cpu_count_own_frame"] = process_time() - t
-    t = process_time()
     n_other = a - a_f
-    s = n_other.astype(np.float64)  # pure points: S - S_f = A - A_f
-    impure = ~pure[q]
-    if impure.any():
-        qi = q[impure]
-        sel = np.zeros(n, bool)
-        sel[qi] = True
-        near_i = _near_cells(grid, sel)
-        s_all = _counts(x, lab, near_i, qi, eps, cfg)
-        stats["cpu_count_by_id"] = process_time() - t
-        t = process_time()
-        s_f = _counts_own_frame(x, frame, lab, near_i, qi, eps, cfg)
-        stats["cpu_count_by_id_own_frame"] = process_time() - t
-        s[impure] = s_all - s_f
+    # other-frame neighbours of another ID: D - D_f (0 for pure points)
+    diff = np.zeros(n, np.int64)
+    diff[mixed] = d_all - d_own
     has = n_other > 0
-    h[q[has]] = s[has] / n_other[has]
+    h[q[has]] = (n_other[has] - diff[q[has]]) / n_other[has]  # (S - S_f) / (A - A_f)
     return h
 
 

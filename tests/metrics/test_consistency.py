@@ -170,9 +170,9 @@ def test_shortcuts_never_claim_wrongly():
 
     from lift3d.metrics.consistency import (
         ConsistencyConfig,
-        _exactly_impure,
         _Grid,
         _other_frame_within_eps,
+        _other_id_counts,
         _pure_points,
     )
 
@@ -189,8 +189,10 @@ def test_shortcuts_never_claim_wrongly():
     truly_pure = ~(within & (lab[:, None] != lab[None, :])).any(1)
     assert pure.any() and not (pure & ~truly_pure).any()
     cand = np.flatnonzero(~pure)
-    maybe = _exactly_impure(x, lab, grid, cand, eps, ConsistencyConfig())
-    np.testing.assert_array_equal(maybe, ~truly_pure[cand])  # exact up to the 1e-6 margin
+    d_all, d_own = _other_id_counts(x, frame, lab, grid, cand, eps, ConsistencyConfig())
+    other = within & (lab[:, None] != lab[None, :])
+    np.testing.assert_array_equal(d_all, other[cand].sum(1))
+    np.testing.assert_array_equal(d_own, (other & (frame[:, None] == frame[None, :]))[cand].sum(1))
     sel = np.arange(3000)
     sure = _other_frame_within_eps(x, frame, 4, eps, sel)
     truly = (within & (frame[:, None] != frame[None, :])).any(1)
