@@ -15,6 +15,11 @@ Figures:
 
 Run from the repository root:  PYTHONPATH=. python benchmarks/bench_consistency.py
 (``--frames 20 --hw 256 192`` for a quick run). eps defaults to 0.01 m.
+
+Measured 2026-11-24 on the shared 2-core dev machine (load average ~8, so wall times are
+inflated; CPU seconds are the robust figure): 100 x 512x384 (19.7 M points, 134 neighbours
+per point on average): 89.6 CPU s, 138 s wall, +2.9 GiB peak RSS; 30 x 320x240 (2.3 M):
+8.3 CPU s, 12.7 s wall. Per-point Open3D loop: 32 CPU us/point -> 641 s extrapolated (7x).
 """
 
 from __future__ import annotations
@@ -203,7 +208,7 @@ def run(n_frames, w, h, eps, n_query=0):
     row = dict(frames=n_frames, size=f"{w}x{h}", points=n, H=res.H, H_mask=approx.H,
                t_h=t_h, c_h=c_h, t_mask=t_mask, rss=mem.peak, rss_extra=mem.peak - base,
                t_gen=t_gen,
-               with_nb=res.n_with_neighbours / max(1, res.n_pixels))
+               with_nb=res.n_with_neighbours / max(1, res.n_pixels), stats=res.stats)
     if n_query:
         per_point, build, m = open3d_loop(pts, val, ids, eps, n_query)
         row.update(o3d_per_point=per_point, o3d_build=build, o3d_total=build + per_point * n,
@@ -233,6 +238,11 @@ def main():
               f"{r['H_mask']:.4f} | {r['t_h']:.1f} s | {r['c_h']:.1f} s | {r['t_mask']:.1f} s | "
               f"{r['rss'] / 2**30:.2f} GiB ({r['rss_extra'] / 2**30:.2f}) |")
     r = rows[0]
+    st = r["stats"]
+    print(f"\nwhere the effort went ({r['frames']} frames): {st.get('n_settled', 0) / 1e6:.2f} M "
+          f"pixels settled without a ball count, {st.get('n_counted', 0) / 1e6:.2f} M counted, "
+          f"{st.get('n_mixed', 0) / 1e6:.2f} M with another ID within eps; CPU s: "
+          + ", ".join(f"{k[4:]} {v:.1f}" for k, v in st.items() if k.startswith("cpu_")))
     if "o3d_per_point" in r:
         print(f"\nmean neighbours per point (all frames, itself included): {r['mean_nb']:.0f}; "
               f"pixels with a neighbour: {100 * r['with_nb']:.1f} %")

@@ -24,13 +24,15 @@ H = 1 for a labelling that puts one label everywhere, so H is only meaningful be
 segmentation quality figure (see :mod:`lift3d.metrics.video`).
 
 How it is fast without sampling (ID maps): with A(p) the number of points within eps in all
-frames, A_f(p) the same in p's own frame, and S(p), S_f(p) the same counts restricted to p's ID,
-h(p) = (S - S_f) / (A - A_f). These are radius *counts* (scipy cKDTree
+frames, A_f(p) the same in p's own frame, and D(p), D_f(p) the same counts restricted to the
+*other* IDs, h(p) = 1 - (D - D_f) / (A - A_f). These are radius *counts* (scipy cKDTree
 ``query_ball_point(return_length=True)``, multi-threaded; own-frame counts use one tree per
-frame; counts by ID use a 4th coordinate ``ID * 2 eps`` so that points of different IDs are
-never within eps while distances inside one ID stay bit-identical). Most pixels need no count
-at all: a pixel whose eps-cell neighbourhood (27 cells of side eps) holds one ID only has
-S = A and S_f = A_f, so h(p) = 1 as soon as one other-frame point lies within eps; that is
+frame and group by frame with a 4th coordinate ``frame * 2 eps``, so that other frames are
+never within eps while distances inside one frame stay bit-identical). D and D_f come from
+one tree per ID holding only the other IDs' points of the 27 cells (side eps) around that
+ID's pixels, so they cost in proportion to the minority, not to the ball. Most pixels need no
+ball count at all: a pixel with D = 0 (its 27 cells hold one ID, or the count says so)
+has h(p) = 1 as soon as one other-frame point lies within eps; that is
 certain when the 27 cells of side eps / (2 sqrt 3) around p (all closer than eps) hold a point
 of another frame. Counts are taken only for the remaining pixels. Feature maps use neighbour
 lists in chunks and a sparse product (sum_q cos(p, q) = f_p . sum_q f_q); they cost
@@ -43,7 +45,8 @@ camera at 2 m; pass a value in the units of your points.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from time import process_time
 
 import numpy as np
 from scipy import sparse
@@ -79,6 +82,9 @@ class ConsistencyResult:
     n_pixels: number of query pixels (valid, and labelled when unlabelled ones are excluded).
     n_with_neighbours: number of query pixels with at least one neighbour.
     maps: with ``return_maps``, per frame (H, W) float32 h, NaN where undefined.
+    stats: how the exact path spent its effort: pixels settled without a ball count
+        (``n_settled``), ball-counted (``n_counted``), with another ID within eps
+        (``n_mixed``), and CPU seconds per stage (``cpu_*``).
     """
 
     H: float
@@ -86,6 +92,7 @@ class ConsistencyResult:
     n_pixels: int
     n_with_neighbours: int
     maps: list[np.ndarray] | None = None
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,7 +150,7 @@ def _flatten(points, valid, outputs, exclude_unlabelled: bool) -> _Flat:
     return _Flat(np.concatenate(xs), np.concatenate(fs), np.concatenate(ps), out, is_ids, shapes)
 
 
-def _result(flat: _Flat, h: np.ndarray, return_maps: bool) -> ConsistencyResult:
+def _result(flat: _Flat, h: np.ndarray, return_maps: bool, stats=None) -> ConsistencyResult:
     """Aggregate per-point h (NaN = no neighbour) into H, per-frame means and maps."""
     n_frames = len(flat.shapes)
     ok = ~np.isnan(h)
@@ -161,7 +168,7 @@ def _result(flat: _Flat, h: np.ndarray, return_maps: bool) -> ConsistencyResult:
             sel = flat.frame == i
             m[flat.pix[sel]] = h[sel]
             maps.append(m.reshape(hh, ww))
-    return ConsistencyResult(H, per_frame, int(h.size), n_ok, maps)
+    return ConsistencyResult(H, per_frame, int(h.size), n_ok, maps, dict(stats or {}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,6 +297,48 @@ def _pure_points(grid: _Grid, label: np.ndarray, n_lab: int) -> np.ndarray:
     return n_ids[np.searchsorted(ukey, grid.key)] == 1  # a point's own cell is among ukey
 
 
+def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(lo[i], hi[i]) over i, vectorised."""
+    n = hi - lo
+    total = int(n.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    start = np.repeat(lo - np.r_[0, np.cumsum(n)[:-1]], n)
+    return start + np.arange(total)
+
+
+def _other_id_counts(x, frame, lab, grid: _Grid, cand: np.ndarray, eps: float, cfg):
+    """Exact D(p) and D_f(p) for p in ``cand``: the number of points of *another* ID within eps,
+    in all frames and in p's own frame. Per ID, one KD-tree of the other IDs' points in the 27
+    cells around that ID's candidates (every such neighbour lies there): the cost grows with
+    the minority count D, not with the whole ball. Returns two (len(cand),) int64 arrays."""
+    d_all = np.zeros(cand.size, np.int64)
+    d_own = np.zeros(cand.size, np.int64)
+    if cand.size == 0:
+        return d_all, d_own
+    order = np.argsort(grid.key, kind="stable")
+    skeys = grid.key[order]
+    by_lab = np.argsort(lab[cand], kind="stable")
+    cl = lab[cand][by_lab]
+    bounds = np.flatnonzero(np.r_[True, cl[1:] != cl[:-1], True])
+    for b0, b1 in zip(bounds[:-1], bounds[1:], strict=True):  # a loop over IDs, not points
+        pos = by_lab[b0:b1]
+        q = cand[pos]
+        cells = _uniq(grid.key[q])
+        around = _uniq((cells[:, None] + grid.offsets()[None, :]).ravel())
+        idx = order[_ranges(np.searchsorted(skeys, around, "left"),
+                            np.searchsorted(skeys, around, "right"))]
+        idx = idx[lab[idx] != cl[b0]]
+        if idx.size == 0:
+            continue
+        d = _tree_counts(x[idx], None, x[q], None, eps, cfg)
+        d_all[pos] = d
+        hit = d > 0  # own-frame share only where there is any
+        if hit.any():
+            d_own[pos[hit]] = _tree_counts(x[idx], frame[idx], x[q[hit]], frame[q[hit]], eps, cfg)
+    return d_all, d_own
+
+
 def _cell_frames(key: np.ndarray, frame: np.ndarray, n_frames: int):
     """Occupied cells (sorted) with the number of distinct frames, and min / max frame."""
     cf = _uniq(_pair_key(key, frame, n_frames))
@@ -332,43 +381,47 @@ def _other_frame_within_eps(x, frame, n_frames: int, eps: float, sel: np.ndarray
     return out
 
 
-def _h_ids(flat: _Flat, eps: float, cfg: ConsistencyConfig) -> np.ndarray:
+def _h_ids(flat: _Flat, eps: float, cfg: ConsistencyConfig, stats: dict) -> np.ndarray:
     x, frame, ids = flat.x, flat.frame, flat.out
     n = x.shape[0]
     h = np.full(n, np.nan)
     if n == 0:
         return h
+    t = process_time()
     _, lab = _uniq_inv(ids)  # dense label index 0..L-1
     n_lab = int(lab.max()) + 1
     # cells a hair larger than eps: a neighbour within eps is always in the 27 cells around
     grid = _Grid(x, eps * (1.0 + 1e-6))
     pure = _pure_points(grid, lab, n_lab)
+    # mixed 27-cell neighbourhood: count the other IDs within eps exactly (D, D_f)
+    mixed = np.flatnonzero(~pure)
+    d_all, d_own = _other_id_counts(x, frame, lab, grid, mixed, eps, cfg)
+    pure[mixed[d_all == 0]] = True
     n_frames = len(flat.shapes)
     sure = np.zeros(n, bool)
     cand = np.flatnonzero(pure)
     sure[cand] = _other_frame_within_eps(x, frame, n_frames, eps, cand)
     h[sure] = 1.0
     need = ~sure  # these need A - A_f (whether any neighbour exists, and how many)
+    stats.update(n_settled=int(sure.sum()), n_counted=int(need.sum()),
+                 n_mixed=int((d_all > 0).sum()), cpu_shortcuts=process_time() - t)
     if not need.any():
         return h
+    t = process_time()
     # only points in the 27 cells around a needed point can be its neighbours
     near = _near_cells(grid, need)
     q = np.flatnonzero(need)
     a = _counts(x, None, near, q, eps, cfg)
+    stats["cpu_count_all"] = process_time() - t
+    t = process_time()
     a_f = _counts_own_frame(x, frame, None, near, q, eps, cfg)
+    stats["cpu_count_own_frame"] = process_time() - t
     n_other = a - a_f
-    s = n_other.astype(np.float64)  # pure points: S - S_f = A - A_f
-    impure = ~pure[q]
-    if impure.any():
-        qi = q[impure]
-        sel = np.zeros(n, bool)
-        sel[qi] = True
-        near_i = _near_cells(grid, sel)
-        s_all = _counts(x, lab, near_i, qi, eps, cfg)
-        s_f = _counts_own_frame(x, frame, lab, near_i, qi, eps, cfg)
-        s[impure] = s_all - s_f
+    # other-frame neighbours of another ID: D - D_f (0 for pure points)
+    diff = np.zeros(n, np.int64)
+    diff[mixed] = d_all - d_own
     has = n_other > 0
-    h[q[has]] = s[has] / n_other[has]
+    h[q[has]] = (n_other[has] - diff[q[has]]) / n_other[has]  # (S - S_f) / (A - A_f)
     return h
 
 
@@ -426,9 +479,11 @@ def consistency(
         raise InputError(f"consistency: eps must be > 0, got {eps}", fix="pass a radius in the "
                          "units of the points, e.g. 0.01 for metres")
     cfg = config or ConsistencyConfig(eps=eps, exclude_unlabelled=exclude_unlabelled)
+    t = process_time()
     flat = _flatten(points, valid, outputs, exclude_unlabelled)
-    h = _h_ids(flat, eps, cfg) if flat.is_ids else _h_features(flat, eps, cfg)
-    return _result(flat, h, return_maps)
+    stats = {"cpu_flatten": process_time() - t}
+    h = _h_ids(flat, eps, cfg, stats) if flat.is_ids else _h_features(flat, eps, cfg)
+    return _result(flat, h, return_maps, stats)
 
 
 def consistency_reference(

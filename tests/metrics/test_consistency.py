@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lift3d.errors import InputError, ShapeError
 from lift3d.metrics.consistency import (
@@ -166,7 +168,13 @@ def test_shortcuts_never_claim_wrongly():
     """The two sufficient tests behind the fast path, against brute force on clustered points."""
     from scipy.spatial.distance import cdist
 
-    from lift3d.metrics.consistency import _Grid, _other_frame_within_eps, _pure_points
+    from lift3d.metrics.consistency import (
+        ConsistencyConfig,
+        _Grid,
+        _other_frame_within_eps,
+        _other_id_counts,
+        _pure_points,
+    )
 
     rng = np.random.default_rng(5)
     centres = rng.random((6, 3))
@@ -176,9 +184,15 @@ def test_shortcuts_never_claim_wrongly():
     eps = 0.02
     d = cdist(x, x)
     within = d <= eps
-    pure = _pure_points(_Grid(x, eps * (1 + 1e-6)), lab, int(lab.max()) + 1)
+    grid = _Grid(x, eps * (1 + 1e-6))
+    pure = _pure_points(grid, lab, int(lab.max()) + 1)
     truly_pure = ~(within & (lab[:, None] != lab[None, :])).any(1)
     assert pure.any() and not (pure & ~truly_pure).any()
+    cand = np.flatnonzero(~pure)
+    d_all, d_own = _other_id_counts(x, frame, lab, grid, cand, eps, ConsistencyConfig())
+    other = within & (lab[:, None] != lab[None, :])
+    np.testing.assert_array_equal(d_all, other[cand].sum(1))
+    np.testing.assert_array_equal(d_own, (other & (frame[:, None] == frame[None, :]))[cand].sum(1))
     sel = np.arange(3000)
     sure = _other_frame_within_eps(x, frame, 4, eps, sel)
     truly = (within & (frame[:, None] != frame[None, :])).any(1)
@@ -199,3 +213,20 @@ def test_consistency_of_labels_on_types():
                      cam_to_world=[None] * 3, kind="2d")
     with pytest.raises(InputError, match="2D"):
         consistency_of_labels(geo2d, Labels(ids))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n_frames=st.integers(1, 4),
+    eps=st.floats(0.02, 0.4),
+    n_ids=st.integers(1, 4),
+    exclude=st.booleans(),
+)
+def test_property_fast_equals_reference(seed, n_frames, eps, n_ids, exclude):
+    pts, val, ids = _random(n_frames=n_frames, hw=(6, 7), n_ids=n_ids, seed=seed)
+    if n_frames > 1:  # exact duplicates across frames: distance 0
+        pts[1][:3] = pts[0][:3]
+    fast = consistency(pts, val, ids, eps, exclude_unlabelled=exclude, return_maps=True)
+    ref = consistency_reference(pts, val, ids, eps, exclude_unlabelled=exclude, return_maps=True)
+    _same(fast, ref)
