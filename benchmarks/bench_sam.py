@@ -1,0 +1,150 @@
+"""SAM-side cost per frame for the tracker: one embedding, then N prompt sets (one per ID).
+
+Compares, on one real frame (DAVIS 854 x 480) and random-weight models (speed does not depend
+on the weights):
+
+* ``predict loop``: the textbook use, ``SamPredictor.predict`` once per ID (multimask, three
+  masks upsampled per call, best kept by predicted IoU);
+* ``one-by-one``: ``SamSegmenter.prompt`` once per ID (B = 1);
+* ``batched``: ``SamSegmenter.prompt`` once with all N sets (what the tracker does).
+
+Each on top of one image embedding (``set_image``), which is timed separately. Every variant
+reuses the embedding; re-embedding per ID would add (N - 1) x embed.
+
+    PYTHONPATH=. python benchmarks/bench_sam.py --models tiny vit_b --n-prompts 16
+
+Prints one table row per model and variant and writes JSON with ``--json PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from lift3d.segment.sam import SamConfig, SamSegmenter  # noqa: E402
+from lift3d.segment.sam_checkpoint import write_random_checkpoint  # noqa: E402
+
+FRAME = Path("data/davis2016_480p/JPEGImages/480p/blackswan/00000.jpg")
+
+
+def load_frame() -> np.ndarray:
+    """The DAVIS frame from ../shared (or $LIFT3D_SHARED); a synthetic 854 x 480 otherwise."""
+    import os
+
+    root = Path(os.environ.get("LIFT3D_SHARED", REPO.parent / "shared"))
+    if (root / FRAME).is_file():
+        return np.asarray(Image.open(root / FRAME).convert("RGB"))
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(480, 854, 3), dtype=np.uint8)
+
+
+def prompts(n_sets: int, n_points: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    pts = rng.uniform((0, 0), (w, h), size=(n_sets, n_points, 2)).astype(np.float32)
+    labels = np.ones((n_sets, n_points), np.int32)
+    labels[:, n_points // 2 + 1 :] = 0  # a few negatives when there are enough points
+    return pts, labels
+
+
+def timed(fn, repeats: int) -> float:
+    """Median wall seconds of ``fn()`` over ``repeats`` runs (after one warm-up run)."""
+    fn()
+    runs = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs)
+
+
+def bench_model(model_type: str, n_sets: int, n_points: int, repeats: int, device: str) -> dict:
+    img = load_frame()
+    h, w = img.shape[:2]
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = write_random_checkpoint(Path(tmp) / f"{model_type}_random.pth", model_type)
+        seg = SamSegmenter.from_checkpoint(ckpt, SamConfig(device=device))
+    pts, labels = prompts(n_sets, n_points, h, w)
+
+    t = time.perf_counter()
+    seg.set_image(img)
+    embed = time.perf_counter() - t
+    if seg.device.type == "cuda":  # the first embedding includes CUDA start-up; time another
+        seg.predictor.forget()
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        seg.set_image(img)
+        torch.cuda.synchronize()
+        embed = time.perf_counter() - t
+
+    def predict_loop():
+        for i in range(n_sets):
+            m, s, _ = seg.predictor.predict(pts[i] - 0.5, labels[i], multimask_output=True)
+            _ = m[s.argmax()]
+
+    def one_by_one():
+        for i in range(n_sets):
+            seg.prompt(img, pts[i : i + 1], labels[i : i + 1])
+
+    def batched():
+        seg.prompt(img, pts, labels)
+
+    rows = {}
+    for name, fn in (("predict loop", predict_loop), ("one-by-one", one_by_one),
+                     ("batched", batched)):
+        prompt_s = timed(fn, repeats)
+        rows[name] = {"prompts_s": prompt_s, "frame_s": embed + prompt_s}
+    assert seg.n_embeddings == (2 if seg.device.type == "cuda" else 1)
+    return {
+        "model": model_type, "device": str(seg.device), "image": [h, w],
+        "n_prompt_sets": n_sets, "points_per_set": n_points, "embed_s": embed,
+        "threads": torch.get_num_threads(), "variants": rows,
+        "prompt_ratio_one_by_one_over_batched":
+            rows["one-by-one"]["prompts_s"] / rows["batched"]["prompts_s"],
+        "prompt_ratio_predict_loop_over_batched":
+            rows["predict loop"]["prompts_s"] / rows["batched"]["prompts_s"],
+        "frame_ratio_predict_loop_over_batched":
+            rows["predict loop"]["frame_s"] / rows["batched"]["frame_s"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["tiny", "vit_b"])
+    ap.add_argument("--n-prompts", type=int, default=16, help="prompt sets (IDs) per frame")
+    ap.add_argument("--points", type=int, default=3, help="points per prompt set")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+
+    results = []
+    print(f"{'model':6} {'variant':13} {'embed s':>8} {'prompts s':>10} {'frame s':>8}")
+    for model_type in args.models:
+        r = bench_model(model_type, args.n_prompts, args.points, args.repeats, args.device)
+        results.append(r)
+        for name, v in r["variants"].items():
+            print(f"{model_type:6} {name:13} {r['embed_s']:8.3f} {v['prompts_s']:10.4f} "
+                  f"{v['frame_s']:8.3f}")
+        print(f"{model_type:6} prompts one-by-one / batched = "
+              f"{r['prompt_ratio_one_by_one_over_batched']:.1f}x, predict loop / batched = "
+              f"{r['prompt_ratio_predict_loop_over_batched']:.1f}x; per frame predict loop / "
+              f"batched = {r['frame_ratio_predict_loop_over_batched']:.2f}x "
+              f"({r['device']}, {r['threads']} threads)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
