@@ -53,6 +53,8 @@ class SamConfig:
 
     checkpoint: str | None = None
     """Checkpoint file; None: ``$LIFT3D_SAM_CHECKPOINT``, then the user cache, then download."""
+    download: bool | None = None
+    """Download the official file when none is found; None: unless ``LIFT3D_OFFLINE=1``."""
     model_type: str = "auto"
     """vit_h, vit_l, vit_b, tiny, or auto (read from the checkpoint's tensor shapes)."""
     device: str | None = None
@@ -168,7 +170,7 @@ class SamSegmenter:
         usable checkpoint is found (saying which file to put where) or it is damaged.
         """
         config = _with_overrides(config or SamConfig(), overrides)
-        path = find_sam_checkpoint(config.checkpoint, config.model_type)
+        path = find_sam_checkpoint(config.checkpoint, config.model_type, config.download)
         return cls.from_checkpoint(path, config)
 
     @classmethod

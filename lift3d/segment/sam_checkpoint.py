@@ -148,6 +148,13 @@ def find_sam_checkpoint(
     ``LIFT3D_OFFLINE=1``. Raises :class:`CheckpointError` saying which file to put where.
     """
     _check_model_type(model_type)
+    if explicit is not None and not Path(explicit).expanduser().is_file():
+        names = ", ".join(f.filename for f in OFFICIAL_FILES.values())
+        raise CheckpointError(
+            "SAM checkpoint file not found", Path(explicit).expanduser(),
+            f"check the path given to --sam-checkpoint (official files: {names}, "
+            f"from {BASE_URL})",
+        )
     if model_type == "tiny":
         if explicit is None and not _env_checkpoint():
             raise CheckpointError(

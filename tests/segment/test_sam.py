@@ -211,3 +211,13 @@ def test_full_size_vit_b_with_random_weights_loads_through_the_user_path(tmp_pat
     assert loaded.keys() == saved.keys()
     assert all(torch.equal(loaded[k], saved[k]) for k in saved)
     assert sum(p.numel() for p in seg.model.parameters()) == 93_735_472
+
+
+def test_no_checkpoint_and_no_download_is_one_clear_error(tmp_path, monkeypatch):
+    """What ``--segmenter auto`` tries first: build without downloading."""
+    from lift3d.errors import CheckpointError
+
+    monkeypatch.setenv("LIFT3D_CACHE", str(tmp_path))
+    monkeypatch.delenv("LIFT3D_SAM_CHECKPOINT", raising=False)
+    with pytest.raises(CheckpointError, match="sam_vit_h_4b8939.pth is not available offline"):
+        build_segmenter("sam", download=False)
