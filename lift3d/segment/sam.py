@@ -11,6 +11,8 @@ Built on the ``segment-anything`` package: ``SamAutomaticMaskGenerator`` for ``a
   embedded each on their own, as SAM does);
 * prompts batched: all prompt sets of a frame go through the prompt encoder and mask decoder
   together (grouped by their number of points, see :meth:`SamSegmenter.prompt`);
+* automatic masks filtered by predicted IoU before, not after, upsampling
+  (:class:`IouFirstMaskGenerator`: same masks, a fraction of the work on a CPU);
 * multimask output: of SAM's three masks per prompt the one with the highest predicted IoU is
   kept, and that IoU is returned as the score.
 
@@ -36,6 +38,14 @@ from lift3d.segment.sam_checkpoint import find_sam_checkpoint, load_sam
 try:
     from segment_anything import SamAutomaticMaskGenerator, SamPredictor
     from segment_anything.modeling import Sam
+    from segment_anything.utils.amg import (
+        MaskData,
+        batched_mask_to_box,
+        calculate_stability_score,
+        is_box_near_crop_edge,
+        mask_to_rle_pytorch,
+        uncrop_masks,
+    )
 except ImportError as _err:  # one clear message instead of a traceback at first use
     raise BackendUnavailable(
         f"the SAM backend needs the segment-anything package ({_err})", None,
@@ -142,6 +152,64 @@ class CachingSamPredictor(SamPredictor):
         self.reset_image()
 
 
+class IouFirstMaskGenerator(SamAutomaticMaskGenerator):
+    """``SamAutomaticMaskGenerator`` that drops masks below ``pred_iou_thresh`` *before*
+    upsampling them to the image size, not after.
+
+    The predicted IoU does not depend on the upsampling, and each mask is upsampled on its
+    own, so the output is the same; the work is not: SAM upsamples 3 masks per grid point
+    (3 x 64 x 1024 x 1024 floats per batch) and with real weights most fail the threshold.
+    On a CPU this step dominates ``auto_masks``. Overrides the generator's per-batch step
+    (``_process_batch``, segment-anything 1.0); the rest of the generator is unchanged.
+    """
+
+    def _process_batch(self, points, im_size, crop_box, orig_size) -> MaskData:
+        pred, model = self.predictor, self.predictor.model
+        orig_h, orig_w = orig_size
+        in_points = torch.as_tensor(
+            pred.transform.apply_coords(points, im_size), device=pred.device
+        )
+        in_labels = torch.ones(len(in_points), dtype=torch.int, device=pred.device)
+        sparse, dense = model.prompt_encoder(
+            points=(in_points[:, None, :], in_labels[:, None]), boxes=None, masks=None
+        )
+        low_res, iou = model.mask_decoder(
+            image_embeddings=pred.features,
+            image_pe=model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+        )
+        data = MaskData(
+            masks=low_res.flatten(0, 1),
+            iou_preds=iou.flatten(0, 1),
+            points=torch.as_tensor(points.repeat(low_res.shape[1], axis=0)),
+        )
+        if self.pred_iou_thresh > 0.0:
+            data.filter(data["iou_preds"] > self.pred_iou_thresh)
+        if len(data["masks"]) == 0:
+            data["masks"] = torch.zeros((0, *im_size), device=pred.device)
+        else:
+            data["masks"] = model.postprocess_masks(
+                data["masks"][:, None], pred.input_size, pred.original_size
+            )[:, 0]
+        # From here on as SamAutomaticMaskGenerator._process_batch.
+        data["stability_score"] = calculate_stability_score(
+            data["masks"], model.mask_threshold, self.stability_score_offset
+        )
+        if self.stability_score_thresh > 0.0:
+            data.filter(data["stability_score"] >= self.stability_score_thresh)
+        data["masks"] = data["masks"] > model.mask_threshold
+        data["boxes"] = batched_mask_to_box(data["masks"])
+        keep = ~is_box_near_crop_edge(data["boxes"], crop_box, [0, 0, orig_w, orig_h])
+        if not torch.all(keep):
+            data.filter(keep)
+        data["masks"] = uncrop_masks(data["masks"], crop_box, orig_h, orig_w)
+        data["rles"] = mask_to_rle_pytorch(data["masks"])
+        del data["masks"]
+        return data
+
+
 class SamSegmenter:
     """Segment Anything as a :class:`~lift3d.segment.base.Segmenter`.
 
@@ -157,7 +225,7 @@ class SamSegmenter:
         self.model_type = model_type
         self.model = model.eval()
         self.predictor = CachingSamPredictor(self.model)
-        self._generator: SamAutomaticMaskGenerator | None = None
+        self._generator: IouFirstMaskGenerator | None = None
 
     # -- construction -------------------------------------------------------------------------
 
@@ -297,7 +365,7 @@ class SamSegmenter:
 
     def _mask_generator(self) -> SamAutomaticMaskGenerator:
         if self._generator is None:
-            gen = SamAutomaticMaskGenerator(self.model, **self.config.generator_kwargs())
+            gen = IouFirstMaskGenerator(self.model, **self.config.generator_kwargs())
             # Share the caching predictor (and its embedding) instead of the generator's own.
             gen.predictor = self.predictor
             self._generator = gen

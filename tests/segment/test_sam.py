@@ -221,3 +221,27 @@ def test_no_checkpoint_and_no_download_is_one_clear_error(tmp_path, monkeypatch)
     monkeypatch.delenv("LIFT3D_SAM_CHECKPOINT", raising=False)
     with pytest.raises(CheckpointError, match="sam_vit_h_4b8939.pth is not available offline"):
         build_segmenter("sam", download=False)
+
+
+def test_iou_first_generator_equals_segment_anythings(tiny_ckpt):
+    """Filtering by predicted IoU before upsampling keeps exactly the masks (and their RLEs,
+    IoUs, stability scores, boxes, points) that SAM's own per-batch step keeps."""
+    from segment_anything import SamAutomaticMaskGenerator
+
+    # Random weights predict IoUs around 0-0.3 and near-zero logits: thresholds to match.
+    cfg = SamConfig(device="cpu", points_per_side=8, pred_iou_thresh=0.05,
+                    stability_score_thresh=0.5, stability_score_offset=0.01)
+    seg = SamSegmenter.from_checkpoint(tiny_ckpt, cfg)
+    ours = seg._mask_generator()
+    ref = SamAutomaticMaskGenerator(seg.model, **cfg.generator_kwargs())
+    ref.predictor = seg.predictor
+    img = synthetic_image()
+    seg.set_image(img)
+    h, w = img.shape[:2]
+    points = ours.point_grids[0] * np.array([[w, h]])
+    a = ours._process_batch(points, (h, w), [0, 0, w, h], (h, w))
+    b = ref._process_batch(points, (h, w), [0, 0, w, h], (h, w))
+    assert 0 < len(a["rles"]) < 3 * len(points)  # the thresholds did filter
+    assert a["rles"] == b["rles"]
+    for key in ("iou_preds", "stability_score", "boxes", "points"):
+        torch.testing.assert_close(a[key], b[key])
