@@ -6,12 +6,19 @@ on the weights):
 * ``predict loop``: the textbook use, ``SamPredictor.predict`` once per ID (multimask, three
   masks upsampled per call, best kept by predicted IoU);
 * ``one-by-one``: ``SamSegmenter.prompt`` once per ID (B = 1);
-* ``batched``: ``SamSegmenter.prompt`` once with all N sets (what the tracker does).
+* ``batched``: ``SamSegmenter.prompt`` once with all N sets in one decoder call;
+* ``default chunks``: ``SamSegmenter.prompt`` once, decoded in chunks of the default
+  ``prompt_batch_size`` (64 on a GPU, 2 on the CPU): what the tracker gets.
 
 Each on top of one image embedding (``set_image``), timed separately after a warm-up run.
 Every variant reuses the embedding; re-embedding per ID would add (N - 1) x embed.
 
-    PYTHONPATH=. python benchmarks/bench_sam.py --models tiny vit_b --n-prompts 16
+    PYTHONPATH=. python benchmarks/bench_sam.py --models tiny vit_b --n-prompts 16 --auto
+
+With ``--auto`` it also times ``auto_masks`` (the tracker reseeds from automatic masks)
+against segment-anything's own generator on the same cached embedding. Random weights predict
+low IoUs, so nearly every mask fails ``pred_iou_thresh`` and the IoU-first generator's gain
+here is an upper bound; with real weights the masks that pass are still upsampled.
 
 Prints one table row per model and variant and writes JSON with ``--json PATH``.
 """
@@ -19,6 +26,7 @@ Prints one table row per model and variant and writes JSON with ``--json PATH``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -32,6 +40,8 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from segment_anything import SamAutomaticMaskGenerator  # noqa: E402
 
 from lift3d.segment.sam import SamConfig, SamSegmenter  # noqa: E402
 from lift3d.segment.sam_checkpoint import write_random_checkpoint  # noqa: E402
@@ -58,19 +68,24 @@ def prompts(n_sets: int, n_points: int, h: int, w: int) -> tuple[np.ndarray, np.
     return pts, labels
 
 
-def timed(fn, repeats: int) -> float:
-    """Median wall seconds of ``fn()`` over ``repeats`` runs (after one warm-up run)."""
-    fn()
-    runs = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+def timed(fn, repeats: int, warmup: bool = True) -> tuple[float, float]:
+    """Median wall seconds and median process CPU seconds (all threads) of ``fn()`` over
+    ``repeats`` runs, after one warm-up run. CPU seconds are the steadier figure on a
+    machine shared with other work."""
+    if warmup:
         fn()
-        runs.append(time.perf_counter() - t)
-    return statistics.median(runs)
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def bench_model(
-    model_type: str, n_sets: int, n_points: int, repeats: int, embed_repeats: int, device: str
+    model_type: str, n_sets: int, n_points: int, repeats: int, embed_repeats: int, device: str,
+    auto: bool = False,
 ) -> dict:
     img = load_frame()
     h, w = img.shape[:2]
@@ -85,7 +100,7 @@ def bench_model(
         if seg.device.type == "cuda":
             torch.cuda.synchronize()
 
-    embed = timed(embed_once, embed_repeats)  # after one warm-up (first-call overheads)
+    embed, embed_cpu = timed(embed_once, embed_repeats)  # after a warm-up run
     n_embed_runs = seg.n_embeddings
 
     def predict_loop():
@@ -97,23 +112,41 @@ def bench_model(
         for i in range(n_sets):
             seg.prompt(img, pts[i : i + 1], labels[i : i + 1])
 
+    all_in_one = SamSegmenter(seg.model, dataclasses.replace(seg.config,
+                                                             prompt_batch_size=n_sets))
+    all_in_one.predictor = seg.predictor  # same cached embedding
+
     def batched():
+        all_in_one.prompt(img, pts, labels)
+
+    def default_chunks():
         seg.prompt(img, pts, labels)
 
     rows = {}
     for name, fn in (("predict loop", predict_loop), ("one-by-one", one_by_one),
-                     ("batched", batched)):
-        prompt_s = timed(fn, repeats)
-        rows[name] = {"prompts_s": prompt_s, "frame_s": embed + prompt_s}
+                     ("batched", batched), ("default chunks", default_chunks)):
+        wall, cpu = timed(fn, repeats)
+        rows[name] = {"prompts_s": wall, "prompts_cpu_s": cpu, "frame_s": embed + wall,
+                      "frame_cpu_s": embed_cpu + cpu}
+    if auto:
+        ref = SamAutomaticMaskGenerator(seg.model, **seg.config.generator_kwargs())
+        ref.predictor = seg.predictor  # same cached embedding: times the decoding only
+        for name, fn in (("auto: SAM generator", lambda: ref.generate(img)),
+                         ("auto: IoU-first", lambda: seg.auto_masks(img))):
+            wall, cpu = timed(fn, 1, warmup=False)
+            rows[name] = {"prompts_s": wall, "prompts_cpu_s": cpu, "frame_s": embed + wall,
+                          "frame_cpu_s": embed_cpu + cpu}
     assert seg.n_embeddings == n_embed_runs  # prompting never re-embedded the frame
+    ratio = {
+        f"{kind}ratio_{a}_over_batched": rows[a][f"prompts_{kind}s"] / rows["batched"][
+            f"prompts_{kind}s"]
+        for kind in ("", "cpu_") for a in ("one-by-one", "predict loop")
+    }
     return {
         "model": model_type, "device": str(seg.device), "image": [h, w],
         "n_prompt_sets": n_sets, "points_per_set": n_points, "embed_s": embed,
-        "threads": torch.get_num_threads(), "variants": rows,
-        "prompt_ratio_one_by_one_over_batched":
-            rows["one-by-one"]["prompts_s"] / rows["batched"]["prompts_s"],
-        "prompt_ratio_predict_loop_over_batched":
-            rows["predict loop"]["prompts_s"] / rows["batched"]["prompts_s"],
+        "embed_cpu_s": embed_cpu, "threads": torch.get_num_threads(), "variants": rows,
+        **ratio,
         "frame_ratio_predict_loop_over_batched":
             rows["predict loop"]["frame_s"] / rows["batched"]["frame_s"],
     }
@@ -127,22 +160,32 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of each prompt variant")
     ap.add_argument("--embed-repeats", type=int, default=1, help="timed image embeddings")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--auto", action="store_true",
+                    help="also time auto_masks against SamAutomaticMaskGenerator (1 run each)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (1 is steadiest on a machine shared with others)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     results = []
-    print(f"{'model':6} {'variant':13} {'embed s':>8} {'prompts s':>10} {'frame s':>8}")
+    print(f"{'model':6} {'variant':20} {'embed s':>8} {'prompts s':>10} {'frame s':>8} "
+          f"{'embed cpu':>10} {'prompts cpu':>12}")
     for model_type in args.models:
         r = bench_model(
-            model_type, args.n_prompts, args.points, args.repeats, args.embed_repeats, args.device
+            model_type, args.n_prompts, args.points, args.repeats, args.embed_repeats,
+            args.device, args.auto,
         )
         results.append(r)
         for name, v in r["variants"].items():
-            print(f"{model_type:6} {name:13} {r['embed_s']:8.3f} {v['prompts_s']:10.4f} "
-                  f"{v['frame_s']:8.3f}")
+            print(f"{model_type:6} {name:20} {r['embed_s']:8.3f} {v['prompts_s']:10.4f} "
+                  f"{v['frame_s']:8.3f} {r['embed_cpu_s']:10.3f} {v['prompts_cpu_s']:12.4f}")
         print(f"{model_type:6} prompts one-by-one / batched = "
-              f"{r['prompt_ratio_one_by_one_over_batched']:.1f}x, predict loop / batched = "
-              f"{r['prompt_ratio_predict_loop_over_batched']:.1f}x; per frame predict loop / "
+              f"{r['ratio_one-by-one_over_batched']:.1f}x wall, "
+              f"{r['cpu_ratio_one-by-one_over_batched']:.1f}x cpu; predict loop / batched = "
+              f"{r['ratio_predict loop_over_batched']:.1f}x wall, "
+              f"{r['cpu_ratio_predict loop_over_batched']:.1f}x cpu; per frame predict loop / "
               f"batched = {r['frame_ratio_predict_loop_over_batched']:.2f}x "
               f"({r['device']}, {r['threads']} threads)")
     if args.json:

@@ -9,8 +9,9 @@ Built on the ``segment-anything`` package: ``SamAutomaticMaskGenerator`` for ``a
   is prompted again; the automatic generator is handed this same predictor, so ``auto_masks``
   and ``prompt`` on one frame share one embedding (with ``crop_n_layers=0``; crops are
   embedded each on their own, as SAM does);
-* prompts batched: all prompt sets of a frame go through the prompt encoder and mask decoder
-  together (grouped by their number of points, see :meth:`SamSegmenter.prompt`);
+* prompts batched: the prompt sets of a frame go through the prompt encoder and mask decoder
+  together (grouped by their number of points, see :meth:`SamSegmenter.prompt`), in chunks
+  of ``prompt_batch_size`` (large on a GPU, small on a CPU, where batching saves nothing);
 * automatic masks filtered by predicted IoU before, not after, upsampling
   (:class:`IouFirstMaskGenerator`: same masks, a fraction of the work on a CPU);
 * multimask output: of SAM's three masks per prompt the one with the highest predicted IoU is
@@ -73,8 +74,11 @@ class SamConfig:
     """Check the SHA-256 of files with an official name (a few seconds for vit_h)."""
     multimask_output: bool = True
     """Point prompts: take SAM's three candidate masks and keep the best by predicted IoU."""
-    prompt_batch_size: int = 64
-    """Prompt sets decoded per mask-decoder call (bounds memory: each holds an (H, W) mask)."""
+    prompt_batch_size: int | None = None
+    """Prompt sets per mask-decoder call; None: 64 on a GPU, 2 on the CPU. SAM's decoder
+    shares no work between prompts (each attends over the whole embedding), so on a CPU big
+    batches only add memory traffic: vit_b, 1 thread, 16 sets took 1.2 s one at a time and
+    2.2 s in one batch (benchmarks/bench_sam.py)."""
     points_per_side: int = 32
     """Automatic masks: grid of points_per_side**2 single-point prompts over the image."""
     points_per_batch: int = 64
@@ -313,7 +317,7 @@ class SamSegmenter:
         pts = np.take_along_axis(points.astype(np.float32), order[..., None], axis=1)
         labels = np.take_along_axis(point_labels.astype(np.int32), order, axis=1)
         n_valid = (point_labels >= 0).sum(axis=1)
-        step = self.config.prompt_batch_size
+        step = self.config.prompt_batch_size or (2 if self.device.type == "cpu" else 64)
         for n in np.unique(n_valid[n_valid > 0]):
             rows = np.flatnonzero(n_valid == n)
             for start in range(0, len(rows), step):

@@ -82,7 +82,10 @@ def test_one_embedding_per_frame(tiny_ckpt, shared):
     assert seg.n_embeddings == 3
 
 
-def test_batched_prompts_equal_one_by_one(seg, shared):
+@pytest.mark.parametrize("batch", [64, None])  # one decoder call; the device's default chunks
+def test_batched_prompts_equal_one_by_one(tiny_ckpt, shared, batch):
+    cfg = SamConfig(device="cpu", prompt_batch_size=batch)
+    seg = SamSegmenter.from_checkpoint(tiny_ckpt, cfg)
     img = davis_frame(shared, "dog", 5)
     points, labels = random_prompts(np.random.default_rng(2), 12, 4, *img.shape[:2])
     masks, scores = seg.prompt(img, points, labels)
