@@ -1,0 +1,201 @@
+"""The exact consistency metric against its plain per-point reference, and the per-mask
+approximation against the exact value."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lift3d.errors import InputError, ShapeError
+from lift3d.metrics.consistency import (
+    consistency,
+    consistency_per_mask,
+    consistency_reference,
+)
+from tests.metrics.scenes import plane_scene
+
+
+def _same(a, b):
+    """Exact equality of results, maps included (NaN == NaN)."""
+    assert a.n_pixels == b.n_pixels
+    assert a.n_with_neighbours == b.n_with_neighbours
+    np.testing.assert_array_equal(a.per_frame, b.per_frame)
+    for ma, mb in zip(a.maps, b.maps, strict=True):
+        np.testing.assert_array_equal(ma, mb)
+    assert a.H == b.H or (np.isnan(a.H) and np.isnan(b.H))
+
+
+def _random(n_frames=3, hw=(9, 11), n_ids=3, seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    pts = [(rng.random((*hw, 3)) * scale).astype(np.float32) for _ in range(n_frames)]
+    val = [rng.random(hw) > 0.2 for _ in range(n_frames)]
+    ids = [rng.integers(0, n_ids, hw).astype(np.int32) for _ in range(n_frames)]
+    return pts, val, ids
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("exclude", [False, True])
+def test_ids_equal_reference_on_random_points(seed, exclude):
+    pts, val, ids = _random(seed=seed)
+    for eps in (0.05, 0.2):
+        fast = consistency(pts, val, ids, eps, exclude_unlabelled=exclude, return_maps=True)
+        ref = consistency_reference(pts, val, ids, eps, exclude_unlabelled=exclude,
+                                    return_maps=True)
+        _same(fast, ref)
+        assert fast.n_with_neighbours > 0
+
+
+@pytest.mark.parametrize("flicker", [False, True])
+def test_ids_equal_reference_on_rendered_planes(flicker):
+    pts, val, ids = plane_scene(n_frames=4)
+    if flicker:  # one frame swaps two IDs, another loses a patch to unlabelled
+        ids[1] = np.where(ids[1] == 1, 2, np.where(ids[1] == 2, 1, ids[1])).astype(np.int32)
+        ids[2][5:12, 8:20] = 0
+    for eps in (0.05, 0.12):
+        fast = consistency(pts, val, ids, eps, return_maps=True)
+        ref = consistency_reference(pts, val, ids, eps, return_maps=True)
+        _same(fast, ref)
+        # consistent labels only lose at label boundaries (neighbours across them)
+        assert fast.H < 0.7 if flicker else fast.H > 0.96
+    # the dense case exercises the shortcuts: most pixels need no count
+    fast = consistency(pts, val, ids, 0.3, exclude_unlabelled=True, return_maps=True)
+    _same(fast, consistency_reference(pts, val, ids, 0.3, exclude_unlabelled=True,
+                                      return_maps=True))
+
+
+def test_features_match_reference():
+    pts, val, ids = _random(seed=3)
+    rng = np.random.default_rng(3)
+    feats = [rng.normal(size=(*v.shape, 5)) for v in val]
+    feats[0][0, :3] = 0.0  # zero vectors: cosine 0 with everything
+    fast = consistency(pts, val, feats, 0.2, return_maps=True)
+    ref = consistency_reference(pts, val, feats, 0.2, return_maps=True)
+    assert fast.n_with_neighbours == ref.n_with_neighbours
+    for a, b in zip(fast.maps, ref.maps, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6, equal_nan=True)
+    assert fast.maps[0][0, 0] == 0.0 or np.isnan(fast.maps[0][0, 0])
+
+
+def test_one_hot_features_equal_ids():
+    pts, val, ids = plane_scene(n_frames=3, seed=1)
+    ids[1][ids[1] == 4] = 5
+    onehot = [np.eye(12)[i] for i in ids]
+    a = consistency(pts, val, ids, 0.1, return_maps=True)
+    b = consistency(pts, val, onehot, 0.1, return_maps=True)
+    np.testing.assert_allclose(a.H, b.H, rtol=1e-12)
+    for ma, mb in zip(a.maps, b.maps, strict=True):
+        np.testing.assert_allclose(ma, mb, rtol=1e-6, equal_nan=True)
+
+
+def test_all_one_label_scores_one():
+    pts, val, _ = plane_scene(n_frames=3)
+    ones = [np.ones(v.shape, np.int32) for v in val]
+    r = consistency(pts, val, ones, 0.1)
+    assert r.H == 1.0
+    assert r.n_with_neighbours > 0.5 * r.n_pixels
+
+
+def test_frame_without_valid_pixels():
+    pts, val, ids = _random(seed=4)
+    val[1][:] = False
+    r = consistency(pts, val, ids, 0.2, return_maps=True)
+    _same(r, consistency_reference(pts, val, ids, 0.2, return_maps=True))
+    assert np.isnan(r.per_frame[1])
+    assert np.isnan(r.maps[1]).all()
+
+
+def test_single_frame_has_no_neighbours():
+    pts, val, ids = _random(n_frames=1)
+    r = consistency(pts, val, ids, 0.5, return_maps=True)
+    assert np.isnan(r.H) and r.n_with_neighbours == 0 and r.n_pixels == int(val[0].sum())
+
+
+def test_all_unlabelled_excluded():
+    pts, val, ids = _random()
+    zeros = [np.zeros_like(i) for i in ids]
+    r = consistency(pts, val, zeros, 0.2, exclude_unlabelled=True)
+    assert r.n_pixels == 0 and np.isnan(r.H) and np.isnan(r.per_frame).all()
+    # without the flag, unlabelled is one class: perfectly consistent
+    assert consistency(pts, val, zeros, 0.2).H == 1.0
+
+
+def test_exclude_unlabelled_removes_neighbours_too():
+    # frame 0 labelled 1; frame 1 at the same points half unlabelled, half labelled 2
+    p = np.zeros((1, 2, 3), np.float32)
+    p[0, 1] = (1.0, 0, 0)
+    v = np.ones((1, 2), bool)
+    ids0 = np.array([[1, 1]], np.int32)
+    ids1 = np.array([[0, 1]], np.int32)
+    r = consistency([p, p], [v, v], [ids0, ids1], 0.1, return_maps=True)
+    np.testing.assert_array_equal(r.maps[0], [[0.0, 1.0]])
+    r = consistency([p, p], [v, v], [ids0, ids1], 0.1, exclude_unlabelled=True, return_maps=True)
+    assert np.isnan(r.maps[0][0, 0]) and r.maps[0][0, 1] == 1.0
+    assert np.isnan(r.maps[1][0, 0]) and r.n_pixels == 3
+
+
+def test_bad_inputs_are_named():
+    pts, val, ids = _random()
+    with pytest.raises(ShapeError, match="outputs\\[1\\]"):
+        consistency(pts, val, [ids[0], ids[1][:-1], ids[2]], 0.1)
+    with pytest.raises(InputError, match="eps"):
+        consistency(pts, val, ids, 0.0)
+    with pytest.raises(ShapeError, match="one of each"):
+        consistency(pts, val[:2], ids, 0.1)
+
+
+def test_per_mask_approximates_exact():
+    pts, val, ids = plane_scene(n_frames=5, hw=(36, 48))
+    eps = 0.1
+    ones = [np.where(v, 3, 0).astype(np.int32) for v in val]
+    assert consistency_per_mask(pts, val, ones, eps).H == 1.0
+    exact = consistency(pts, val, ids, eps)
+    approx = consistency_per_mask(pts, val, ids, eps)
+    assert exact.H > 0.95 and approx.H > 0.95  # consistent: only label boundaries lose
+    assert abs(exact.H - approx.H) < 0.02
+    # flicker: a frame relabels one object, another frame a band of pixels
+    ids[2] = np.where(ids[2] == 1, 9, ids[2]).astype(np.int32)
+    ids[4][:, :10] = np.where(ids[4][:, :10] > 0, 7, 0)
+    exact = consistency(pts, val, ids, eps)
+    approx = consistency_per_mask(pts, val, ids, eps)
+    assert exact.H < 0.9 and approx.H < 0.9
+    assert abs(exact.H - approx.H) < 0.05
+    np.testing.assert_allclose(approx.per_frame, exact.per_frame, atol=0.1)
+
+
+def test_shortcuts_never_claim_wrongly():
+    """The two sufficient tests behind the fast path, against brute force on clustered points."""
+    from scipy.spatial.distance import cdist
+
+    from lift3d.metrics.consistency import _Grid, _other_frame_within_eps, _pure_points
+
+    rng = np.random.default_rng(5)
+    centres = rng.random((6, 3))
+    x = centres[rng.integers(0, 6, 3000)] + rng.normal(0, 0.02, (3000, 3))
+    frame = rng.integers(0, 4, 3000)
+    lab = (x[:, 0] > 0.5).astype(np.int64) + 2 * (rng.random(3000) < 0.002)
+    eps = 0.02
+    d = cdist(x, x)
+    within = d <= eps
+    pure = _pure_points(_Grid(x, eps * (1 + 1e-6)), lab, int(lab.max()) + 1)
+    truly_pure = ~(within & (lab[:, None] != lab[None, :])).any(1)
+    assert pure.any() and not (pure & ~truly_pure).any()
+    sel = np.arange(3000)
+    sure = _other_frame_within_eps(x, frame, 4, eps, sel)
+    truly = (within & (frame[:, None] != frame[None, :])).any(1)
+    assert sure.any() and not (sure & ~truly).any()
+    assert sure.sum() > 0.5 * truly.sum()
+
+
+def test_consistency_of_labels_on_types():
+    from lift3d.metrics.consistency import ConsistencyConfig, consistency_of_labels
+    from lift3d.types import Geometry, Labels
+
+    pts, val, ids = plane_scene(n_frames=3)
+    geo = Geometry(points=pts, conf=[v.astype(np.float32) for v in val], valid=val,
+                   K=[None] * 3, cam_to_world=[None] * 3)
+    r = consistency_of_labels(geo, Labels(ids), ConsistencyConfig(eps=0.1))
+    assert r.H == consistency(pts, val, ids, 0.1).H
+    geo2d = Geometry(points=None, conf=geo.conf, valid=val, K=[None] * 3,
+                     cam_to_world=[None] * 3, kind="2d")
+    with pytest.raises(InputError, match="2D"):
+        consistency_of_labels(geo2d, Labels(ids))
