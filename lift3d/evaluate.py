@@ -64,9 +64,9 @@ class EvalConfig:
     """Only these sequences (names as :func:`discover` gives them); None = all."""
     strip_frames: int = 8
     """Frames in the strip of ID overlays per sequence."""
-    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    segment: SegmentConfig = field(default_factory=lambda: SegmentConfig(overlays=False))
     """Base configuration of every run (its geometry, segmenter, mode, stride and max_frames
-    are replaced by the fields above)."""
+    are replaced by the fields above); no per-frame overlays: the eval draws its own strip."""
     progress: bool = True
     """Show progress bars."""
 

@@ -92,10 +92,10 @@ def choose_segmenter(cfg: SegmentConfig):
 
 def run_fingerprint(scene: Scene, cfg: SegmentConfig, segmenter_name: str) -> dict:
     """What must be equal for cached per-frame results to be reused."""
-    return {
-        "scene": str(scene.source.resolve()), "frames": scene.names,
-        "config": json.loads(json.dumps(asdict(cfg), default=str)), "segmenter": segmenter_name,
-    }
+    config = json.loads(json.dumps(asdict(cfg), default=str))
+    config.pop("overlays")  # pictures only: they do not change the labels
+    return {"scene": str(scene.source.resolve()), "frames": scene.names, "config": config,
+            "segmenter": segmenter_name}
 
 
 def run_segment(
