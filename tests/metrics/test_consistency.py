@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lift3d.errors import InputError, ShapeError
 from lift3d.metrics.consistency import (
@@ -199,3 +201,20 @@ def test_consistency_of_labels_on_types():
                      cam_to_world=[None] * 3, kind="2d")
     with pytest.raises(InputError, match="2D"):
         consistency_of_labels(geo2d, Labels(ids))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n_frames=st.integers(1, 4),
+    eps=st.floats(0.02, 0.4),
+    n_ids=st.integers(1, 4),
+    exclude=st.booleans(),
+)
+def test_property_fast_equals_reference(seed, n_frames, eps, n_ids, exclude):
+    pts, val, ids = _random(n_frames=n_frames, hw=(6, 7), n_ids=n_ids, seed=seed)
+    if n_frames > 1:  # exact duplicates across frames: distance 0
+        pts[1][:3] = pts[0][:3]
+    fast = consistency(pts, val, ids, eps, exclude_unlabelled=exclude, return_maps=True)
+    ref = consistency_reference(pts, val, ids, eps, exclude_unlabelled=exclude, return_maps=True)
+    _same(fast, ref)
