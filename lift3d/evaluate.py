@@ -176,7 +176,12 @@ def figures(report: dict) -> dict:
 
 def per_frame(report: dict) -> dict[str, list]:
     """Per-frame curves of one run: H, and IoU of the chosen ID by each rule (when measured)."""
-    q = report.get("quality", {}).get("sequence", {}).get("per_frame_iou", {})
+    quality = report.get("quality", {})
+    if "single_object" in quality:  # the same ID choices as the table's IoU and seqID IoU
+        so = quality["single_object"]
+        q = {rule: so[rule]["per_frame_iou"] for rule in ("frame", "sequence")}
+    else:
+        q = quality.get("sequence", {}).get("per_frame_iou", {})
     return {"H": report["consistency"]["per_frame"], "iou_frame": q.get("frame"),
             "iou_sequence": q.get("sequence")}
 

@@ -100,7 +100,7 @@ def strip_plot(name: str, images: list[np.ndarray], rows: dict[str, list[np.ndar
                 ax.set_title(frame_names[c], fontsize=8)
             if c == 0:
                 n_ids = len(np.unique(np.concatenate([m[m > 0] for m in labs])))
-                ax.set_ylabel(f"{method}\n{n_ids} IDs", fontsize=8)
+                ax.set_ylabel(f"{method}\n{n_ids} IDs shown", fontsize=8)
     fig.suptitle(f"{name}: IDs on a strip of frames (same colour = same ID)", fontsize=9)
     fig.subplots_adjust(wspace=0.03, hspace=0.05)
     return _save(fig, path)
