@@ -249,9 +249,10 @@ def measure_quality(scene: Scene, labels: list[np.ndarray], cloud) -> dict:
     gt = scene.gt_labels
     seq = video.sequence_iou(labels, gt)
     q: dict = {"sequence": {"sequence_iou": _num(seq.sequence_iou), "frame_iou": _num(seq.frame_iou),
-                            "n_gt": len(seq.per_instance),
-                            "per_frame_iou": _per_frame_iou(labels, gt, seq)}}
-    if max(int(g.max(initial=0)) for g in gt) <= 1:
+                            "n_gt": len(seq.per_instance)}}
+    if max(int(g.max(initial=0)) for g in gt) > 1:  # binary masks get theirs in single_object
+        q["sequence"]["per_frame_iou"] = _per_frame_iou(labels, gt, seq)
+    else:
         masks = [g > 0 for g in gt]
         q["single_object"], q["davis"] = {}, {}
         for rule in video.SELECTION_RULES:
