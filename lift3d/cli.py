@@ -99,6 +99,39 @@ def _print_summary(report: dict, out: Path) -> None:
     typer.echo(f"wrote {out}/ (labels/, cloud.ply, cameras.json, report.json, overlays/)")
 
 
+@app.command("eval")
+@friendly
+def eval_cmd(
+    dataset: Path = typer.Argument(..., help="DAVIS root, folder of scene folders, or one scene."),
+    out: Path = typer.Option(Path("eval_out"), "--out", "-o", help="Output folder (runs are cached here)."),
+    methods: str = typer.Option("tracked,independent", help="Comma-separated: tracked, independent."),
+    segmenter: str = typer.Option("classical", help="classical | sam | auto (same for every method)."),
+    geometry: str = typer.Option("auto", help="auto (flow: video, rgbd: RGB-D) | rgbd | flow | mast3r."),
+    max_frames: int | None = typer.Option(None, min=1, help="Use at most this many frames per sequence."),
+    stride: int = typer.Option(1, min=1, help="Use every n-th frame."),
+    sequences: str | None = typer.Option(None, help="Comma-separated subset of sequence names."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Run the method and the per-frame baseline over a dataset; write results.json/.md, plots."""
+    from lift3d.evaluate import EvalConfig, evaluate
+
+    def split(s: str | None) -> tuple[str, ...] | None:
+        return None if s is None else tuple(x.strip() for x in s.split(",") if x.strip())
+
+    cfg = EvalConfig(
+        methods=split(methods) or (), segmenter=segmenter, geometry=geometry, stride=stride,
+        max_frames=max_frames, sequences=split(sequences), progress=not quiet,
+    )
+    results = evaluate(dataset, out, cfg)
+    for method, m in results["mean"].items():
+        figs = ", ".join(f"{k} {m[k]:.3f}" for k in ("H", "JF", "seq_iou", "sequence_iou", "inst_miou")
+                         if m.get(k) is not None)
+        typer.echo(f"{method}: {m['n_sequences']} sequences, {figs}")
+    for line in results["verdicts"]:
+        typer.echo(f"note: {line}")
+    typer.echo(f"wrote {out}/results.json, results.md, plots/")
+
+
 @app.command("make-scene")
 @friendly
 def make_scene_cmd(

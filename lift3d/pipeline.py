@@ -92,10 +92,10 @@ def choose_segmenter(cfg: SegmentConfig):
 
 def run_fingerprint(scene: Scene, cfg: SegmentConfig, segmenter_name: str) -> dict:
     """What must be equal for cached per-frame results to be reused."""
-    return {
-        "scene": str(scene.source.resolve()), "frames": scene.names,
-        "config": json.loads(json.dumps(asdict(cfg), default=str)), "segmenter": segmenter_name,
-    }
+    config = json.loads(json.dumps(asdict(cfg), default=str))
+    config.pop("overlays")  # pictures only: they do not change the labels
+    return {"scene": str(scene.source.resolve()), "frames": scene.names, "config": config,
+            "segmenter": segmenter_name}
 
 
 def run_segment(
@@ -215,7 +215,7 @@ def measure_consistency(geometry: Geometry, labels: list[np.ndarray], cfg: Segme
         res = consistency(geometry.points, geometry.valid, labels, eps)
         units = "scene units"
     else:
-        from lift3d.metrics.consistency import consistency_matches
+        from lift3d.metrics.consistency2d import consistency_matches
 
         eps = cfg.eps if cfg.eps is not None else cfg.flow_eps_px
         res = consistency_matches(geometry, labels, eps)
@@ -233,16 +233,67 @@ def _num(v) -> float | None:
 
 
 def measure_quality(scene: Scene, labels: list[np.ndarray], cloud) -> dict:
-    """Quality against ground truth: 2D sequence/per-frame IoU, and 3D instance figures."""
+    """Quality of the ID maps against the scene's ground truth.
+
+    Always ``sequence``: the sequence-level IoU of multi-instance ground truth (one predicted
+    ID per instance, pixels pooled over frames) beside the per-frame best-ID IoU. When the
+    ground truth is binary (one object, e.g. DAVIS 2016), the single-object protocol too:
+    ``single_object[rule]`` (IoU, F1, precision, recall averaged over frames, and the
+    per-frame IoU) and ``davis[rule]`` (J and F mean / recall / decay, J&F), for the rules
+    ``frame`` (best ID in each frame) and ``sequence`` (one ID for the whole sequence). With
+    a fused cloud and a ground-truth cloud: ``instances_3d`` (mean IoU, AP, found / split /
+    merged counts) after carrying the cloud's labels onto the ground-truth points.
+    """
     from lift3d.metrics import instance3d, video
 
-    q = {"sequence": video.id_map_quality(labels, scene.gt_labels)}
+    gt = scene.gt_labels
+    seq = video.sequence_iou(labels, gt)
+    q: dict = {"sequence": {"sequence_iou": _num(seq.sequence_iou), "frame_iou": _num(seq.frame_iou),
+                            "n_gt": len(seq.per_instance)}}
+    if max(int(g.max(initial=0)) for g in gt) > 1:  # binary masks get theirs in single_object
+        q["sequence"]["per_frame_iou"] = _per_frame_iou(labels, gt, seq)
+    else:
+        masks = [g > 0 for g in gt]
+        q["single_object"], q["davis"] = {}, {}
+        for rule in video.SELECTION_RULES:
+            s = video.single_object_scores(labels, masks, rule)
+            q["single_object"][rule] = {
+                "iou": _num(s.iou), "f1": _num(s.f1), "precision": _num(s.precision),
+                "recall": _num(s.recall), "per_frame_iou": [_num(v) for v in s.per_frame["iou"]],
+                "n_ids_used": int(len(np.unique(s.ids[s.ids > 0]))),
+            }
+            d = video.davis_scores(labels, masks, rule)
+            q["davis"][rule] = {
+                "J": {k: _num(v) for k, v in d.J.items()}, "F": {k: _num(v) for k, v in d.F.items()},
+                "JF": _num(d.JF),
+            }
     if cloud is not None and scene.gt_points is not None and len(cloud):
         pred = instance3d.transfer_labels(
             cloud.points, cloud.labels, scene.gt_points, max_dist=_transfer_radius(cloud)
         )
-        q["instances_3d"] = instance3d.instance_metrics(pred, scene.gt_point_labels)
+        s3 = instance3d.instance_metrics(pred, scene.gt_point_labels)
+        q["instances_3d"] = {
+            "mean_iou": _num(s3.mean_iou), "ap": {str(k): _num(v) for k, v in s3.ap.items()},
+            "n_gt": s3.n_gt, "n_pred": s3.n_pred, "n_found": s3.found, "n_split": s3.split,
+            "n_merged": s3.merged,
+        }
     return q
+
+
+def _per_frame_iou(labels: list[np.ndarray], gt: list[np.ndarray], seq) -> dict[str, list]:
+    """Per frame, the mean over ground-truth instances of the IoU of the chosen ID: the best
+    one in that frame (``frame``) or the sequence-level one (``sequence``)."""
+    from lift3d.metrics import video
+
+    conf = video.confusion(labels, gt)
+    iou = conf.iou()  # (F, P, G)
+    if conf.gt_ids.size < 2:
+        return {"frame": [None] * len(labels), "sequence": [None] * len(labels)}
+    by_frame = np.take_along_axis(iou, video.select_ids(conf, "frame")[:, None, :], 1)[:, 0, 1:]
+    pos = {int(p): k for k, p in enumerate(conf.pred_ids)}
+    cols = np.array([pos[seq.per_instance[int(g)][2]] for g in conf.gt_ids[1:]])
+    by_seq = iou[:, cols, np.arange(1, conf.gt_ids.size)]
+    return {"frame": [_num(v) for v in by_frame.mean(1)], "sequence": [_num(v) for v in by_seq.mean(1)]}
 
 
 def _transfer_radius(cloud) -> float:
