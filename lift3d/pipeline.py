@@ -78,16 +78,20 @@ class Timer:
 
 
 def choose_segmenter(cfg: SegmentConfig):
-    """Build the configured segmenter (``auto``: SAM if its checkpoint is available)."""
-    from lift3d.errors import Lift3DError
+    """Build the configured segmenter (``auto``: SAM if a checkpoint is on this machine).
+
+    ``auto`` decides by looking for the file only; a checkpoint that is found but damaged
+    still raises its CheckpointError rather than silently falling back to another model.
+    """
+    from lift3d.info import default_segmenter
     from lift3d.segment import build_segmenter
 
-    if cfg.segmenter != "auto":
-        return build_segmenter(cfg.segmenter, **cfg.segmenter_args)
-    try:
-        return build_segmenter("sam", **{**cfg.segmenter_args, "download": False})
-    except (Lift3DError, ImportError, TypeError):
+    name = cfg.segmenter
+    if name == "auto":
+        name = default_segmenter(cfg.segmenter_args.get("checkpoint"))
+    if name == "classical":
         return build_segmenter("classical")
+    return build_segmenter(name, **cfg.segmenter_args)
 
 
 def run_fingerprint(scene: Scene, cfg: SegmentConfig, segmenter_name: str) -> dict:

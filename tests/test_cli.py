@@ -113,3 +113,24 @@ def test_make_scene_and_help(tmp_path):
     assert (tmp_path / "s" / "scene.json").is_file()
     for cmd in ("segment", "view", "export", "make-scene", "info"):
         assert runner.invoke(app, [cmd, "--help"]).exit_code == 0
+
+
+def test_auto_segmenter_refuses_a_damaged_checkpoint(small_scene, tmp_path, monkeypatch):
+    """`--segmenter auto` picks SAM when a checkpoint is there; a broken one is an error,
+    never a silent fall-back to another model."""
+    bad = tmp_path / "sam_vit_b_01ec64.pth"
+    bad.write_bytes(b"not a checkpoint")
+    monkeypatch.setenv("LIFT3D_SAM_CHECKPOINT", str(bad))
+    result = runner.invoke(app, ["segment", str(small_scene), "-o", str(tmp_path / "o"), "-q"])
+    assert_one_line_error(result, "sam_vit_b_01ec64.pth")
+
+
+def test_auto_segmenter_without_checkpoint_is_classical(small_scene, tmp_path, monkeypatch):
+    monkeypatch.delenv("LIFT3D_SAM_CHECKPOINT", raising=False)
+    monkeypatch.setenv("LIFT3D_CACHE", str(tmp_path / "empty_cache"))
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["segment", str(small_scene), "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    assert json.loads((out / "report.json").read_text())["segmenter"] == "classical"
