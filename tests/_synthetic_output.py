@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lift3d.geometry.cameras import look_at
 from lift3d.io.outputs import write_cameras, write_label_png, write_ply
 from lift3d.types import LabelledCloud
 
@@ -40,17 +41,6 @@ class SyntheticOutput:
     height: int
 
 
-def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
-    """OpenCV camera-to-world (x right, y down, z forward) at ``eye`` looking at ``target``."""
-    eye, target, up = (np.asarray(v, np.float64) for v in (eye, target, up))
-    z = target - eye
-    z /= np.linalg.norm(z)
-    x = np.cross(z, up)
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    T = np.eye(4)
-    T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = x, y, z, eye
-    return T
 
 
 def sample_object(kind: str, centre, size: float, n: int, rng) -> tuple[np.ndarray, np.ndarray]:

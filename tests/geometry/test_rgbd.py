@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from lift3d.errors import InputError
 from lift3d.geometry import build_geometry
+from lift3d.geometry.cameras import look_at
 from lift3d.geometry.rgbd import (
     RGBDConfig,
     RGBDGeometry,
@@ -28,17 +29,6 @@ K_SYN = np.array([[70.0, 0, (W - 1) / 2], [0, 70.0, (H - 1) / 2], [0, 0, 1]])
 FLOOR, BOX, SPHERE = 0, 1, 2
 
 
-def look_at(eye, target) -> np.ndarray:
-    """OpenCV camera-to-world pose at ``eye`` looking at ``target``, world z up."""
-    f = np.asarray(target, float) - eye
-    f /= np.linalg.norm(f)
-    x = np.cross(f, [0.0, 0.0, 1.0])
-    x /= np.linalg.norm(x)
-    y = np.cross(f, x)
-    pose = np.eye(4)
-    pose[:3, :3] = np.stack([x, y, f], 1)
-    pose[:3, 3] = eye
-    return pose
 
 
 def make_world() -> o3d.t.geometry.RaycastingScene:

@@ -4,18 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
-    """(4, 4) camera-to-world pose (OpenCV axes) at ``eye`` looking at ``target``."""
-    eye, target, up = (np.asarray(v, np.float64) for v in (eye, target, up))
-    z = target - eye
-    z /= np.linalg.norm(z)
-    x = np.cross(z, up)
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    c2w = np.eye(4)
-    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = x, y, z, eye
-    return c2w
+from lift3d.geometry.cameras import look_at
 
 
 def render_planes(K, c2w, planes, hw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

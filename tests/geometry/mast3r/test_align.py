@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from lift3d.errors import InputError, ShapeError
+from lift3d.geometry.cameras import look_at
 from lift3d.geometry.mast3r.align import (
     AlignConfig,
     PairPrediction,
@@ -41,17 +42,6 @@ def _one_torch_thread():
     torch.set_num_threads(n)
 
 
-def _look_at(centre: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """OpenCV camera-to-world pose at ``centre`` looking at ``target`` (world z up)."""
-    z = target - centre
-    z /= np.linalg.norm(z)
-    x = np.cross(z, [0.0, 0.0, 1.0])
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    T = np.eye(4)
-    T[:3, :3] = np.stack([x, y, z], 1)
-    T[:3, 3] = centre
-    return T
 
 
 def _rays(h: int, w: int, focal: float) -> np.ndarray:
@@ -84,7 +74,7 @@ class Truth:
         target = np.array([0.0, 0.0, 0.6])
         self.poses = np.stack(
             [
-                _look_at(
+                look_at(
                     np.array([2.4 * np.cos(a), 2.4 * np.sin(a), 1.3 + 0.2 * np.sin(3 * a)]), target
                 )
                 for a in angles
