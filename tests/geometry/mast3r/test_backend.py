@@ -133,3 +133,30 @@ def test_cli_style_construction_fails_clearly_when_offline(tmp_path, monkeypatch
     with pytest.raises(Lift3DError, match="not available offline"):
         build_geometry("mast3r", device="cpu")
     assert torch.get_default_device().type == "cpu"  # meta building leaves no global state
+
+
+def test_segment_an_image_folder_with_mast3r(tiny, tmp_path, shared):
+    """`lift3d segment images/ --geometry mast3r` end to end (tiny golden model): labels per
+    image, a fused cloud, cameras and H from the aligned pointmaps."""
+    import json
+
+    from lift3d.pipeline import SegmentConfig, run_segment
+
+    images = shared("data", "multiview_unposed", "mipnerf360_kitchen_vggt", "images")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for f in sorted(images.glob("*.png"))[:3]:  # small copies keep the exact H quick
+        Image.open(f).convert("RGB").resize((195, 130)).save(folder / f.name)
+    ckpt = tmp_path / "tiny.pth"
+    torch.save({"model": tiny.state_dict()}, ckpt)
+    cfg = SegmentConfig(
+        geometry="mast3r", segmenter="classical",
+        geometry_args=dict(checkpoint=str(ckpt), device="cpu", model_args=TINY_ARGS,
+                           long_side=64, match_subsample=4),
+    )
+    report = run_segment(folder, tmp_path / "out", cfg, progress=False)
+    assert report["n_frames"] == 3 and report["cloud_points"] > 0
+    assert len(list((tmp_path / "out" / "labels").glob("*.png"))) == 3
+    cams = json.loads((tmp_path / "out" / "cameras.json").read_text())["frames"]
+    assert all(c["K"] is not None and c["cam_to_world"] is not None for c in cams)
+    assert report["consistency"]["eps"] > 0
