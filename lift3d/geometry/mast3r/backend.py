@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lift3d.errors import BackendUnavailable, InputError, Lift3DError
+from lift3d.errors import InputError, Lift3DError
 from lift3d.geometry.mast3r.inference import PairRunner, make_pairs
 from lift3d.geometry.mast3r.model import Mast3rNet
 from lift3d.geometry.mast3r.preprocess import (
@@ -84,19 +84,10 @@ class Mast3rGeometry:
         if n < 2:
             raise InputError(f"MASt3R needs at least 2 frames, the scene has {n}", scene.source,
                              "use a scene with several views, or --geometry rgbd/flow")
-        try:
-            from lift3d.geometry.mast3r.align import AlignConfig, PairPrediction, global_align
-        except ImportError as err:
-            raise BackendUnavailable(
-                f"MASt3R multi-frame alignment (lift3d.geometry.mast3r.align) is unavailable: "
-                f"{err}", fix="use a lift3d build that includes it, or --geometry rgbd/flow",
-            ) from err
+        from lift3d.geometry.mast3r.align import AlignConfig, global_align
+
         runner, preps = self.prepare(scene)
-        preds = [
-            PairPrediction(i=r.i, j=r.j, pts_i=r.pts_i, pts_j=r.pts_j,
-                           conf_i=r.conf_i, conf_j=r.conf_j)
-            for r in runner.predict(self.cfg.pairs(n), progress=self.cfg.progress)
-        ]
+        preds = runner.predict(self.cfg.pairs(n), progress=self.cfg.progress)
         res = global_align(preds, n, AlignConfig())
         return self.to_geometry(res, preps, runner)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lift3d.geometry.mast3r.align import PairPrediction
 from lift3d.geometry.mast3r.matching import reciprocal_nns
 from lift3d.geometry.mast3r.model import Mast3rNet
 
@@ -33,20 +34,17 @@ def make_pairs(n: int, graph: str = "swin", window: int = 3, symmetrize: bool = 
 
 
 @dataclass
-class PairResult:
+class PairResult(PairPrediction):
     """One pair's network outputs at network resolution (numpy, float32).
 
     pts_i (H_i, W_i, 3) and pts_j (H_j, W_j, 3): both frames' points in camera i's frame;
     conf_i, conf_j: (H, W) point confidences (>= 1); desc_* (H, W, D) unit descriptors and
     desc_conf_* (H, W) (>= 0) only when requested.
+
+    A :class:`~lift3d.geometry.mast3r.align.PairPrediction` (the alignment takes it as is)
+    with the descriptors added.
     """
 
-    i: int
-    j: int
-    pts_i: np.ndarray
-    pts_j: np.ndarray
-    conf_i: np.ndarray
-    conf_j: np.ndarray
     desc_i: np.ndarray | None = None
     desc_j: np.ndarray | None = None
     desc_conf_i: np.ndarray | None = None

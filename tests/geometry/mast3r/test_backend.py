@@ -4,7 +4,6 @@ resolution, intrinsics in original pixels, lazily cached matches in original pix
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lift3d.errors import BackendUnavailable, InputError, Lift3DError
+from lift3d.errors import InputError, Lift3DError
 from lift3d.geometry import build_geometry
 from lift3d.geometry.base import GeometrySource
 from lift3d.geometry.mast3r import Mast3rConfig, Mast3rGeometry
@@ -23,8 +22,6 @@ from lift3d.geometry.mast3r.preprocess import plan, to_original
 from lift3d.types import Frame, Scene
 
 from .conftest import TINY_ARGS
-
-HAVE_ALIGN = importlib.util.find_spec("lift3d.geometry.mast3r.align") is not None
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +111,7 @@ def test_geometry_at_original_resolution(backend, kitchen):
     assert len(geo.matches(2, 0)) > 0
 
 
-def test_call_runs_alignment_or_says_it_is_missing(backend, kitchen):
-    if not HAVE_ALIGN:
-        with pytest.raises(BackendUnavailable, match="align"):
-            backend(kitchen)
-        return
+def test_call_runs_alignment(backend, kitchen):
     geo = backend(kitchen)
     assert len(geo) == 3
     assert all(p.shape == (520, 779, 3) for p in geo.points)
