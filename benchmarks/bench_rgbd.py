@@ -17,22 +17,13 @@ import argparse
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from lift3d.geometry.rgbd import RGBDGeometry
-from lift3d.types import Frame, Scene
+from lift3d.io import load_scene
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "7scenes_redkitchen_rgbd"
 
-
-def read_frame(root: Path, n: int) -> Frame:
-    stem = root / "frames" / f"frame-{n:06d}"
-    image = cv2.cvtColor(cv2.imread(f"{stem}.color.jpg"), cv2.COLOR_BGR2RGB)
-    raw = cv2.imread(f"{stem}.depth.png", cv2.IMREAD_UNCHANGED)
-    depth = np.where(raw == 65535, 0, raw).astype(np.float32) / 1000.0
-    K = np.loadtxt(root / "camera-intrinsics.txt")
-    return Frame(image, stem.name, depth, K, np.loadtxt(f"{stem}.pose.txt"))
 
 
 def main() -> None:
@@ -42,8 +33,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
 
-    frames = [read_frame(args.data, 5 * k) for k in range(args.frames)]
-    scene = Scene(frames, args.data, "7scenes")
+    scene = load_scene(args.data, layout="7scenes", max_frames=args.frames)
+    frames = scene.frames
     t0, c0 = time.perf_counter(), time.process_time()
     geo = RGBDGeometry()(scene)
     t_geo = (time.perf_counter() - t0) / len(frames)

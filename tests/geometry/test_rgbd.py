@@ -22,6 +22,7 @@ from lift3d.geometry.rgbd import (
     project,
     reproject_matches,
 )
+from lift3d.io import load_scene
 from lift3d.types import Frame, Scene
 
 W, H = 80, 60
@@ -222,19 +223,12 @@ def test_build_geometry_passes_config():
     assert geo.cfg.depth_tol_rel == 0.05 and not geo.cfg.drop_edges
 
 
-def _read_7scenes(root: Path, n: int) -> Frame:
-    stem = root / "frames" / f"frame-{n:06d}"
-    image = cv2.cvtColor(cv2.imread(f"{stem}.color.jpg"), cv2.COLOR_BGR2RGB)
-    raw = cv2.imread(f"{stem}.depth.png", cv2.IMREAD_UNCHANGED)
-    depth = np.where(raw == 65535, 0, raw).astype(np.float32) / 1000.0
-    K = np.loadtxt(root / "camera-intrinsics.txt")
-    return Frame(image, stem.name, depth, K, np.loadtxt(f"{stem}.pose.txt"))
-
 
 def test_real_7scenes_matches_agree_in_3d(shared):
     root = shared("data", "7scenes_redkitchen_rgbd")
-    frames = [_read_7scenes(root, n) for n in (0, 10)]
-    geo = RGBDGeometry()(Scene(frames, root, "7scenes"))
+    scene = load_scene(root, layout="7scenes", stride=2, max_frames=2)  # frames 0 and 10
+    assert scene.names == ["frame-000000", "frame-000010"]
+    geo = RGBDGeometry()(scene)
     assert 0.8 < geo.valid[0].mean() < 0.95  # ~11% of Kinect pixels have no depth
     m = geo.matches(0, 1)
     assert len(m) > 0.7 * geo.valid[0].sum()
