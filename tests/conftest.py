@@ -8,11 +8,15 @@ points elsewhere if needed.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# tests/_synthetic_output.py and tests/_real_output.py import by name, whatever the import mode
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def shared_root() -> Path:
@@ -34,3 +38,22 @@ def shared_path(*parts: str) -> Path:
 def shared():
     """``shared('data', '7scenes_redkitchen_rgbd')`` -> Path, or skip."""
     return shared_path
+
+
+@pytest.fixture(scope="session")
+def synthetic_out(tmp_path_factory):
+    """A lift3d output folder of a known synthetic scene (see tests/_synthetic_output.py),
+    built once per session for the export and viewer tests."""
+    from _synthetic_output import build_output
+
+    return build_output(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture(scope="session")
+def real_out(tmp_path_factory):
+    """A lift3d output folder built from real 7-Scenes frames (tests/_real_output.py), once per
+    session; skips when ../shared is absent."""
+    from _real_output import build_real_output
+
+    root = shared_path("data", "7scenes_redkitchen_rgbd")
+    return build_real_output(root, tmp_path_factory.mktemp("real"))

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 from _export_helpers import (
     colmap_project,
     nerfstudio_project,
@@ -11,21 +10,9 @@ from _export_helpers import (
     read_images_txt,
     reference_pixels,
 )
-from _real_output import build_real_output
 
 from lift3d.export import export
 from lift3d.export.base import rigid_pose
-
-_BUILT = {}
-
-
-@pytest.fixture
-def real_out(shared, tmp_path_factory):
-    """Built once per module (the ``shared`` fixture is function-scoped, so cache by hand)."""
-    if not _BUILT:
-        _BUILT["out"] = build_real_output(shared("data", "7scenes_redkitchen_rgbd"),
-                                          tmp_path_factory.mktemp("real"))
-    return _BUILT["out"]
 
 
 def test_real_cameras_round_trip(real_out, tmp_path):

@@ -3,22 +3,10 @@ land back on their pixels with their colours."""
 
 import numpy as np
 import pytest
-from _real_output import build_real_output
 
 from lift3d.errors import BackendUnavailable
 from viewers.render import RenderConfig, render_scene
 from viewers.scene import load_view_scene
-
-_BUILT = {}
-
-
-@pytest.fixture
-def real_out(shared, tmp_path_factory):
-    """Built once per module (the ``shared`` fixture is function-scoped, so cache by hand)."""
-    if not _BUILT:
-        _BUILT["out"] = build_real_output(shared("data", "7scenes_redkitchen_rgbd"),
-                                          tmp_path_factory.mktemp("real"))
-    return _BUILT["out"]
 
 
 @pytest.mark.parametrize("backend,share", [("numpy", 1.0), ("open3d", 0.999)])
