@@ -330,18 +330,19 @@ def _check_connected(pairs: np.ndarray, n_frames: int) -> None:
         )
 
 
+def _find(parent: np.ndarray, a: int) -> int:
+    """Union-find root of ``a`` (with path halving; ``parent`` is updated in place)."""
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
+
+
 def _components(pairs: np.ndarray, n_frames: int) -> np.ndarray:
     parent = np.arange(n_frames)
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
     for a, b in pairs:
-        parent[find(a)] = find(b)
-    return np.array([find(a) for a in range(n_frames)])
+        parent[_find(parent, a)] = _find(parent, b)
+    return np.array([_find(parent, a) for a in range(n_frames)])
 
 
 @dataclass
@@ -466,16 +467,9 @@ def _relative_sims(
 
 def _kruskal(order: np.ndarray, pairs: np.ndarray, n_frames: int) -> list[int]:
     parent = np.arange(n_frames)
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
     tree = []
     for k in order:
-        a, b = find(pairs[k, 0]), find(pairs[k, 1])
+        a, b = _find(parent, pairs[k, 0]), _find(parent, pairs[k, 1])
         if a != b:
             parent[a] = b
             tree.append(int(k))
