@@ -23,20 +23,16 @@ as a plain loop):
 H = 1 for a labelling that puts one label everywhere, so H is only meaningful beside a
 segmentation quality figure (see :mod:`lift3d.metrics.video`).
 
-How it is fast without sampling (ID maps): with A(p) the number of points within eps in all
-frames, A_f(p) the same in p's own frame, and D(p), D_f(p) the same counts restricted to the
-*other* IDs, h(p) = 1 - (D - D_f) / (A - A_f). These are radius *counts* (scipy cKDTree
-``query_ball_point(return_length=True)``, multi-threaded; own-frame counts use one tree per
-frame and group by frame with a 4th coordinate ``frame * 2 eps``, so that other frames are
-never within eps while distances inside one frame stay bit-identical). D and D_f come from
-one tree per ID holding only the other IDs' points of the 27 cells (side eps) around that
-ID's pixels, so they cost in proportion to the minority, not to the ball. Most pixels need no
-ball count at all: a pixel with D = 0 (its 27 cells hold one ID, or the count says so)
-has h(p) = 1 as soon as one other-frame point lies within eps; that is
-certain when the 27 cells of side eps / (2 sqrt 3) around p (all closer than eps) hold a point
-of another frame. Counts are taken only for the remaining pixels. Feature maps use neighbour
-lists in chunks and a sparse product (sum_q cos(p, q) = f_p . sum_q f_q); they cost
-O(pixels x neighbours x D).
+How it is exact and fast: no sampling and no neighbour lists. A compiled kernel
+(:mod:`lift3d.metrics._ball`, numba) sorts the points into grid cells of side a hair over eps,
+and for every pixel scans only the cells that can hold a point within eps (the 3 x 3 columns
+around it, each a contiguous run of the sorted points, trimmed to the cells whose box is within
+eps), evaluating the distance exactly as above. It sums, per pixel, the number of other-frame
+neighbours and their similarity, on every core. ID maps cost O(pixels x candidates); feature
+maps add O(neighbours x D). For one fixed radius a grid of cell eps is the natural index
+(constant-time cell look-up, candidates read in memory order); the neighbours it finds are
+exactly a KD-tree's ε-ball, which the tests check against ``consistency_reference`` (scipy's
+cKDTree, one query per point).
 
 Units: ``eps`` is in the units of the points — metres for RGB-D and metric MASt3R pointmaps.
 ``ConsistencyConfig.eps`` defaults to 0.01 m, about two pixel footprints of a 640x480 depth
@@ -46,10 +42,9 @@ camera at 2 m; pass a value in the units of your points.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from time import process_time
+from time import perf_counter
 
 import numpy as np
-from scipy import sparse
 from scipy.spatial import cKDTree
 
 from lift3d.checks import check_shape
@@ -63,14 +58,12 @@ class ConsistencyConfig:
     eps: neighbour radius in the units of the points (metres for RGB-D); default 0.01 m.
     exclude_unlabelled: drop pixels with ID 0 from queries and neighbours (default False:
         0 is a class of its own).
-    workers: threads for the KD-tree queries (-1 = all cores).
-    chunk: query points per KD-tree call, bounds the memory of neighbour lists (features).
+    workers: threads of the neighbour kernel (-1 = all cores).
     """
 
     eps: float = 0.01
     exclude_unlabelled: bool = False
     workers: int = -1
-    chunk: int = 200_000
 
 
 @dataclass
@@ -82,9 +75,9 @@ class ConsistencyResult:
     n_pixels: number of query pixels (valid, and labelled when unlabelled ones are excluded).
     n_with_neighbours: number of query pixels with at least one neighbour.
     maps: with ``return_maps``, per frame (H, W) float32 h, NaN where undefined.
-    stats: how the exact path spent its effort: pixels settled without a ball count
-        (``n_settled``), ball-counted (``n_counted``), with another ID within eps
-        (``n_mixed``), and CPU seconds per stage (``cpu_*``).
+    stats: where the exact path spent its time: wall seconds of flattening the inputs
+        (``wall_flatten``), of the grid sort (``wall_sort``) and of the neighbour sums
+        (``wall_sums``).
     """
 
     H: float
@@ -101,7 +94,7 @@ class ConsistencyResult:
 
 @dataclass
 class _Flat:
-    x: np.ndarray  # (N, 3) float64 world points of the query pixels
+    x: np.ndarray  # (N, 3) world points of the query pixels, float32 or float64 as given
     frame: np.ndarray  # (N,) int64 frame index
     pix: np.ndarray  # (N,) int64 flat pixel index within its frame
     out: np.ndarray  # (N,) int64 IDs or (N, D) float64 unit features
@@ -135,7 +128,7 @@ def _flatten(points, valid, outputs, exclude_unlabelled: bool) -> _Flat:
             m &= o != 0
         idx = np.flatnonzero(m)
         shapes.append((h, w))
-        xs.append(np.asarray(p, np.float64).reshape(-1, 3)[idx])
+        xs.append(np.asarray(p).reshape(-1, 3)[idx])
         fs.append(np.full(idx.size, i, np.int64))
         ps.append(idx.astype(np.int64))
         os_.append(o.reshape(h * w, *o.shape[2:])[idx])
@@ -147,7 +140,10 @@ def _flatten(points, valid, outputs, exclude_unlabelled: bool) -> _Flat:
         norm = np.linalg.norm(out, axis=1, keepdims=True)
         # zero vectors stay zero: cosine 0 with everything (module docstring)
         out = np.divide(out, norm, out=np.zeros_like(out), where=norm > 0)
-    return _Flat(np.concatenate(xs), np.concatenate(fs), np.concatenate(ps), out, is_ids, shapes)
+    # points keep their precision (float32 pointmaps stay float32, half the memory): every
+    # distance is taken in float64 from them, which is the same as converting first
+    x = np.concatenate(xs)
+    return _Flat(x, np.concatenate(fs), np.concatenate(ps), out, is_ids, shapes)
 
 
 def _result(flat: _Flat, h: np.ndarray, return_maps: bool, stats=None) -> ConsistencyResult:
@@ -175,84 +171,20 @@ def _result(flat: _Flat, h: np.ndarray, return_maps: bool, stats=None) -> Consis
 # Exact fast path
 
 
-def _grouped_x(x: np.ndarray, group: np.ndarray | None, eps: float) -> np.ndarray:
-    """Points with a 4th coordinate ``group * 2 eps``: other groups are always farther than eps,
-    distances inside a group are unchanged to the bit (the 4th difference is exactly 0)."""
-    if group is None:
-        return x
-    return np.concatenate([x, (group.astype(np.float64) * (2.0 * eps))[:, None]], axis=1)
-
-
-def _tree_counts(xd, gd, xq, gq, eps: float, cfg: ConsistencyConfig) -> np.ndarray:
-    """For each query point, the number of data points of the same group within eps."""
-    if xq.shape[0] == 0 or xd.shape[0] == 0:
-        return np.zeros(xq.shape[0], np.int64)
-    tree = cKDTree(_grouped_x(xd, gd, eps), leafsize=16, balanced_tree=False,
-                   compact_nodes=False)
-    xq = _grouped_x(xq, gq, eps)
-    out = np.empty(xq.shape[0], np.int64)
-    step = cfg.chunk * 10
-    for s in range(0, xq.shape[0], step):
-        out[s : s + step] = tree.query_ball_point(xq[s : s + step], eps, return_length=True,
-                                                  workers=cfg.workers)
-    return out
-
-
-def _counts(x, group, data_sel, query, eps, cfg: ConsistencyConfig) -> np.ndarray:
-    """Number of points among ``x[data_sel]`` in the same group within eps of each query point
-    ``x[query]`` (itself included when it is among the data). Returns (n_query,) int64."""
-    g = None if group is None else group
-    return _tree_counts(x[data_sel], None if g is None else g[data_sel], x[query],
-                        None if g is None else g[query], eps, cfg)
-
-
-def _counts_own_frame(x, frame, group, data_sel, query, eps, cfg) -> np.ndarray:
-    """:func:`_counts` restricted to each query's own frame, with one small tree per frame
-    (about twice as fast as one tree grouped by frame)."""
-    out = np.empty(query.size, np.int64)
-    order = np.argsort(frame[query], kind="stable")
-    qs = query[order]
-    data = np.flatnonzero(data_sel)
-    data = data[np.argsort(frame[data], kind="stable")]
-    n_frames = int(frame.max()) + 1
-    qb = np.searchsorted(frame[qs], np.arange(n_frames + 1))
-    db = np.searchsorted(frame[data], np.arange(n_frames + 1))
-    for f in range(n_frames):  # a loop over frames, not points
-        if qb[f] == qb[f + 1]:
-            continue
-        qf, df = qs[qb[f] : qb[f + 1]], data[db[f] : db[f + 1]]
-        gd = None if group is None else group[df]
-        gq = None if group is None else group[qf]
-        out[order[qb[f] : qb[f + 1]]] = _tree_counts(x[df], gd, x[qf], gq, eps, cfg)
-    return out
-
-
 class _Grid:
-    """Integer cell keys of points on a uniform grid; keys of neighbouring cells are the key
-    plus a constant, so a 27-neighbourhood is 27 shifted copies of a key array."""
+    """Integer cell keys of points on a uniform grid (the per-mask approximation's voxels)."""
 
     def __init__(self, x: np.ndarray, size: float):
+        x = np.asarray(x, np.float64)
         lo = x.min(axis=0)
-        ic = np.floor((x - lo) / size).astype(np.int64) + 1  # margin of one cell for offsets
-        dims = ic.max(axis=0) + 2
+        ic = np.floor((x - lo) / size).astype(np.int64)
+        dims = ic.max(axis=0) + 1
         if float(dims[0]) * float(dims[1]) * float(dims[2]) > 2.0**62:
             raise InputError(
                 f"consistency: the points span {dims.tolist()} cells of size {size:g}",
                 fix="eps is far too small for these points; pass eps in the units of the points",
             )
-        self.strides = np.array([dims[1] * dims[2], dims[2], 1], np.int64)
-        self.key = ic @ self.strides
-
-    def offsets(self) -> np.ndarray:
-        o = np.stack(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij"), -1)
-        return o.reshape(-1, 3) @ self.strides
-
-
-def _uniq(a: np.ndarray) -> np.ndarray:
-    """Sorted unique values of a 1-D int array (sort based: numpy's hash unique is slower on
-    tens of millions of int64 keys)."""
-    s = np.sort(a)
-    return s[np.r_[True, s[1:] != s[:-1]]] if s.size else s
+        self.key = ic @ np.array([dims[1] * dims[2], dims[2], 1], np.int64)
 
 
 def _uniq_inv(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -265,196 +197,14 @@ def _uniq_inv(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s[first], inv
 
 
-def _member(a: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """(len(a),) bool: a in sorted_set."""
-    if sorted_set.size == 0:
-        return np.zeros(a.size, bool)
-    pos = np.minimum(np.searchsorted(sorted_set, a), sorted_set.size - 1)
-    return sorted_set[pos] == a
+def _h_exact(flat: _Flat, eps: float, cfg: ConsistencyConfig, stats: dict) -> np.ndarray:
+    """Per point h (NaN where no other-frame point lies within eps)."""
+    from lift3d.metrics._ball import ball_sums  # compiles (or loads) the kernel on first use
 
-
-def _pair_key(key: np.ndarray, value: np.ndarray, n_val: int) -> np.ndarray:
-    """One int64 key per (key, value) pair; ``value`` dense in [0, n_val)."""
-    if key.size and float(key.max() + 1) * n_val >= 2.0**62:
-        raise InputError("consistency: too many cells x groups for int64 keys",
-                         fix="pass a larger eps (in the units of the points)")
-    return key * n_val + value
-
-
-def _pure_points(grid: _Grid, label: np.ndarray, n_lab: int) -> np.ndarray:
-    """(N,) bool: True where every point within eps certainly has the point's own ID
-    (its 27 cells of side eps hold a single ID). Conservative: False may still be pure."""
-    cell_lab = _uniq(_pair_key(grid.key, label, n_lab))
-    if cell_lab.size > 0.25 * grid.key.size:  # sparse points: shortcut does not pay
-        return np.zeros(grid.key.size, bool)
-    cell, lab = cell_lab // n_lab, cell_lab % n_lab
-    # distinct IDs over the 27-neighbourhood of every occupied cell
-    shifted = _uniq(_pair_key((cell[:, None] + grid.offsets()[None, :]).ravel(),
-                              np.repeat(lab, 27), n_lab)) // n_lab
-    first = np.r_[True, shifted[1:] != shifted[:-1]]
-    ukey = shifted[first]
-    n_ids = np.diff(np.r_[np.flatnonzero(first), shifted.size])
-    return n_ids[np.searchsorted(ukey, grid.key)] == 1  # a point's own cell is among ukey
-
-
-def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(lo[i], hi[i]) over i, vectorised."""
-    n = hi - lo
-    total = int(n.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    start = np.repeat(lo - np.r_[0, np.cumsum(n)[:-1]], n)
-    return start + np.arange(total)
-
-
-def _other_id_counts(x, frame, lab, grid: _Grid, cand: np.ndarray, eps: float, cfg):
-    """Exact D(p) and D_f(p) for p in ``cand``: the number of points of *another* ID within eps,
-    in all frames and in p's own frame. Per ID, one KD-tree of the other IDs' points in the 27
-    cells around that ID's candidates (every such neighbour lies there): the cost grows with
-    the minority count D, not with the whole ball. Returns two (len(cand),) int64 arrays."""
-    d_all = np.zeros(cand.size, np.int64)
-    d_own = np.zeros(cand.size, np.int64)
-    if cand.size == 0:
-        return d_all, d_own
-    order = np.argsort(grid.key, kind="stable")
-    skeys = grid.key[order]
-    by_lab = np.argsort(lab[cand], kind="stable")
-    cl = lab[cand][by_lab]
-    bounds = np.flatnonzero(np.r_[True, cl[1:] != cl[:-1], True])
-    for b0, b1 in zip(bounds[:-1], bounds[1:], strict=True):  # a loop over IDs, not points
-        pos = by_lab[b0:b1]
-        q = cand[pos]
-        cells = _uniq(grid.key[q])
-        around = _uniq((cells[:, None] + grid.offsets()[None, :]).ravel())
-        idx = order[_ranges(np.searchsorted(skeys, around, "left"),
-                            np.searchsorted(skeys, around, "right"))]
-        idx = idx[lab[idx] != cl[b0]]
-        if idx.size == 0:
-            continue
-        d = _tree_counts(x[idx], None, x[q], None, eps, cfg)
-        d_all[pos] = d
-        hit = d > 0  # own-frame share only where there is any
-        if hit.any():
-            d_own[pos[hit]] = _tree_counts(x[idx], frame[idx], x[q[hit]], frame[q[hit]], eps, cfg)
-    return d_all, d_own
-
-
-def _cell_frames(key: np.ndarray, frame: np.ndarray, n_frames: int):
-    """Occupied cells (sorted) with the number of distinct frames, and min / max frame."""
-    cf = _uniq(_pair_key(key, frame, n_frames))
-    cell, fr = cf // n_frames, cf % n_frames
-    first = np.r_[True, cell[1:] != cell[:-1]]
-    last = np.r_[cell[1:] != cell[:-1], True]
-    n = np.diff(np.r_[np.flatnonzero(first), cell.size])
-    return cell[first], n, fr[first], fr[last]
-
-
-def _other_frame_within_eps(x, frame, n_frames: int, eps: float, sel: np.ndarray) -> np.ndarray:
-    """(len(sel),) bool: True where a point of another frame certainly lies within eps of the
-    point ``sel``. Two sufficient tests, cheap first: the point's cell of side eps/2 (diameter
-    < eps) holds another frame; else one of the 27 cells of side eps / (2 sqrt 3) around it
-    (all closer than eps) does. False proves nothing."""
-    out = np.zeros(sel.size, bool)
-    grid = _Grid(x, 0.5 * eps * (1.0 - 1e-6))
-    ucell, n_fr, _, _ = _cell_frames(grid.key, frame, n_frames)
-    out[:] = n_fr[np.searchsorted(ucell, grid.key[sel])] >= 2
-    rest = sel[~out]
-    if rest.size == 0:
-        return out
-    grid = _Grid(x, eps / (2.0 * np.sqrt(3.0)) * (1.0 - 1e-6))
-    ucell, n_fr, f_min, f_max = _cell_frames(grid.key, frame, n_frames)
-    # only the cells of the undecided points are targets; every occupied cell is a source
-    tcell, t_idx = _uniq_inv(grid.key[rest])
-    any_multi = np.zeros(tcell.size, bool)
-    lo = np.full(tcell.size, n_frames)
-    hi = np.full(tcell.size, -1)
-    for d in grid.offsets():
-        pos = np.minimum(np.searchsorted(ucell, tcell + d), ucell.size - 1)
-        hit = ucell[pos] == tcell + d
-        src = pos[hit]
-        any_multi[hit] |= n_fr[src] >= 2
-        lo[hit] = np.minimum(lo[hit], f_min[src])
-        hi[hit] = np.maximum(hi[hit], f_max[src])
-    f = frame[rest]
-    lo, hi, any_multi = lo[t_idx], hi[t_idx], any_multi[t_idx]
-    out[~out] = any_multi | (lo != hi) | (lo != f)
-    return out
-
-
-def _h_ids(flat: _Flat, eps: float, cfg: ConsistencyConfig, stats: dict) -> np.ndarray:
-    x, frame, ids = flat.x, flat.frame, flat.out
-    n = x.shape[0]
-    h = np.full(n, np.nan)
-    if n == 0:
-        return h
-    t = process_time()
-    _, lab = _uniq_inv(ids)  # dense label index 0..L-1
-    n_lab = int(lab.max()) + 1
-    # cells a hair larger than eps: a neighbour within eps is always in the 27 cells around
-    grid = _Grid(x, eps * (1.0 + 1e-6))
-    pure = _pure_points(grid, lab, n_lab)
-    # mixed 27-cell neighbourhood: count the other IDs within eps exactly (D, D_f)
-    mixed = np.flatnonzero(~pure)
-    d_all, d_own = _other_id_counts(x, frame, lab, grid, mixed, eps, cfg)
-    pure[mixed[d_all == 0]] = True
-    n_frames = len(flat.shapes)
-    sure = np.zeros(n, bool)
-    cand = np.flatnonzero(pure)
-    sure[cand] = _other_frame_within_eps(x, frame, n_frames, eps, cand)
-    h[sure] = 1.0
-    need = ~sure  # these need A - A_f (whether any neighbour exists, and how many)
-    stats.update(n_settled=int(sure.sum()), n_counted=int(need.sum()),
-                 n_mixed=int((d_all > 0).sum()), cpu_shortcuts=process_time() - t)
-    if not need.any():
-        return h
-    t = process_time()
-    # only points in the 27 cells around a needed point can be its neighbours
-    near = _near_cells(grid, need)
-    q = np.flatnonzero(need)
-    a = _counts(x, None, near, q, eps, cfg)
-    stats["cpu_count_all"] = process_time() - t
-    t = process_time()
-    a_f = _counts_own_frame(x, frame, None, near, q, eps, cfg)
-    stats["cpu_count_own_frame"] = process_time() - t
-    n_other = a - a_f
-    # other-frame neighbours of another ID: D - D_f (0 for pure points)
-    diff = np.zeros(n, np.int64)
-    diff[mixed] = d_all - d_own
-    has = n_other > 0
-    h[q[has]] = (n_other[has] - diff[q[has]]) / n_other[has]  # (S - S_f) / (A - A_f)
-    return h
-
-
-def _near_cells(grid: _Grid, sel: np.ndarray) -> np.ndarray:
-    """(N,) bool: points lying in the 27-cell neighbourhood of any cell holding a ``sel``
-    point — the only points that can be within eps of a ``sel`` point."""
-    cells = _uniq(grid.key[sel])
-    around = _uniq((cells[:, None] + grid.offsets()[None, :]).ravel())
-    return _member(grid.key, around)
-
-
-def _h_features(flat: _Flat, eps: float, cfg: ConsistencyConfig) -> np.ndarray:
-    x, frame, f = flat.x, flat.frame, flat.out
-    n = x.shape[0]
-    h = np.full(n, np.nan)
-    if n == 0:
-        return h
-    tree = cKDTree(x, leafsize=16, balanced_tree=False, compact_nodes=False)
-    step = max(1, cfg.chunk // 10)
-    for s in range(0, n, step):
-        e = min(n, s + step)
-        lists = tree.query_ball_point(x[s:e], eps, workers=cfg.workers, return_sorted=False)
-        lens = np.fromiter((len(v) for v in lists), np.int64, e - s)
-        cols = np.fromiter((j for v in lists for j in v), np.int64, int(lens.sum()))
-        rows = np.repeat(np.arange(s, e), lens)
-        keep = frame[cols] != frame[rows]
-        rows, cols = rows[keep] - s, cols[keep]
-        cnt = np.bincount(rows, minlength=e - s)
-        adj = sparse.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(e - s, n))
-        sums = adj @ f  # (e - s, D): sum of unit features of the neighbours
-        has = cnt > 0
-        dots = np.einsum("nd,nd->n", f[s:e], sums)
-        h[s:e][has] = dots[has] / cnt[has]
+    cnt, sim = ball_sums(flat.x, flat.frame, flat.out, eps, cfg.workers, stats)
+    h = np.full(cnt.size, np.nan)
+    has = cnt > 0
+    h[has] = sim[has] / cnt[has]  # exact for IDs: same-ID count / count
     return h
 
 
@@ -473,17 +223,16 @@ def consistency(
     valid: per frame (H, W) bool. outputs: per frame (H, W) int ID maps, or (H, W, D) float
     feature maps. eps: neighbour radius (> 0). exclude_unlabelled: ID 0 pixels are neither
     queries nor neighbours (ignored for features). return_maps: add per-pixel h maps.
-    config: workers / chunk size (its eps and exclude_unlabelled are not used here).
+    config: kernel threads (its eps and exclude_unlabelled are not used here).
     """
     if not eps > 0:
         raise InputError(f"consistency: eps must be > 0, got {eps}", fix="pass a radius in the "
                          "units of the points, e.g. 0.01 for metres")
     cfg = config or ConsistencyConfig(eps=eps, exclude_unlabelled=exclude_unlabelled)
-    t = process_time()
+    t = perf_counter()
     flat = _flatten(points, valid, outputs, exclude_unlabelled)
-    stats = {"cpu_flatten": process_time() - t}
-    h = _h_ids(flat, eps, cfg, stats) if flat.is_ids else _h_features(flat, eps, cfg)
-    return _result(flat, h, return_maps, stats)
+    stats = {"wall_flatten": perf_counter() - t}
+    return _result(flat, _h_exact(flat, eps, cfg, stats), return_maps, stats)
 
 
 def consistency_reference(

@@ -59,7 +59,7 @@ def test_ids_equal_reference_on_rendered_planes(flicker):
         _same(fast, ref)
         # consistent labels only lose at label boundaries (neighbours across them)
         assert fast.H < 0.7 if flicker else fast.H > 0.96
-    # the dense case exercises the shortcuts: most pixels need no count
+    # dense: many neighbours per pixel
     fast = consistency(pts, val, ids, 0.3, exclude_unlabelled=True, return_maps=True)
     _same(fast, consistency_reference(pts, val, ids, 0.3, exclude_unlabelled=True,
                                       return_maps=True))
@@ -164,40 +164,68 @@ def test_per_mask_approximates_exact():
     np.testing.assert_allclose(approx.per_frame, exact.per_frame, atol=0.1)
 
 
-def test_shortcuts_never_claim_wrongly():
-    """The two sufficient tests behind the fast path, against brute force on clustered points."""
-    from scipy.spatial.distance import cdist
+def _within(x, frame, eps):
+    """Other-frame pairs within eps by a dense distance matrix, with the metric's comparison:
+    (dx*dx + dy*dy) + dz*dz <= eps*eps in float64."""
+    x = np.asarray(x, np.float64)
+    d = x[:, None, :] - x[None, :, :]
+    within = (d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]) + d[..., 2] * d[..., 2] <= eps * eps
+    return within & (frame[:, None] != frame[None, :])
 
-    from lift3d.metrics.consistency import (
-        ConsistencyConfig,
-        _Grid,
-        _other_frame_within_eps,
-        _other_id_counts,
-        _pure_points,
-    )
+
+def _brute(x, frame, lab, eps):
+    within = _within(x, frame, eps)
+    return within.sum(1), (within & (lab[:, None] == lab[None, :])).sum(1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spread", [1.0, 1000.0])  # dense grid (counting sort) / sparse (argsort)
+def test_kernel_counts_equal_brute_force(dtype, spread):
+    from lift3d.metrics._ball import ball_sums
 
     rng = np.random.default_rng(5)
-    centres = rng.random((6, 3))
-    x = centres[rng.integers(0, 6, 3000)] + rng.normal(0, 0.02, (3000, 3))
-    frame = rng.integers(0, 4, 3000)
-    lab = (x[:, 0] > 0.5).astype(np.int64) + 2 * (rng.random(3000) < 0.002)
-    eps = 0.02
-    d = cdist(x, x)
-    within = d <= eps
-    grid = _Grid(x, eps * (1 + 1e-6))
-    pure = _pure_points(grid, lab, int(lab.max()) + 1)
-    truly_pure = ~(within & (lab[:, None] != lab[None, :])).any(1)
-    assert pure.any() and not (pure & ~truly_pure).any()
-    cand = np.flatnonzero(~pure)
-    d_all, d_own = _other_id_counts(x, frame, lab, grid, cand, eps, ConsistencyConfig())
-    other = within & (lab[:, None] != lab[None, :])
-    np.testing.assert_array_equal(d_all, other[cand].sum(1))
-    np.testing.assert_array_equal(d_own, (other & (frame[:, None] == frame[None, :]))[cand].sum(1))
-    sel = np.arange(3000)
-    sure = _other_frame_within_eps(x, frame, 4, eps, sel)
-    truly = (within & (frame[:, None] != frame[None, :])).any(1)
-    assert sure.any() and not (sure & ~truly).any()
-    assert sure.sum() > 0.5 * truly.sum()
+    centres = rng.random((6, 3)) * spread
+    x = (centres[rng.integers(0, 6, 2500)] + rng.normal(0, 0.02, (2500, 3))).astype(dtype)
+    frame = rng.integers(0, 4, 2500)
+    lab = (x[:, 0] > 0.5 * spread).astype(np.int64) + 2 * (rng.random(2500) < 0.01)
+    for eps in (0.005, 0.02, 0.07):
+        want_cnt, want_same = _brute(x, frame, lab, eps)
+        assert (want_cnt > 0).mean() > 0.3 and (want_same < want_cnt).any()
+        for workers in (-1, 1):
+            cnt, same = ball_sums(x, frame, lab, eps, workers=workers)
+            np.testing.assert_array_equal(cnt, want_cnt)
+            np.testing.assert_array_equal(same, want_same)
+
+
+def test_kernel_counts_pairs_exactly_at_eps_and_on_cell_faces():
+    """A lattice of spacing eps (exact binary fractions) coloured like a chess board into two
+    frames: each point's six axis neighbours lie at exactly eps in the other frame, on the faces
+    of the kernel's cells (side a hair over eps); diagonal ones (eps sqrt 2) are too far."""
+    from lift3d.metrics._ball import ball_sums
+
+    eps = 0.25
+    ijk = np.stack(np.meshgrid(*[np.arange(6)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    x = ijk * eps - 0.5
+    frame = ijk.sum(1) % 2
+    lab = (np.arange(len(x)) % 3).astype(np.int64)
+    cnt, same = ball_sums(x, frame, lab, eps)
+    want_cnt, want_same = _brute(x, frame, lab, eps)
+    np.testing.assert_array_equal(cnt, want_cnt)
+    np.testing.assert_array_equal(same, want_same)
+    assert want_cnt.max() == 6 and want_cnt.min() == 3  # interior and corner points
+
+
+def test_kernel_feature_sums_equal_brute_force():
+    from lift3d.metrics._ball import ball_sums
+
+    rng = np.random.default_rng(6)
+    x = rng.random((1500, 3))
+    frame = rng.integers(0, 3, 1500)
+    f = rng.normal(size=(1500, 4))
+    cnt, dots = ball_sums(x, frame, f, 0.1)
+    within = _within(x, frame, 0.1)
+    np.testing.assert_array_equal(cnt, within.sum(1))
+    np.testing.assert_allclose(dots, (within * (f @ f.T)).sum(1), rtol=1e-10, atol=1e-10)
 
 
 def test_consistency_of_labels_on_types():

@@ -1,0 +1,305 @@
+"""Compiled radius-neighbour sums for the exact consistency metric (numba).
+
+For every point p the kernel visits every point q of *another* frame with
+``(dx*dx + dy*dy) + dz*dz <= eps*eps`` (float64, the comparison scipy's cKDTree makes, no fused
+multiply-add: numba does not contract without ``fastmath``) and returns
+
+* ``cnt[p]``: how many there are, and
+* ``sim[p]``: the sum of sim(p, q): [ID_p == ID_q] for ID labels, f_p . f_q for unit features.
+
+How: points are sorted by a grid cell of side a hair over eps, so every neighbour lies in the 27
+cells around p's cell, each a contiguous run of the sorted arrays. Per point, a neighbouring
+cell is skipped when the cell's box is farther than eps from p (a conservative bound with a
+slack far above rounding). Cells are shared out between threads in small chunks. Nothing is
+sampled and no neighbour list is stored: memory is O(points).
+"""
+
+from __future__ import annotations
+
+from time import perf_counter
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from lift3d.errors import InputError
+
+
+@njit(cache=True, nogil=True)
+def _lower_bound(a, v):
+    """First index i with a[i] >= v in a sorted array (a.size if none)."""
+    lo, hi = 0, a.size
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def _column_bounds(ukey, start, c, strides, bounds):
+    """For the 9 columns (dx, dy) in {-1, 0, 1}^2 around cell c: bounds[col, m] is the first
+    sorted point of cell (x + dx, y + dy, z - 1 + m) or of any later cell, m = 0..3. Cells of a
+    column have consecutive keys, so cells z-1..z+1 of a column are one contiguous run of
+    points, and any sub-range of them is bounds[col, lo] .. bounds[col, hi + 1]."""
+    n_cells = ukey.size
+    col = 0
+    for dx in range(-1, 2):
+        for dy in range(-1, 2):
+            k = ukey[c] + dx * strides[0] + dy * strides[1] - 1
+            j = _lower_bound(ukey, k)
+            for m in range(4):
+                bounds[col, m] = start[j]
+                if m < 3 and j < n_cells and ukey[j] == k + m:
+                    j += 1
+            col += 1
+
+
+@njit(cache=True, nogil=True)
+def _face_gaps(xi, lo_cell, size, gap):
+    """gap[a, 0] / gap[a, 2]: squared distance from xi to the lower / upper face of its cell
+    along axis a (the nearest a point of the cell below / above can be); gap[a, 1] = 0."""
+    for a in range(3):
+        lo = max(xi[a] - lo_cell[a], 0.0)
+        hi = max(lo_cell[a] + size - xi[a], 0.0)
+        gap[a, 0] = lo * lo
+        gap[a, 1] = 0.0
+        gap[a, 2] = hi * hi
+
+
+@njit(cache=True, nogil=True)
+def _point_runs(gap, bounds, lim2, runs):
+    """The runs of sorted points that can hold a neighbour of a point: per column, the cells
+    whose box is within sqrt(lim2) of the point. Returns how many runs were written."""
+    n = 0
+    col = 0
+    for ix in range(3):
+        for iy in range(3):
+            rem = lim2 - (gap[0, ix] + gap[1, iy])
+            if rem >= 0.0:
+                lo = 0 if gap[2, 0] <= rem else 1
+                hi = 2 if gap[2, 2] <= rem else 1
+                b, e = bounds[col, lo], bounds[col, hi + 1]
+                if e > b:
+                    runs[n, 0], runs[n, 1] = b, e
+                    n += 1
+            col += 1
+    return n
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _ball_ids(xs, ys, zs, frame, lab, ukey, start, cell_ijk, lo, size, strides, eps2, lim2,
+              chunk, cnt, same):
+    n_cells = ukey.size
+    n_chunks = (n_cells + chunk - 1) // chunk
+    for b in prange(n_chunks):
+        bounds = np.empty((9, 4), np.int64)
+        runs = np.empty((9, 2), np.int64)
+        gap = np.empty((3, 3))
+        lo_cell = np.empty(3)
+        xi = np.empty(3)
+        for c in range(b * chunk, min(n_cells, (b + 1) * chunk)):
+            _column_bounds(ukey, start, c, strides, bounds)
+            for a in range(3):
+                lo_cell[a] = lo[a] + cell_ijk[c, a] * size
+            for p in range(start[c], start[c + 1]):
+                xp, yp, zp = np.float64(xs[p]), np.float64(ys[p]), np.float64(zs[p])
+                xi[0], xi[1], xi[2] = xp, yp, zp
+                fp, lp = frame[p], lab[p]
+                _face_gaps(xi, lo_cell, size, gap)
+                n_runs = _point_runs(gap, bounds, lim2, runs)
+                n_all = 0
+                n_same = 0
+                for r in range(n_runs):
+                    b0, b1 = runs[r, 0], runs[r, 1]
+                    # views indexed from 0: no negative-index wrap, so the loop vectorises
+                    qx, qy, qz, qf, ql = xs[b0:b1], ys[b0:b1], zs[b0:b1], frame[b0:b1], lab[b0:b1]
+                    for q in range(b1 - b0):  # branch-free
+                        dx = np.float64(qx[q]) - xp
+                        dy = np.float64(qy[q]) - yp
+                        dz = np.float64(qz[q]) - zp
+                        hit = ((dx * dx + dy * dy) + dz * dz <= eps2) & (qf[q] != fp)
+                        n_all += hit
+                        n_same += hit & (ql[q] == lp)
+                cnt[p] = n_all
+                same[p] = n_same
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _ball_features(xs, ys, zs, frame, feat, ukey, start, cell_ijk, lo, size, strides, eps2,
+                   lim2, chunk, cnt, dots):
+    n_cells = ukey.size
+    n_chunks = (n_cells + chunk - 1) // chunk
+    dim = feat.shape[1]
+    for b in prange(n_chunks):
+        bounds = np.empty((9, 4), np.int64)
+        runs = np.empty((9, 2), np.int64)
+        gap = np.empty((3, 3))
+        lo_cell = np.empty(3)
+        xi = np.empty(3)
+        for c in range(b * chunk, min(n_cells, (b + 1) * chunk)):
+            _column_bounds(ukey, start, c, strides, bounds)
+            for a in range(3):
+                lo_cell[a] = lo[a] + cell_ijk[c, a] * size
+            for p in range(start[c], start[c + 1]):
+                xp, yp, zp = np.float64(xs[p]), np.float64(ys[p]), np.float64(zs[p])
+                xi[0], xi[1], xi[2] = xp, yp, zp
+                fp = frame[p]
+                _face_gaps(xi, lo_cell, size, gap)
+                n_runs = _point_runs(gap, bounds, lim2, runs)
+                n_all = 0
+                acc = 0.0
+                for r in range(n_runs):
+                    b0, b1 = runs[r, 0], runs[r, 1]
+                    qx, qy, qz, qf = xs[b0:b1], ys[b0:b1], zs[b0:b1], frame[b0:b1]
+                    for q in range(b1 - b0):
+                        dx = np.float64(qx[q]) - xp
+                        dy = np.float64(qy[q]) - yp
+                        dz = np.float64(qz[q]) - zp
+                        if (dx * dx + dy * dy) + dz * dz <= eps2 and qf[q] != fp:
+                            n_all += 1
+                            s = 0.0
+                            for d in range(dim):
+                                s += feat[p, d] * feat[b0 + q, d]
+                            acc += s
+                cnt[p] = n_all
+                dots[p] = acc
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _cell_keys(x, lo, size, ijk):
+    """ijk[i] = floor((x[i] - lo) / size) in float64, the integer cell of each point."""
+    for i in prange(x.shape[0]):
+        for a in range(3):
+            ijk[i, a] = np.int64(np.floor((np.float64(x[i, a]) - lo[a]) / size))
+
+
+@njit(cache=True, nogil=True)
+def _counting_order(key, n_keys):
+    """Indices that sort ``key`` (stable), for keys dense in [0, n_keys): O(N + n_keys)."""
+    pos = np.zeros(n_keys + 1, np.int64)
+    for k in key:
+        pos[k + 1] += 1
+    for i in range(n_keys):
+        pos[i + 1] += pos[i]
+    order = np.empty(key.size, np.int64)
+    for i in range(key.size):
+        k = key[i]
+        order[pos[k]] = i
+        pos[k] += 1
+    return order
+
+
+@njit(cache=True, nogil=True)
+def _runs(skey):
+    """Start of every run of equal values in a sorted array, and the end (N) appended."""
+    n = skey.size
+    m = 1
+    for i in range(1, n):
+        m += skey[i] != skey[i - 1]
+    start = np.empty(m + 1, np.int64)
+    start[0] = 0
+    j = 1
+    for i in range(1, n):
+        if skey[i] != skey[i - 1]:
+            start[j] = i
+            j += 1
+    start[m] = n
+    return start
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _gather(x, frame, key, order, xs, ys, zs, fs, ks):
+    for i in prange(order.size):
+        j = order[i]
+        xs[i], ys[i], zs[i] = x[j, 0], x[j, 1], x[j, 2]
+        fs[i] = frame[j]
+        ks[i] = key[j]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _scatter(order, c, s, cnt, sim):
+    for i in prange(order.size):
+        cnt[order[i]] = c[i]
+        sim[order[i]] = s[i]
+
+
+def ball_sums(x: np.ndarray, frame: np.ndarray, out: np.ndarray, eps: float,
+              workers: int = -1, stats: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per point: the number of other-frame points within eps and the sum of their similarity.
+
+    x: (N, 3) float32 or float64 points (distances are taken in float64 either way); frame:
+    (N,) int frame index; out: (N,) int IDs or (N, D) float64 unit features. Returns
+    ``(cnt, sim)`` in the input order: (N,) int64 and, for IDs, (N,) int64 same-ID counts, for
+    features (N,) float64 sums of dot products. workers: threads (-1 = all of numba's).
+    stats: if given, gets the wall seconds of the grid sort (``wall_sort``) and of the
+    neighbour sums (``wall_sums``).
+    """
+    n_max = numba.config.NUMBA_NUM_THREADS
+    threads = n_max if workers is None or workers < 1 else min(int(workers), n_max)
+    prev = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        return _ball_sums(np.asarray(x), np.asarray(frame), np.asarray(out), float(eps),
+                          {} if stats is None else stats)
+    finally:
+        numba.set_num_threads(prev)
+
+
+def _ball_sums(x, frame, out, eps, stats):
+    t0 = perf_counter()
+    n = x.shape[0]
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64 if out.ndim == 1 else np.float64)
+    size = eps * (1.0 + 1e-6)  # a hair over eps: every neighbour lies in the 27 cells around
+    lo = x.min(axis=0).astype(np.float64) - size  # a one-cell margin: keys of neighbours >= 0
+    ijk = np.empty((n, 3), np.int64)
+    _cell_keys(x, lo, size, ijk)
+    dims = ijk.max(axis=0) + 2
+    n_keys = float(dims[0]) * float(dims[1]) * float(dims[2])
+    if n_keys > 2.0**62:
+        raise InputError(
+            f"consistency: the points span {dims.tolist()} cells of size {size:g}",
+            fix="eps is far too small for these points; pass eps in the units of the points",
+        )
+    strides = np.array([dims[1] * dims[2], dims[2], 1], np.int64)
+    key = ijk @ strides
+    # a counting sort when the grid is not much larger than the cloud, else a comparison sort
+    order = (_counting_order(key, int(n_keys)) if n_keys <= 4 * n + 4096
+             else np.argsort(key, kind="stable"))
+    xs, ys, zs = (np.empty(n, x.dtype) for _ in range(3))
+    fs = np.empty(n, np.int32)
+    skey = np.empty(n, np.int64)
+    _gather(x, frame, key, order, xs, ys, zs, fs, skey)
+    start = _runs(skey)
+    ukey = skey[start[:-1]]
+    cell_ijk = ijk[order[start[:-1]]]
+    del ijk, key, skey
+    # the pruning bound: skip a cell only when its box is farther than eps by a slack far above
+    # the rounding of coordinates and cell corners (so no neighbour is ever skipped)
+    slack = 1e-7 * eps + 64 * np.finfo(np.float64).eps * float(np.abs(lo).max() + dims.max() * size)
+    lim2 = (eps + slack) ** 2
+    eps2 = eps * eps
+    chunk = 64  # cells per work item
+    c = np.empty(n, np.int64)
+    t1 = perf_counter()
+    prev_chunk = numba.set_parallel_chunksize(1)  # work items (64 cells) go out one by one
+    try:
+        if out.ndim == 1:
+            s = np.empty(n, np.int64)
+            _ball_ids(xs, ys, zs, fs, out[order].astype(np.int64), ukey, start, cell_ijk, lo,
+                      size, strides, eps2, lim2, chunk, c, s)
+        else:
+            s = np.empty(n, np.float64)
+            _ball_features(xs, ys, zs, fs, np.ascontiguousarray(out[order], np.float64), ukey,
+                           start, cell_ijk, lo, size, strides, eps2, lim2, chunk, c, s)
+    finally:
+        numba.set_parallel_chunksize(prev_chunk)
+    t2 = perf_counter()
+    cnt = np.empty(n, np.int64)
+    sim = np.empty(n, s.dtype)
+    _scatter(order, c, s, cnt, sim)
+    stats.update(wall_sort=t1 - t0 + perf_counter() - t2, wall_sums=t2 - t1)
+    return cnt, sim
