@@ -91,7 +91,7 @@ def _point_runs(gap, bounds, lim2, runs):
 
 @njit(parallel=True, cache=True, nogil=True)
 def _ball_ids(xs, ys, zs, frame, lab, ukey, start, cell_ijk, lo, size, strides, eps2, lim2,
-              chunk, cnt, same):
+              chunk, order, cnt, same):
     n_cells = ukey.size
     n_chunks = (n_cells + chunk - 1) // chunk
     for b in prange(n_chunks):
@@ -123,13 +123,13 @@ def _ball_ids(xs, ys, zs, frame, lab, ukey, start, cell_ijk, lo, size, strides, 
                         hit = ((dx * dx + dy * dy) + dz * dz <= eps2) & (qf[q] != fp)
                         n_all += hit
                         n_same += hit & (ql[q] == lp)
-                cnt[p] = n_all
-                same[p] = n_same
+                cnt[order[p]] = n_all  # results go back to the input order
+                same[order[p]] = n_same
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _ball_features(xs, ys, zs, frame, feat, ukey, start, cell_ijk, lo, size, strides, eps2,
-                   lim2, chunk, cnt, dots):
+                   lim2, chunk, order, cnt, dots):
     n_cells = ukey.size
     n_chunks = (n_cells + chunk - 1) // chunk
     dim = feat.shape[1]
@@ -164,16 +164,31 @@ def _ball_features(xs, ys, zs, frame, feat, ukey, start, cell_ijk, lo, size, str
                             for d in range(dim):
                                 s += feat[p, d] * feat[b0 + q, d]
                             acc += s
-                cnt[p] = n_all
-                dots[p] = acc
+                cnt[order[p]] = n_all
+                dots[order[p]] = acc
+
+
+@njit(cache=True, nogil=True)
+def _bounds(x):
+    """Per-axis minimum and maximum of (N, 3) points, in float64."""
+    lo = np.full(3, np.inf)
+    hi = np.full(3, -np.inf)
+    for i in range(x.shape[0]):
+        for a in range(3):
+            v = np.float64(x[i, a])
+            lo[a] = min(lo[a], v)
+            hi[a] = max(hi[a], v)
+    return lo, hi
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _cell_keys(x, lo, size, ijk):
-    """ijk[i] = floor((x[i] - lo) / size) in float64, the integer cell of each point."""
+def _cell_keys(x, lo, size, strides, key):
+    """key[i] = ijk . strides with ijk = floor((x[i] - lo) / size) in float64."""
     for i in prange(x.shape[0]):
+        k = 0
         for a in range(3):
-            ijk[i, a] = np.int64(np.floor((np.float64(x[i, a]) - lo[a]) / size))
+            k += np.int64(np.floor((np.float64(x[i, a]) - lo[a]) / size)) * strides[a]
+        key[i] = k
 
 
 @njit(cache=True, nogil=True)
@@ -211,19 +226,16 @@ def _runs(skey):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _gather(x, frame, key, order, xs, ys, zs, fs, ks):
+def _take_xyz(x, order, xs, ys, zs):
     for i in prange(order.size):
         j = order[i]
         xs[i], ys[i], zs[i] = x[j, 0], x[j, 1], x[j, 2]
-        fs[i] = frame[j]
-        ks[i] = key[j]
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _scatter(order, c, s, cnt, sim):
+def _take(a, order, out):
     for i in prange(order.size):
-        cnt[order[i]] = c[i]
-        sim[order[i]] = s[i]
+        out[i] = a[order[i]]
 
 
 def ball_sums(x: np.ndarray, frame: np.ndarray, out: np.ndarray, eps: float,
@@ -237,15 +249,94 @@ def ball_sums(x: np.ndarray, frame: np.ndarray, out: np.ndarray, eps: float,
     stats: if given, gets the wall seconds of the grid sort (``wall_sort``) and of the
     neighbour sums (``wall_sums``).
     """
-    n_max = numba.config.NUMBA_NUM_THREADS
-    threads = n_max if workers is None or workers < 1 else min(int(workers), n_max)
     prev = numba.get_num_threads()
-    numba.set_num_threads(threads)
+    numba.set_num_threads(_threads(workers))
     try:
         return _ball_sums(np.asarray(x), np.asarray(frame), np.asarray(out), float(eps),
                           {} if stats is None else stats)
     finally:
         numba.set_num_threads(prev)
+
+
+@njit(cache=True, nogil=True)
+def _equal_counts(key, out):
+    """out[i] = how many entries of ``key`` equal key[i] (quadratic for short runs)."""
+    m = key.size
+    if m <= 48:
+        for i in range(m):
+            k = 0
+            for j in range(m):
+                k += key[j] == key[i]
+            out[i] = k
+        return
+    idx = np.argsort(key)
+    b = 0
+    for e in range(1, m + 1):
+        if e == m or key[idx[e]] != key[idx[b]]:
+            for i in range(b, e):
+                out[idx[i]] = e - b
+            b = e
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _voxel_counts(frame, lab, n_lab, start, other, other_same):
+    """Per sorted point in voxel run start[v]:start[v+1]: other[i] = points of other frames in
+    its voxel, other_same[i] = those with its label."""
+    for v in prange(start.size - 1):
+        b, e = start[v], start[v + 1]
+        m = e - b
+        f_cnt = np.empty(m, np.int64)
+        l_cnt = np.empty(m, np.int64)
+        fl_cnt = np.empty(m, np.int64)
+        _equal_counts(frame[b:e], f_cnt)
+        _equal_counts(lab[b:e], l_cnt)
+        _equal_counts(frame[b:e].astype(np.int64) * n_lab + lab[b:e], fl_cnt)
+        for i in range(m):
+            other[b + i] = m - f_cnt[i]
+            other_same[b + i] = l_cnt[i] - fl_cnt[i]
+
+
+def _threads(workers):
+    n_max = numba.config.NUMBA_NUM_THREADS
+    return n_max if workers is None or workers < 1 else min(int(workers), n_max)
+
+
+def _take_as(a, order, dtype):
+    out = np.empty(order.size, dtype)
+    _take(np.ascontiguousarray(a), order, out)
+    return out
+
+
+class _Cells:
+    """Points sorted by the cell of a grid of side ``size`` whose origin is one cell below the
+    lowest point (neighbour keys never go negative): ``order`` sorts the points, cell c holds
+    sorted points start[c]:start[c+1], has key ukey[c] and integer coordinates cell_ijk[c]."""
+
+    def __init__(self, x: np.ndarray, size: float):
+        n = x.shape[0]
+        self.size = size
+        lo, hi = _bounds(x)
+        self.lo = lo - size
+        # floor((x - lo) / size) is monotone in x, so the top point has the largest cell
+        self.dims = np.floor((hi - self.lo) / size).astype(np.int64) + 2
+        n_keys = float(self.dims[0]) * float(self.dims[1]) * float(self.dims[2])
+        if n_keys > 2.0**62:
+            raise InputError(
+                f"consistency: the points span {self.dims.tolist()} cells of size {size:g}",
+                fix="eps is far too small for these points; pass eps in the units of the points",
+            )
+        self.strides = np.array([self.dims[1] * self.dims[2], self.dims[2], 1], np.int64)
+        key = np.empty(n, np.int64)
+        _cell_keys(x, self.lo, size, self.strides, key)
+        # a counting sort when the grid is not much larger than the cloud, else a comparison sort
+        self.order = (_counting_order(key, int(n_keys)) if n_keys <= 4 * n + 4096
+                      else np.argsort(key, kind="stable"))
+        skey = _take_as(key, self.order, np.int64)
+        self.start = _runs(skey)
+        self.ukey = skey[self.start[:-1]]
+        u = self.ukey
+        self.cell_ijk = np.stack([u // self.strides[0], u % self.strides[0] // self.strides[1],
+                                  u % self.strides[1]], axis=1)
 
 
 def _ball_sums(x, frame, out, eps, stats):
@@ -254,52 +345,53 @@ def _ball_sums(x, frame, out, eps, stats):
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64 if out.ndim == 1 else np.float64)
     size = eps * (1.0 + 1e-6)  # a hair over eps: every neighbour lies in the 27 cells around
-    lo = x.min(axis=0).astype(np.float64) - size  # a one-cell margin: keys of neighbours >= 0
-    ijk = np.empty((n, 3), np.int64)
-    _cell_keys(x, lo, size, ijk)
-    dims = ijk.max(axis=0) + 2
-    n_keys = float(dims[0]) * float(dims[1]) * float(dims[2])
-    if n_keys > 2.0**62:
-        raise InputError(
-            f"consistency: the points span {dims.tolist()} cells of size {size:g}",
-            fix="eps is far too small for these points; pass eps in the units of the points",
-        )
-    strides = np.array([dims[1] * dims[2], dims[2], 1], np.int64)
-    key = ijk @ strides
-    # a counting sort when the grid is not much larger than the cloud, else a comparison sort
-    order = (_counting_order(key, int(n_keys)) if n_keys <= 4 * n + 4096
-             else np.argsort(key, kind="stable"))
+    g = _Cells(x, size)
+    order = g.order
     xs, ys, zs = (np.empty(n, x.dtype) for _ in range(3))
-    fs = np.empty(n, np.int32)
-    skey = np.empty(n, np.int64)
-    _gather(x, frame, key, order, xs, ys, zs, fs, skey)
-    start = _runs(skey)
-    ukey = skey[start[:-1]]
-    cell_ijk = ijk[order[start[:-1]]]
-    del ijk, key, skey
+    _take_xyz(x, order, xs, ys, zs)
+    fs = _take_as(frame, order, np.int32)
     # the pruning bound: skip a cell only when its box is farther than eps by a slack far above
     # the rounding of coordinates and cell corners (so no neighbour is ever skipped)
-    slack = 1e-7 * eps + 64 * np.finfo(np.float64).eps * float(np.abs(lo).max() + dims.max() * size)
-    lim2 = (eps + slack) ** 2
+    reach = float(np.abs(g.lo).max() + g.dims.max() * size)
+    lim2 = (eps + 1e-7 * eps + 64 * np.finfo(np.float64).eps * reach) ** 2
     eps2 = eps * eps
     chunk = 64  # cells per work item
-    c = np.empty(n, np.int64)
+    cnt = np.empty(n, np.int64)
+    if out.ndim == 1:
+        os_, sim = _take_as(out, order, np.int64), np.empty(n, np.int64)
+    else:
+        os_, sim = np.ascontiguousarray(out[order], np.float64), np.empty(n, np.float64)
     t1 = perf_counter()
-    prev_chunk = numba.set_parallel_chunksize(1)  # work items (64 cells) go out one by one
+    # work items (64 cells) go out one by one; only for this loop: a chunk size of 1 on a
+    # per-point loop would hand out millions of items
+    prev_chunk = numba.set_parallel_chunksize(1)
     try:
-        if out.ndim == 1:
-            s = np.empty(n, np.int64)
-            _ball_ids(xs, ys, zs, fs, out[order].astype(np.int64), ukey, start, cell_ijk, lo,
-                      size, strides, eps2, lim2, chunk, c, s)
-        else:
-            s = np.empty(n, np.float64)
-            _ball_features(xs, ys, zs, fs, np.ascontiguousarray(out[order], np.float64), ukey,
-                           start, cell_ijk, lo, size, strides, eps2, lim2, chunk, c, s)
+        kernel = _ball_ids if out.ndim == 1 else _ball_features
+        kernel(xs, ys, zs, fs, os_, g.ukey, g.start, g.cell_ijk, g.lo, size, g.strides, eps2,
+               lim2, chunk, order, cnt, sim)
     finally:
         numba.set_parallel_chunksize(prev_chunk)
     t2 = perf_counter()
-    cnt = np.empty(n, np.int64)
-    sim = np.empty(n, s.dtype)
-    _scatter(order, c, s, cnt, sim)
     stats.update(wall_sort=t1 - t0 + perf_counter() - t2, wall_sums=t2 - t1)
     return cnt, sim
+
+
+def voxel_counts(x: np.ndarray, frame: np.ndarray, lab: np.ndarray, size: float,
+                 workers: int = -1) -> tuple[np.ndarray, ...]:
+    """Voxel statistics of the per-mask approximation, on a grid of side ``size``.
+
+    lab: (N,) int64 labels in [0, n_lab). Returns, in sorted order, ``(order, other,
+    other_same)``: the permutation that sorts the points by voxel, and per sorted point the
+    number of points of other frames in its voxel, and of those the ones with its label."""
+    prev = numba.get_num_threads()
+    numba.set_num_threads(_threads(workers))
+    try:
+        g = _Cells(np.asarray(x), float(size))
+        fs = _take_as(frame, g.order, np.int64)
+        ls = _take_as(lab, g.order, np.int64)
+        other = np.empty(fs.size, np.int64)
+        same = np.empty(fs.size, np.int64)
+        _voxel_counts(fs, ls, int(lab.max()) + 1 if lab.size else 1, g.start, other, same)
+        return g.order, other, same
+    finally:
+        numba.set_num_threads(prev)

@@ -95,8 +95,8 @@ class ConsistencyResult:
 @dataclass
 class _Flat:
     x: np.ndarray  # (N, 3) world points of the query pixels, float32 or float64 as given
-    frame: np.ndarray  # (N,) int64 frame index
-    pix: np.ndarray  # (N,) int64 flat pixel index within its frame
+    frame: np.ndarray  # (N,) int32 frame index
+    masks: list  # per frame: None (every pixel is a query) or the (H*W,) bool query mask
     out: np.ndarray  # (N,) int64 IDs or (N, D) float64 unit features
     is_ids: bool
     shapes: list[tuple[int, int]]
@@ -111,8 +111,7 @@ def _flatten(points, valid, outputs, exclude_unlabelled: bool) -> _Flat:
     if len(points) == 0:
         raise InputError("consistency: no frames given", fix="pass at least one frame")
     is_ids = np.issubdtype(np.asarray(outputs[0]).dtype, np.integer)
-    xs, fs, ps, os_ = [], [], [], []
-    shapes = []
+    masks, shapes, dim = [], [], None
     for i, (p, v, o) in enumerate(zip(points, valid, outputs, strict=True)):
         o = np.asarray(o)
         h, w = np.shape(v)[:2]
@@ -122,28 +121,40 @@ def _flatten(points, valid, outputs, exclude_unlabelled: bool) -> _Flat:
             check_shape(f"outputs[{i}]", o, (h, w), np.integer)
         else:
             check_shape(f"outputs[{i}]", o, (h, w, None), np.floating)
-        m = np.asarray(v).copy()
-        m &= np.isfinite(p).all(axis=-1)
+            if dim is not None and o.shape[2] != dim:
+                raise ShapeError(f"outputs[{i}] has {o.shape[2]} channels, outputs[0] {dim}")
+            dim = o.shape[2]
+        finite = np.isfinite(p)
+        m = np.array(v, bool)
+        for a in range(3):
+            m &= finite[..., a]
         if is_ids and exclude_unlabelled:
             m &= o != 0
-        idx = np.flatnonzero(m)
+        masks.append(None if m.all() else m.ravel())
         shapes.append((h, w))
-        xs.append(np.asarray(p).reshape(-1, 3)[idx])
-        fs.append(np.full(idx.size, i, np.int64))
-        ps.append(idx.astype(np.int64))
-        os_.append(o.reshape(h * w, *o.shape[2:])[idx])
-    out = np.concatenate(os_)
-    if is_ids:
-        out = out.astype(np.int64)
-    else:
-        out = out.astype(np.float64)
+    counts = [h * w if m is None else int(np.count_nonzero(m))
+              for m, (h, w) in zip(masks, shapes, strict=True)]
+    n = sum(counts)
+    # points keep their precision (float32 pointmaps stay float32, half the memory): every
+    # distance is taken in float64 from them, which is the same as converting first
+    x = np.empty((n, 3), np.result_type(*[np.asarray(p).dtype for p in points]))
+    out = np.empty(n, np.int64) if is_ids else np.empty((n, dim), np.float64)
+    s = 0
+    for p, o, m, (h, w), c in zip(points, outputs, masks, shapes, counts, strict=True):
+        p, o = np.asarray(p).reshape(h * w, 3), np.asarray(o).reshape(h * w, *np.shape(o)[2:])
+        e = s + c
+        if m is None:  # every pixel is a query: plain copies
+            x[s:e], out[s:e] = p, o
+        else:
+            np.compress(m, p, axis=0, out=x[s:e])
+            out[s:e] = o[m]
+        s = e
+    frame = np.repeat(np.arange(len(points), dtype=np.int32), counts)
+    if not is_ids:
         norm = np.linalg.norm(out, axis=1, keepdims=True)
         # zero vectors stay zero: cosine 0 with everything (module docstring)
         out = np.divide(out, norm, out=np.zeros_like(out), where=norm > 0)
-    # points keep their precision (float32 pointmaps stay float32, half the memory): every
-    # distance is taken in float64 from them, which is the same as converting first
-    x = np.concatenate(xs)
-    return _Flat(x, np.concatenate(fs), np.concatenate(ps), out, is_ids, shapes)
+    return _Flat(x, frame, masks, out, is_ids, shapes)
 
 
 def _result(flat: _Flat, h: np.ndarray, return_maps: bool, stats=None) -> ConsistencyResult:
@@ -159,11 +170,13 @@ def _result(flat: _Flat, h: np.ndarray, return_maps: bool, stats=None) -> Consis
     maps = None
     if return_maps:
         maps = []
-        for i, (hh, ww) in enumerate(flat.shapes):
+        s = 0
+        for mask, (hh, ww) in zip(flat.masks, flat.shapes, strict=True):
             m = np.full(hh * ww, np.nan, np.float32)
-            sel = flat.frame == i
-            m[flat.pix[sel]] = h[sel]
+            e = s + (hh * ww if mask is None else int(np.count_nonzero(mask)))
+            m[slice(None) if mask is None else mask] = h[s:e]  # frames are contiguous runs
             maps.append(m.reshape(hh, ww))
+            s = e
     return ConsistencyResult(H, per_frame, int(h.size), n_ok, maps, dict(stats or {}))
 
 
@@ -171,20 +184,16 @@ def _result(flat: _Flat, h: np.ndarray, return_maps: bool, stats=None) -> Consis
 # Exact fast path
 
 
-class _Grid:
-    """Integer cell keys of points on a uniform grid (the per-mask approximation's voxels)."""
-
-    def __init__(self, x: np.ndarray, size: float):
-        x = np.asarray(x, np.float64)
-        lo = x.min(axis=0)
-        ic = np.floor((x - lo) / size).astype(np.int64)
-        dims = ic.max(axis=0) + 1
-        if float(dims[0]) * float(dims[1]) * float(dims[2]) > 2.0**62:
-            raise InputError(
-                f"consistency: the points span {dims.tolist()} cells of size {size:g}",
-                fix="eps is far too small for these points; pass eps in the units of the points",
-            )
-        self.key = ic @ np.array([dims[1] * dims[2], dims[2], 1], np.int64)
+def _dense(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each value's index among the sorted distinct values of a 1-D int array, and how many
+    there are (a lookup table when the values are small and non-negative, else a sort)."""
+    if a.size and a.min() >= 0 and a.max() < 4 * a.size + 2**20:
+        present = np.zeros(int(a.max()) + 1, bool)
+        present[a] = True
+        index = np.cumsum(present) - 1
+        return index[a], int(index[-1]) + 1
+    u, inv = _uniq_inv(a)
+    return inv, u.size
 
 
 def _uniq_inv(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -294,27 +303,19 @@ def consistency_per_mask(
     n_frames = len(flat.shapes)
     if flat.x.shape[0] == 0:
         return ConsistencyResult(float("nan"), np.full(n_frames, np.nan), 0, 0)
-    _, vox = _uniq_inv(_Grid(flat.x, voxel or eps).key)
-    _, lab = _uniq_inv(flat.out)
-    n_lab = int(lab.max()) + 1
+    from lift3d.metrics._ball import voxel_counts
 
-    def count(key):
-        _, inv = _uniq_inv(key)
-        return np.bincount(inv)[inv]
-
-    o = count(vox)
-    o_f = count(vox * n_frames + flat.frame)
-    o_l = count(vox * n_lab + lab)
-    o_fl = count((vox * n_frames + flat.frame) * n_lab + lab)
-    t = (o - o_f).astype(np.float64)  # per point: other-frame observations in its voxel
-    t_same = (o_l - o_fl).astype(np.float64)
-    # per point sums over pixels of a mask = sum_v c_m(v) * T_m(v) (each pixel carries its voxel)
-    _, mask = _uniq_inv(flat.frame * n_lab + lab)
+    lab, n_lab = _dense(flat.out)
+    order, t, t_same = voxel_counts(flat.x, flat.frame, lab, voxel or eps)
+    # per point: T_m(v) other-frame observations in its voxel, T'_m(v) of them with its ID;
+    # sums over a mask's pixels = sum_v c_m(v) T_m(v) (each pixel carries its voxel)
+    mask, _ = _dense(flat.frame[order] * n_lab + lab[order])
     num = np.bincount(mask, weights=t_same)
     den = np.bincount(mask, weights=t)
-    w = np.bincount(mask, weights=(t > 0).astype(np.float64))
+    w = np.bincount(mask, weights=t > 0)
+    frame = flat.frame[order]
     mask_frame = np.zeros(num.size, np.int64)
-    mask_frame[mask] = flat.frame
+    mask_frame[mask] = frame
     ok = den > 0
     score = np.where(ok, num / np.where(ok, den, 1.0), 0.0)
     n_ok = int(w.sum())

@@ -164,6 +164,39 @@ def test_per_mask_approximates_exact():
     np.testing.assert_allclose(approx.per_frame, exact.per_frame, atol=0.1)
 
 
+def _per_mask_by_definition(pts, val, ids, voxel):
+    """The per-mask score spelled out with Python dictionaries (voxels from the same origin as
+    the implementation: one voxel below the lowest point)."""
+    x = np.concatenate([p[v] for p, v in zip(pts, val, strict=True)]).astype(np.float64)
+    fr = np.concatenate([np.full(int(v.sum()), i) for i, v in enumerate(val)])
+    lab = np.concatenate([m[v] for m, v in zip(ids, val, strict=True)])
+    lo = x.min(0) - voxel
+    vox = [tuple(k) for k in np.floor((x - lo) / voxel).astype(int)]
+    from collections import Counter
+
+    o, o_f, o_l, o_fl = Counter(vox), Counter(zip(vox, fr)), Counter(zip(vox, lab)), Counter(
+        zip(vox, fr, lab))
+    num, den, w = Counter(), Counter(), Counter()
+    for v, f, m in zip(vox, fr, lab, strict=True):
+        t = o[v] - o_f[v, f]
+        num[f, m] += o_l[v, m] - o_fl[v, f, m]
+        den[f, m] += t
+        w[f, m] += t > 0
+    score = {k: num[k] / den[k] if den[k] else 0.0 for k in w}
+    return sum(score[k] * w[k] for k in w) / sum(w.values())
+
+
+def test_per_mask_equals_its_definition():
+    pts, val, ids = plane_scene(n_frames=4, hw=(18, 24))
+    ids[2] = np.where(ids[2] == 1, 9, ids[2]).astype(np.int32)
+    ids[3][:, :6] = 7
+    for voxel in (0.05, 0.1, 0.3, 2.0):  # 2.0: voxels of hundreds of points
+        got = consistency_per_mask(pts, val, ids, 0.1, voxel=voxel).H
+        want = _per_mask_by_definition(pts, val, ids, voxel)
+        assert 0.3 < want < 1.0
+        assert got == pytest.approx(want, rel=1e-12)
+
+
 def _within(x, frame, eps):
     """Other-frame pairs within eps by a dense distance matrix, with the metric's comparison:
     (dx*dx + dy*dy) + dz*dz <= eps*eps in float64."""
