@@ -251,7 +251,9 @@ def main():
     r = rows[0]
     st = r["stats"]
     print(f"\nwhere the time went ({r['frames']} frames, wall s): "
-          + ", ".join(f"{k[5:]} {v:.1f}" for k, v in st.items() if k.startswith("wall_")))
+          + ", ".join(f"{k[5:]} {v:.1f}" for k, v in st.items() if k.startswith("wall_"))
+          + f"; points examined per pixel (before per-point trimming): "
+          f"{st.get('candidates_per_point', float('nan')):.0f}")
     if "o3d_per_point" in r:
         print(f"\nmean neighbours per point (all frames, itself included): {r['mean_nb']:.0f}; "
               f"pixels with a neighbour: {100 * r['with_nb']:.1f} %")

@@ -16,6 +16,7 @@ sampled and no neighbour list is stored: memory is O(points).
 
 from __future__ import annotations
 
+import warnings
 from time import perf_counter
 
 import numba
@@ -23,6 +24,10 @@ import numpy as np
 from numba import njit, prange
 
 from lift3d.errors import InputError
+
+# warn when the pairs to examine would take minutes (about 3e9 pairs per second on 2 cores)
+_PAIRS_PER_S = 3e9
+_WARN_PAIRS = 5e11
 
 
 @njit(cache=True, nogil=True)
@@ -258,6 +263,21 @@ def ball_sums(x: np.ndarray, frame: np.ndarray, out: np.ndarray, eps: float,
         numba.set_num_threads(prev)
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _candidates(ukey, start, strides):
+    """Upper bound of the point pairs the kernel examines: per cell, its points times the
+    points of its 27 cells (before the per-point trimming)."""
+    total = 0
+    for c in prange(ukey.size):
+        bounds = np.empty((9, 4), np.int64)
+        _column_bounds(ukey, start, c, strides, bounds)
+        around = 0
+        for col in range(9):
+            around += bounds[col, 3] - bounds[col, 0]
+        total += (start[c + 1] - start[c]) * around
+    return total
+
+
 @njit(cache=True, nogil=True)
 def _equal_counts(key, out):
     """out[i] = how many entries of ``key`` equal key[i] (quadratic for short runs)."""
@@ -347,6 +367,14 @@ def _ball_sums(x, frame, out, eps, stats):
     size = eps * (1.0 + 1e-6)  # a hair over eps: every neighbour lies in the 27 cells around
     g = _Cells(x, size)
     order = g.order
+    pairs = int(_candidates(g.ukey, g.start, g.strides))
+    stats["candidates_per_point"] = pairs / n
+    if pairs > _WARN_PAIRS:
+        warnings.warn(
+            f"consistency: eps = {eps:g} reaches about {pairs / n:,.0f} points around each of the "
+            f"{n:,} pixels ({pairs:.2g} pairs to examine); this may take "
+            f"{pairs / _PAIRS_PER_S / 60:.0f} min or more. Pass eps in the units of the points, "
+            "a small fraction of the scene's size.", RuntimeWarning, stacklevel=5)
     xs, ys, zs = (np.empty(n, x.dtype) for _ in range(3))
     _take_xyz(x, order, xs, ys, zs)
     fs = _take_as(frame, order, np.int32)

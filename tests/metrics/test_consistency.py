@@ -291,3 +291,19 @@ def test_property_fast_equals_reference(seed, n_frames, eps, n_ids, exclude):
     fast = consistency(pts, val, ids, eps, exclude_unlabelled=exclude, return_maps=True)
     ref = consistency_reference(pts, val, ids, eps, exclude_unlabelled=exclude, return_maps=True)
     _same(fast, ref)
+
+
+def test_warns_when_eps_reaches_too_many_points(monkeypatch):
+    """A radius that takes in most of the cloud makes the exact count quadratic: say so."""
+    from lift3d.metrics import _ball
+
+    pts, val, ids = _random(n_frames=2, hw=(20, 20))
+    monkeypatch.setattr(_ball, "_WARN_PAIRS", 1e5)
+    with pytest.warns(RuntimeWarning, match="eps = 0.5 reaches about"):
+        big = consistency(pts, val, ids, 0.5)
+    assert big.stats["candidates_per_point"] > 250
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        consistency(pts, val, ids, 0.05)  # a few neighbours each: no warning
