@@ -49,6 +49,7 @@ from scipy.spatial import cKDTree
 
 from lift3d.checks import check_shape
 from lift3d.errors import InputError, ShapeError
+from lift3d.metrics._dense import dense_index
 
 
 @dataclass(frozen=True)
@@ -184,28 +185,6 @@ def _result(flat: _Flat, h: np.ndarray, return_maps: bool, stats=None) -> Consis
 # Exact fast path
 
 
-def _dense(a: np.ndarray) -> tuple[np.ndarray, int]:
-    """Each value's index among the sorted distinct values of a 1-D int array, and how many
-    there are (a lookup table when the values are small and non-negative, else a sort)."""
-    if a.size and a.min() >= 0 and a.max() < 4 * a.size + 2**20:
-        present = np.zeros(int(a.max()) + 1, bool)
-        present[a] = True
-        index = np.cumsum(present) - 1
-        return index[a], int(index[-1]) + 1
-    u, inv = _uniq_inv(a)
-    return inv, u.size
-
-
-def _uniq_inv(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique values of a 1-D int array and the index of each element among them."""
-    order = np.argsort(a, kind="stable")
-    s = a[order]
-    first = np.r_[True, s[1:] != s[:-1]] if s.size else np.zeros(0, bool)
-    inv = np.empty(a.size, np.int64)
-    inv[order] = np.cumsum(first) - 1
-    return s[first], inv
-
-
 def _h_exact(flat: _Flat, eps: float, cfg: ConsistencyConfig, stats: dict) -> np.ndarray:
     """Per point h (NaN where no other-frame point lies within eps)."""
     from lift3d.metrics._ball import ball_sums  # compiles (or loads) the kernel on first use
@@ -305,11 +284,12 @@ def consistency_per_mask(
         return ConsistencyResult(float("nan"), np.full(n_frames, np.nan), 0, 0)
     from lift3d.metrics._ball import voxel_counts
 
-    lab, n_lab = _dense(flat.out)
+    ids, lab = dense_index(flat.out)
+    n_lab = ids.size
     order, t, t_same = voxel_counts(flat.x, flat.frame, lab, voxel or eps)
     # per point: T_m(v) other-frame observations in its voxel, T'_m(v) of them with its ID;
     # sums over a mask's pixels = sum_v c_m(v) T_m(v) (each pixel carries its voxel)
-    mask, _ = _dense(flat.frame[order] * n_lab + lab[order])
+    _, mask = dense_index(flat.frame[order].astype(np.int64) * n_lab + lab[order])
     num = np.bincount(mask, weights=t_same)
     den = np.bincount(mask, weights=t)
     w = np.bincount(mask, weights=t > 0)

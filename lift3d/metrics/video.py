@@ -38,6 +38,7 @@ from skimage.morphology import disk
 
 from lift3d.checks import check_shape
 from lift3d.errors import InputError, ShapeError
+from lift3d.metrics._dense import dense_index
 
 SELECTION_RULES = ("frame", "sequence")
 
@@ -116,15 +117,16 @@ def confusion(
         raise InputError("video metrics: no frames given")
     gt = _as_maps("gt", gt)
     pred = _as_maps("pred", pred, like=gt)
-    p_all = np.concatenate([p.ravel() for p in pred]).astype(np.int64)
-    g_all = np.concatenate([g.ravel() for g in gt]).astype(np.int64)
+    p_all = np.concatenate([p.ravel() for p in pred])
+    g_all = np.concatenate([g.ravel() for g in gt])
     frame = np.repeat(np.arange(len(pred)), [p.size for p in pred])
     if void_id is not None:
         keep = g_all != void_id
         p_all, g_all, frame = p_all[keep], g_all[keep], frame[keep]
-    pred_ids, p_idx = np.unique(np.r_[0, p_all], return_inverse=True)
-    gt_ids, g_idx = np.unique(np.r_[0, g_all], return_inverse=True)
-    p_idx, g_idx = p_idx[1:], g_idx[1:]  # 0 prepended so that index 0 is always ID 0
+    # ID 0 is always among the IDs, so that index 0 is ID 0 (when IDs are >= 0)
+    pred_ids, p_idx = dense_index(p_all, always=(0,))
+    gt_ids, g_idx = dense_index(g_all.astype(np.int64) if g_all.dtype == bool else g_all,
+                                always=(0,))
     n_f, n_p, n_g = len(pred), pred_ids.size, gt_ids.size
     key = (frame * n_p + p_idx) * n_g + g_idx
     inter = np.bincount(key, minlength=n_f * n_p * n_g).reshape(n_f, n_p, n_g)
