@@ -7,15 +7,18 @@ multiply-add: numba does not contract without ``fastmath``) and returns
 * ``cnt[p]``: how many there are, and
 * ``sim[p]``: the sum of sim(p, q): [ID_p == ID_q] for ID labels, f_p . f_q for unit features.
 
-How: points are sorted by a grid cell of side a hair over eps, so every neighbour lies in the 27
-cells around p's cell, each a contiguous run of the sorted arrays. Per point, a neighbouring
-cell is skipped when the cell's box is farther than eps from p (a conservative bound with a
-slack far above rounding). Cells are shared out between threads in small chunks. Nothing is
-sampled and no neighbour list is stored: memory is O(points).
+How: points are counting-sorted by a grid cell of side a hair over eps, so every neighbour of p
+lies in the 27 cells around p's cell. Cells of one (x, y) column have consecutive keys, so the
+3 cells of a column are one contiguous run of the sorted points: per point, 9 runs, each
+trimmed to the cells whose box is within eps of p (a conservative bound, with a slack far above
+rounding). The loop over a run is branch-free over 0-based views, which LLVM vectorises.
+Work items of 64 cells go to the threads one at a time. Nothing is sampled and no neighbour
+list is stored: memory is O(points), time O(points x points in the trimmed runs).
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from time import perf_counter
 
@@ -24,6 +27,11 @@ import numpy as np
 from numba import njit, prange
 
 from lift3d.errors import InputError
+
+# Threads: OpenMP, else numba's own work queue, TBB last: Open3D ships an older libtbb that
+# numba rejects with a warning when it tries TBB first and finds that one loaded.
+if not {"NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY"} & set(os.environ):
+    numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
 
 # warn when the pairs to examine would take minutes (about 3e9 pairs per second on 2 cores)
 _PAIRS_PER_S = 3e9

@@ -307,3 +307,17 @@ def test_warns_when_eps_reaches_too_many_points(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         consistency(pts, val, ids, 0.05)  # a few neighbours each: no warning
+
+
+def test_no_threading_warning_after_open3d():
+    """Open3D loads an old libtbb; the kernel's threads must not trip numba's TBB warning."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings; warnings.simplefilter('error'); import open3d, numpy as np; "
+        "from lift3d.metrics.consistency import consistency; "
+        "p = [np.random.default_rng(i).random((4, 5, 3)) for i in range(2)]; "
+        "consistency(p, [np.ones((4, 5), bool)] * 2, [np.zeros((4, 5), int)] * 2, 0.5)"
+    )
+    subprocess.run([sys.executable, "-W", "error", "-c", code], check=True)
