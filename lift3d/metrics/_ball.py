@@ -102,12 +102,57 @@ def _point_runs(gap, bounds, lim2, runs):
     return n
 
 
+@njit(cache=True, nogil=True)
+def _sum_ids(xs, ys, zs, frame, lab, p, runs, n_runs, eps2):
+    """Other-frame points within eps of point p in the runs, and how many share its ID."""
+    xp, yp, zp = np.float64(xs[p]), np.float64(ys[p]), np.float64(zs[p])
+    fp, lp = frame[p], lab[p]
+    n_all = 0
+    n_same = 0
+    for r in range(n_runs):
+        b0, b1 = runs[r, 0], runs[r, 1]
+        # views indexed from 0: no negative-index wrap, so the loop vectorises
+        qx, qy, qz, qf, ql = xs[b0:b1], ys[b0:b1], zs[b0:b1], frame[b0:b1], lab[b0:b1]
+        for q in range(b1 - b0):  # branch-free
+            dx = np.float64(qx[q]) - xp
+            dy = np.float64(qy[q]) - yp
+            dz = np.float64(qz[q]) - zp
+            hit = ((dx * dx + dy * dy) + dz * dz <= eps2) & (qf[q] != fp)
+            n_all += hit
+            n_same += hit & (ql[q] == lp)
+    return n_all, np.float64(n_same)
+
+
+@njit(cache=True, nogil=True)
+def _sum_features(xs, ys, zs, frame, feat, p, runs, n_runs, eps2):
+    """Other-frame points within eps of point p in the runs, and the sum of f_p . f_q."""
+    xp, yp, zp = np.float64(xs[p]), np.float64(ys[p]), np.float64(zs[p])
+    fp = frame[p]
+    n_all = 0
+    acc = 0.0
+    for r in range(n_runs):
+        b0, b1 = runs[r, 0], runs[r, 1]
+        qx, qy, qz, qf = xs[b0:b1], ys[b0:b1], zs[b0:b1], frame[b0:b1]
+        for q in range(b1 - b0):
+            dx = np.float64(qx[q]) - xp
+            dy = np.float64(qy[q]) - yp
+            dz = np.float64(qz[q]) - zp
+            if (dx * dx + dy * dy) + dz * dz <= eps2 and qf[q] != fp:
+                n_all += 1
+                s = 0.0
+                for d in range(feat.shape[1]):
+                    s += feat[p, d] * feat[b0 + q, d]
+                acc += s
+    return n_all, acc
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def _ball_ids(xs, ys, zs, frame, lab, ukey, start, cell_ijk, lo, size, strides, eps2, lim2,
-              chunk, order, cnt, same):
+def _ball(xs, ys, zs, frame, lab, feat, use_feat, ukey, start, cell_ijk, lo, size, strides,
+          eps2, lim2, chunk, order, cnt, sim):
+    """Per sorted point p: cnt / sim of :func:`_sum_ids` (``use_feat`` False) or
+    :func:`_sum_features`, written at the point's input position order[p]."""
     n_cells = ukey.size
-    n_chunks = (n_cells + chunk - 1) // chunk
-    for b in prange(n_chunks):
+    for b in prange((n_cells + chunk - 1) // chunk):
         bounds = np.empty((9, 4), np.int64)
         runs = np.empty((9, 2), np.int64)
         gap = np.empty((3, 3))
@@ -118,67 +163,15 @@ def _ball_ids(xs, ys, zs, frame, lab, ukey, start, cell_ijk, lo, size, strides, 
             for a in range(3):
                 lo_cell[a] = lo[a] + cell_ijk[c, a] * size
             for p in range(start[c], start[c + 1]):
-                xp, yp, zp = np.float64(xs[p]), np.float64(ys[p]), np.float64(zs[p])
-                xi[0], xi[1], xi[2] = xp, yp, zp
-                fp, lp = frame[p], lab[p]
+                xi[0], xi[1], xi[2] = xs[p], ys[p], zs[p]
                 _face_gaps(xi, lo_cell, size, gap)
                 n_runs = _point_runs(gap, bounds, lim2, runs)
-                n_all = 0
-                n_same = 0
-                for r in range(n_runs):
-                    b0, b1 = runs[r, 0], runs[r, 1]
-                    # views indexed from 0: no negative-index wrap, so the loop vectorises
-                    qx, qy, qz, qf, ql = xs[b0:b1], ys[b0:b1], zs[b0:b1], frame[b0:b1], lab[b0:b1]
-                    for q in range(b1 - b0):  # branch-free
-                        dx = np.float64(qx[q]) - xp
-                        dy = np.float64(qy[q]) - yp
-                        dz = np.float64(qz[q]) - zp
-                        hit = ((dx * dx + dy * dy) + dz * dz <= eps2) & (qf[q] != fp)
-                        n_all += hit
-                        n_same += hit & (ql[q] == lp)
-                cnt[order[p]] = n_all  # results go back to the input order
-                same[order[p]] = n_same
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _ball_features(xs, ys, zs, frame, feat, ukey, start, cell_ijk, lo, size, strides, eps2,
-                   lim2, chunk, order, cnt, dots):
-    n_cells = ukey.size
-    n_chunks = (n_cells + chunk - 1) // chunk
-    dim = feat.shape[1]
-    for b in prange(n_chunks):
-        bounds = np.empty((9, 4), np.int64)
-        runs = np.empty((9, 2), np.int64)
-        gap = np.empty((3, 3))
-        lo_cell = np.empty(3)
-        xi = np.empty(3)
-        for c in range(b * chunk, min(n_cells, (b + 1) * chunk)):
-            _column_bounds(ukey, start, c, strides, bounds)
-            for a in range(3):
-                lo_cell[a] = lo[a] + cell_ijk[c, a] * size
-            for p in range(start[c], start[c + 1]):
-                xp, yp, zp = np.float64(xs[p]), np.float64(ys[p]), np.float64(zs[p])
-                xi[0], xi[1], xi[2] = xp, yp, zp
-                fp = frame[p]
-                _face_gaps(xi, lo_cell, size, gap)
-                n_runs = _point_runs(gap, bounds, lim2, runs)
-                n_all = 0
-                acc = 0.0
-                for r in range(n_runs):
-                    b0, b1 = runs[r, 0], runs[r, 1]
-                    qx, qy, qz, qf = xs[b0:b1], ys[b0:b1], zs[b0:b1], frame[b0:b1]
-                    for q in range(b1 - b0):
-                        dx = np.float64(qx[q]) - xp
-                        dy = np.float64(qy[q]) - yp
-                        dz = np.float64(qz[q]) - zp
-                        if (dx * dx + dy * dy) + dz * dz <= eps2 and qf[q] != fp:
-                            n_all += 1
-                            s = 0.0
-                            for d in range(dim):
-                                s += feat[p, d] * feat[b0 + q, d]
-                            acc += s
-                cnt[order[p]] = n_all
-                dots[order[p]] = acc
+                if use_feat:
+                    n, v = _sum_features(xs, ys, zs, frame, feat, p, runs, n_runs, eps2)
+                else:
+                    n, v = _sum_ids(xs, ys, zs, frame, lab, p, runs, n_runs, eps2)
+                cnt[order[p]] = n  # results go back to the input order
+                sim[order[p]] = v
 
 
 @njit(cache=True, nogil=True)
@@ -257,10 +250,11 @@ def ball_sums(x: np.ndarray, frame: np.ndarray, out: np.ndarray, eps: float,
 
     x: (N, 3) float32 or float64 points (distances are taken in float64 either way); frame:
     (N,) int frame index; out: (N,) int IDs or (N, D) float64 unit features. Returns
-    ``(cnt, sim)`` in the input order: (N,) int64 and, for IDs, (N,) int64 same-ID counts, for
-    features (N,) float64 sums of dot products. workers: threads (-1 = all of numba's).
-    stats: if given, gets the wall seconds of the grid sort (``wall_sort``) and of the
-    neighbour sums (``wall_sums``).
+    ``(cnt, sim)`` in the input order: (N,) int64, and (N,) float64 holding, for IDs, the
+    same-ID counts (exact integers), for features the sums of dot products.
+    workers: threads (-1 = all of numba's). stats: if given, gets the wall seconds of the grid
+    sort (``wall_sort``) and of the neighbour sums (``wall_sums``), and the points examined
+    per pixel before trimming (``candidates_per_point``).
     """
     prev = numba.get_num_threads()
     numba.set_num_threads(_threads(workers))
@@ -371,7 +365,7 @@ def _ball_sums(x, frame, out, eps, stats):
     t0 = perf_counter()
     n = x.shape[0]
     if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64 if out.ndim == 1 else np.float64)
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
     size = eps * (1.0 + 1e-6)  # a hair over eps: every neighbour lies in the 27 cells around
     g = _Cells(x, size)
     order = g.order
@@ -393,18 +387,18 @@ def _ball_sums(x, frame, out, eps, stats):
     eps2 = eps * eps
     chunk = 64  # cells per work item
     cnt = np.empty(n, np.int64)
-    if out.ndim == 1:
-        os_, sim = _take_as(out, order, np.int64), np.empty(n, np.int64)
-    else:
-        os_, sim = np.ascontiguousarray(out[order], np.float64), np.empty(n, np.float64)
+    sim = np.empty(n, np.float64)
+    use_feat = out.ndim == 2
+    lab = np.zeros(0, np.int64) if use_feat else _take_as(out, order, np.int64)
+    feat = (np.ascontiguousarray(out[order], np.float64) if use_feat
+            else np.zeros((0, 0), np.float64))
     t1 = perf_counter()
     # work items (64 cells) go out one by one; only for this loop: a chunk size of 1 on a
     # per-point loop would hand out millions of items
     prev_chunk = numba.set_parallel_chunksize(1)
     try:
-        kernel = _ball_ids if out.ndim == 1 else _ball_features
-        kernel(xs, ys, zs, fs, os_, g.ukey, g.start, g.cell_ijk, g.lo, size, g.strides, eps2,
-               lim2, chunk, order, cnt, sim)
+        _ball(xs, ys, zs, fs, lab, feat, use_feat, g.ukey, g.start, g.cell_ijk, g.lo, size,
+              g.strides, eps2, lim2, chunk, order, cnt, sim)
     finally:
         numba.set_parallel_chunksize(prev_chunk)
     t2 = perf_counter()
