@@ -79,3 +79,51 @@ def hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
         np.stack([p, q, v], -1), np.stack([t, p, v], -1), np.stack([v, p, q], -1),
     ])
     return choices[i, np.arange(h.size)]
+
+
+_CANDIDATES = 2000  # colours the per-picture palette chooses from
+
+
+def _greedy_order() -> np.ndarray:
+    """(K, 3) uint8: the palette's colours (IDs 1..K) reordered so that each next colour is the
+    one farthest, in CIE Lab, from grey and from every colour before it (max-min greedy)."""
+    global _GREEDY
+    if _GREEDY is None:
+        import cv2
+
+        cand = label_colors(np.arange(1, _CANDIDATES + 1))
+        lab = cv2.cvtColor(cand[None].astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[0]
+        grey = cv2.cvtColor(np.array([[UNLABELLED_RGB]], np.float32) / 255.0,
+                            cv2.COLOR_RGB2LAB)[0, 0]
+        dist = np.linalg.norm(lab - grey, axis=1)
+        order = []
+        for _ in range(len(cand)):
+            k = int(np.argmax(dist))
+            order.append(k)
+            dist = np.minimum(dist, np.linalg.norm(lab - lab[k], axis=1))
+            dist[k] = -1.0
+        _GREEDY = cand[order]
+    return _GREEDY
+
+
+_GREEDY: np.ndarray | None = None
+
+
+def picture_colors(label_maps: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Colours for the IDs of one picture that shows several label maps (a strip of frames):
+    ``(ids, rgb)``, the IDs (> 0) in decreasing total area and their colours.
+
+    The ID-stable palette (:func:`label_colors`) must give hundreds of IDs colours, so two far
+    apart IDs can look alike, which in a strip reads as "the same ID". Here only the IDs in
+    the picture get colours, the largest first, each as far from the ones before as the
+    palette allows; colours repeat only beyond 2000 IDs.
+    """
+    flat = np.concatenate([np.asarray(m).ravel() for m in label_maps]) if label_maps else []
+    flat = np.asarray(flat, np.int64)
+    flat = flat[flat > 0]
+    if flat.size == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 3), np.uint8)
+    ids, counts = np.unique(flat, return_counts=True)
+    ids = ids[np.argsort(-counts, kind="stable")]
+    table = _greedy_order()
+    return ids, table[np.arange(ids.size) % len(table)]

@@ -83,7 +83,8 @@ def strip_plot(name: str, images: list[np.ndarray], rows: dict[str, list[np.ndar
 
     images: the chosen frames, (H, W, 3) uint8 RGB; rows: {method: ID maps (H, W) int of the
     same frames}; frame_names: their names (column titles)."""
-    from lift3d.overlay import overlay
+    from lift3d.overlay import id_anchors, overlay
+    from lift3d.palette import picture_colors
 
     plt = _plt()
     n_r, n_c = len(rows), len(images)
@@ -91,17 +92,21 @@ def strip_plot(name: str, images: list[np.ndarray], rows: dict[str, list[np.ndar
     fig, axes = plt.subplots(n_r, n_c, figsize=(2.2 * n_c * w / max(h, 1) * 0.75, 2.0 * n_r),
                              squeeze=False)
     for r, (method, labs) in enumerate(rows.items()):
+        colors = picture_colors(labs)  # per row: each method has its own ID space
         for c, (img, lab) in enumerate(zip(images, labs)):
             ax = axes[r, c]
-            ax.imshow(overlay(img, lab))
+            ax.imshow(overlay(img, lab, colors=colors))
+            for i, x, y in id_anchors(lab, max_n=6, min_frac=0.02):
+                ax.text(x, y, str(i), fontsize=5, ha="center", va="center", color="white",
+                        bbox=dict(boxstyle="round,pad=0.15", fc="black", alpha=0.55, lw=0))
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(frame_names[c], fontsize=8)
             if c == 0:
-                n_ids = len(np.unique(np.concatenate([m[m > 0] for m in labs])))
-                ax.set_ylabel(f"{method}\n{n_ids} IDs shown", fontsize=8)
-    fig.suptitle(f"{name}: IDs on a strip of frames (same colour = same ID)", fontsize=9)
+                ax.set_ylabel(f"{method}\n{colors[0].size} IDs shown", fontsize=8)
+    fig.suptitle(f"{name}: IDs on a strip of frames (same colour and number = same ID; "
+                 "colours chosen per row, largest IDs most distinct)", fontsize=9)
     fig.subplots_adjust(wspace=0.03, hspace=0.05)
     return _save(fig, path)
 
