@@ -198,9 +198,10 @@ def _cell_keys(x, lo, size, strides, key):
 
 
 @njit(cache=True, nogil=True)
-def _counting_order(key, n_keys):
-    """Indices that sort ``key`` (stable), for keys dense in [0, n_keys): O(N + n_keys)."""
-    pos = np.zeros(n_keys + 1, np.int64)
+def _counting_order(key, pos):
+    """Indices that sort ``key`` (stable), for keys in [0, n_keys): O(N + n_keys). pos: zeros,
+    (n_keys + 1,), an integer type that holds N (int32 halves the table's memory)."""
+    n_keys = pos.size - 1
     for k in key:
         pos[k + 1] += 1
     for i in range(n_keys):
@@ -351,8 +352,11 @@ class _Cells:
         key = np.empty(n, np.int64)
         _cell_keys(x, self.lo, size, self.strides, key)
         # a counting sort when the grid is not much larger than the cloud, else a comparison sort
-        self.order = (_counting_order(key, int(n_keys)) if n_keys <= 4 * n + 4096
-                      else np.argsort(key, kind="stable"))
+        if n_keys <= 4 * n + 4096:
+            pos = np.zeros(int(n_keys) + 1, np.int32 if n < 2**31 - 1 else np.int64)
+            self.order = _counting_order(key, pos)
+        else:
+            self.order = np.argsort(key, kind="stable")
         skey = _take_as(key, self.order, np.int64)
         self.start = _runs(skey)
         self.ukey = skey[self.start[:-1]]

@@ -78,7 +78,8 @@ class ConsistencyResult:
     maps: with ``return_maps``, per frame (H, W) float32 h, NaN where undefined.
     stats: where the exact path spent its time: wall seconds of flattening the inputs
         (``wall_flatten``), of the grid sort (``wall_sort``) and of the neighbour sums
-        (``wall_sums``).
+        (``wall_sums``); and the points examined per pixel before the per-pixel trimming
+        (``candidates_per_point``; neighbours are a fraction of it).
     """
 
     H: float
