@@ -16,12 +16,13 @@ Figures:
 Run from the repository root:  PYTHONPATH=. python benchmarks/bench_consistency.py
 (``--frames 20 --hw 256 192`` for a quick run). eps defaults to 0.01 m.
 
-Measured 2026-11-24 on the 2-core dev machine, quiet (load average ~1.2), compiled grid kernel:
-100 x 512x384 (19.7 M points, 133 neighbours per point on average): exact H 6.4 s wall
-(10.1 CPU s; flatten 1.1, grid sort 1.5, neighbour sums 3.2), +1.4 GiB peak RSS; per-mask
-approximation 1.5 s; 30 x 320x240 (2.3 M): 0.5 s. Per-point Open3D loop: 33 CPU us/point ->
-657 s extrapolated = 103x the wall time of the exact kernel. The numpy + cKDTree version this
-kernel replaced took 63.9 s wall (88.9 CPU s) on the same scene in the same conditions.
+Measured 2026-11-24 on the 2-core dev machine, quiet (load average ~1.3), compiled grid kernel:
+100 x 512x384 (19.7 M points, 133 neighbours per point on average, 592 examined): exact H
+6.4-7.6 s wall over three runs (10.3 CPU s; flatten 1.1, grid sort 1.8, neighbour sums 3.2),
++1.4 GiB peak RSS; per-mask approximation 1.5 s; 30 x 320x240 (2.3 M): 0.7 s. Per-point
+Open3D loop: 31 CPU us/point -> 624 s extrapolated = 98x the wall time (61x the CPU time) of
+the exact kernel. The numpy + cKDTree version this kernel replaced took 63.9 s wall (88.9 CPU
+s) on the same scene in the same conditions.
 """
 
 from __future__ import annotations
