@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import contextmanager
 from time import perf_counter
 
 import numba
@@ -257,13 +258,9 @@ def ball_sums(x: np.ndarray, frame: np.ndarray, out: np.ndarray, eps: float,
     sort (``wall_sort``) and of the neighbour sums (``wall_sums``), and the points examined
     per pixel before trimming (``candidates_per_point``).
     """
-    prev = numba.get_num_threads()
-    numba.set_num_threads(_threads(workers))
-    try:
+    with _numba_threads(workers):
         return _ball_sums(np.asarray(x), np.asarray(frame), np.asarray(out), float(eps),
                           {} if stats is None else stats)
-    finally:
-        numba.set_num_threads(prev)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -319,9 +316,16 @@ def _voxel_counts(frame, lab, n_lab, start, other, other_same):
             other_same[b + i] = l_cnt[i] - fl_cnt[i]
 
 
-def _threads(workers):
+@contextmanager
+def _numba_threads(workers):
+    """Run numba's parallel loops on ``workers`` threads (-1 or None: all of numba's)."""
     n_max = numba.config.NUMBA_NUM_THREADS
-    return n_max if workers is None or workers < 1 else min(int(workers), n_max)
+    prev = numba.get_num_threads()
+    numba.set_num_threads(n_max if workers is None or workers < 1 else min(int(workers), n_max))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(prev)
 
 
 def _take_as(a, order, dtype):
@@ -414,18 +418,14 @@ def voxel_counts(x: np.ndarray, frame: np.ndarray, lab: np.ndarray, size: float,
                  workers: int = -1) -> tuple[np.ndarray, ...]:
     """Voxel statistics of the per-mask approximation, on a grid of side ``size``.
 
-    lab: (N,) int64 labels in [0, n_lab). Returns, in sorted order, ``(order, other,
-    other_same)``: the permutation that sorts the points by voxel, and per sorted point the
-    number of points of other frames in its voxel, and of those the ones with its label."""
-    prev = numba.get_num_threads()
-    numba.set_num_threads(_threads(workers))
-    try:
+    lab: (N,) int64 labels in [0, n_lab). Returns, in voxel-sorted order, ``(frame, lab,
+    other, other_same)``: each sorted point's frame and label, the number of points of other
+    frames in its voxel, and of those the ones with its label."""
+    with _numba_threads(workers):
         g = _Cells(np.asarray(x), float(size))
         fs = _take_as(frame, g.order, np.int64)
         ls = _take_as(lab, g.order, np.int64)
         other = np.empty(fs.size, np.int64)
         same = np.empty(fs.size, np.int64)
         _voxel_counts(fs, ls, int(lab.max()) + 1 if lab.size else 1, g.start, other, same)
-        return g.order, other, same
-    finally:
-        numba.set_num_threads(prev)
+        return fs, ls, other, same

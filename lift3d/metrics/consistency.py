@@ -287,14 +287,13 @@ def consistency_per_mask(
 
     ids, lab = dense_index(flat.out)
     n_lab = ids.size
-    order, t, t_same = voxel_counts(flat.x, flat.frame, lab, voxel or eps)
-    # per point: T_m(v) other-frame observations in its voxel, T'_m(v) of them with its ID;
-    # sums over a mask's pixels = sum_v c_m(v) T_m(v) (each pixel carries its voxel)
-    _, mask = dense_index(flat.frame[order].astype(np.int64) * n_lab + lab[order])
+    # in voxel order: per point T_m(v) other-frame observations in its voxel, T'_m(v) of them
+    # with its ID; sums over a mask's pixels = sum_v c_m(v) T_m(v) (each pixel carries its voxel)
+    frame, lab, t, t_same = voxel_counts(flat.x, flat.frame, lab, voxel or eps)
+    _, mask = dense_index(frame * n_lab + lab)
     num = np.bincount(mask, weights=t_same)
     den = np.bincount(mask, weights=t)
     w = np.bincount(mask, weights=t > 0)
-    frame = flat.frame[order]
     mask_frame = np.zeros(num.size, np.int64)
     mask_frame[mask] = frame
     ok = den > 0

@@ -125,8 +125,7 @@ def confusion(
         p_all, g_all, frame = p_all[keep], g_all[keep], frame[keep]
     # ID 0 is always among the IDs, so that index 0 is ID 0 (when IDs are >= 0)
     pred_ids, p_idx = dense_index(p_all, always=(0,))
-    gt_ids, g_idx = dense_index(g_all.astype(np.int64) if g_all.dtype == bool else g_all,
-                                always=(0,))
+    gt_ids, g_idx = dense_index(g_all, always=(0,))
     n_f, n_p, n_g = len(pred), pred_ids.size, gt_ids.size
     key = (frame * n_p + p_idx) * n_g + g_idx
     inter = np.bincount(key, minlength=n_f * n_p * n_g).reshape(n_f, n_p, n_g)

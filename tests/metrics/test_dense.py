@@ -27,3 +27,9 @@ def test_label_maps_of_any_int_dtype():
     ids, inv = dense_index(maps, always=(0,))
     assert ids[0] == 0 and ids.dtype.kind == "i"
     np.testing.assert_array_equal(ids[inv].reshape(maps.shape), maps)
+
+
+def test_bool_arrays_count_as_zero_and_one():
+    ids, inv = dense_index(np.array([True, False, True]), always=(0,))
+    np.testing.assert_array_equal(ids, [0, 1])
+    np.testing.assert_array_equal(inv, [1, 0, 1])
