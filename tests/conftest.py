@@ -57,3 +57,15 @@ def real_out(tmp_path_factory):
 
     root = shared_path("data", "7scenes_redkitchen_rgbd")
     return build_real_output(root, tmp_path_factory.mktemp("real"))
+
+
+@pytest.fixture
+def offline_cache(tmp_path, monkeypatch):
+    """An empty user cache (returned, not created), offline, and no checkpoint named by the
+    environment: what a user without weights and without internet has."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LIFT3D_CACHE", str(cache))
+    monkeypatch.setenv("LIFT3D_OFFLINE", "1")
+    monkeypatch.delenv("LIFT3D_SAM_CHECKPOINT", raising=False)
+    monkeypatch.delenv("LIFT3D_MAST3R_CHECKPOINT", raising=False)
+    return cache

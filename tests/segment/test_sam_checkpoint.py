@@ -21,16 +21,6 @@ def tiny_ckpt(tmp_path_factory):
     return write_random_checkpoint(tmp_path_factory.mktemp("sam") / "tiny.pth", "tiny", seed=0)
 
 
-@pytest.fixture
-def clean_env(tmp_path, monkeypatch):
-    """An empty user cache, offline, no $LIFT3D_SAM_CHECKPOINT."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("LIFT3D_CACHE", str(cache))
-    monkeypatch.setenv("LIFT3D_OFFLINE", "1")
-    monkeypatch.delenv("LIFT3D_SAM_CHECKPOINT", raising=False)
-    return cache
-
-
 @pytest.mark.parametrize("model_type", ["vit_h", "vit_l", "vit_b"])
 def test_official_architectures_are_segment_anythings(model_type):
     """Names and shapes equal those of segment-anything's own builders (the official
@@ -57,34 +47,34 @@ def test_tiny_checkpoint_round_trips(tiny_ckpt):
     assert not model.training
 
 
-def test_lookup_order_explicit_env_cache(tiny_ckpt, clean_env, tmp_path, monkeypatch):
+def test_lookup_order_explicit_env_cache(tiny_ckpt, offline_cache, tmp_path, monkeypatch):
     assert find_sam_checkpoint(tiny_ckpt, "tiny") == tiny_ckpt
     monkeypatch.setenv("LIFT3D_SAM_CHECKPOINT", str(tiny_ckpt))
     assert find_sam_checkpoint(None, "auto") == tiny_ckpt
     monkeypatch.delenv("LIFT3D_SAM_CHECKPOINT")
-    clean_env.mkdir()
-    cached = clean_env / OFFICIAL_FILES["vit_b"].filename
+    offline_cache.mkdir()
+    cached = offline_cache / OFFICIAL_FILES["vit_b"].filename
     cached.write_bytes(b"x")
     assert find_sam_checkpoint(None, "auto") == cached  # any official file in the cache
     assert find_sam_checkpoint(None, "vit_b") == cached
 
 
-def test_offline_and_missing_says_which_file_goes_where(clean_env):
+def test_offline_and_missing_says_which_file_goes_where(offline_cache):
     with pytest.raises(CheckpointError) as err:
         find_sam_checkpoint(None, "auto")
     msg = str(err.value)
     assert "sam_vit_h_4b8939.pth" in msg
-    assert str(clean_env / "sam_vit_h_4b8939.pth") in msg
+    assert str(offline_cache / "sam_vit_h_4b8939.pth") in msg
     assert "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth" in msg
     assert "LIFT3D_SAM_CHECKPOINT" in msg
 
 
-def test_explicit_path_that_does_not_exist(clean_env, tmp_path):
+def test_explicit_path_that_does_not_exist(offline_cache, tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         find_sam_checkpoint(tmp_path / "nope.pth", "auto")
 
 
-def test_tiny_has_no_download(clean_env):
+def test_tiny_has_no_download(offline_cache):
     with pytest.raises(CheckpointError, match="no released weights"):
         find_sam_checkpoint(None, "tiny")
 

@@ -119,10 +119,7 @@ def test_call_runs_alignment(backend, kitchen):
     assert len(geo.matches(0, 1)) > 0
 
 
-def test_cli_style_construction_fails_clearly_when_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("LIFT3D_CACHE", str(tmp_path))
-    monkeypatch.setenv("LIFT3D_OFFLINE", "1")
-    monkeypatch.delenv("LIFT3D_MAST3R_CHECKPOINT", raising=False)
+def test_cli_style_construction_fails_clearly_when_offline(offline_cache):
     with pytest.raises(Lift3DError, match="not available offline"):
         build_geometry("mast3r", device="cpu")
     assert torch.get_default_device().type == "cpu"  # meta building leaves no global state

@@ -23,16 +23,6 @@ from lift3d.geometry.mast3r.model import Mast3rNet
 from .conftest import TINY_ARGS
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    """An empty offline cache in tmp_path and no checkpoint named by the environment."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("LIFT3D_CACHE", str(cache))
-    monkeypatch.setenv("LIFT3D_OFFLINE", "1")
-    monkeypatch.delenv("LIFT3D_MAST3R_CHECKPOINT", raising=False)
-    return cache
-
-
 def _official_pth(net: Mast3rNet, path):
     args = argparse.Namespace(model="AsymmetricMASt3R(enc_depth=4, ...)", lr=1e-4, epochs=10)
     torch.save({"model": net.state_dict(), "args": args, "epoch": 9}, path)
@@ -43,22 +33,22 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_official_pth_loads_from_path_env_and_cache(tiny, env, tmp_path, monkeypatch):
+def test_official_pth_loads_from_path_env_and_cache(tiny, offline_cache, tmp_path, monkeypatch):
     path = tmp_path / "mine.pth"
     _official_pth(tiny, path)
     assert _same_weights(Mast3rNet.from_pretrained(path, **TINY_ARGS), tiny)
     monkeypatch.setenv("LIFT3D_MAST3R_CHECKPOINT", str(path))
     assert _same_weights(Mast3rNet.from_pretrained(**TINY_ARGS), tiny)
     monkeypatch.delenv("LIFT3D_MAST3R_CHECKPOINT")
-    env.mkdir()
-    os.replace(path, env / MAST3R_FILENAME)
+    offline_cache.mkdir()
+    os.replace(path, offline_cache / MAST3R_FILENAME)
     net = Mast3rNet.from_pretrained(**TINY_ARGS)
     assert _same_weights(net, tiny) and not net.training
 
 
-def test_hub_safetensors_loads_with_shared_tensors_stored_once(tiny, env, tmp_path):
-    env.mkdir()
-    path = env / MAST3R_SAFETENSORS_FILENAME
+def test_hub_safetensors_loads_with_shared_tensors_stored_once(tiny, offline_cache, tmp_path):
+    offline_cache.mkdir()
+    path = offline_cache / MAST3R_SAFETENSORS_FILENAME
     save_model(tiny, str(path))  # what the hub's PyTorchModelHubMixin writes
     assert len(read_state_dict(path)) < len(tiny.state_dict())  # aliases dropped
     assert _same_weights(Mast3rNet.from_pretrained(**TINY_ARGS), tiny)
@@ -137,11 +127,11 @@ def test_mismatched_checkpoints_raise_checkpoint_error(tiny, tmp_path):
         Mast3rNet.from_checkpoint(path, **TINY_ARGS)
 
 
-def test_missing_offline_names_the_file_and_the_place(env):
+def test_missing_offline_names_the_file_and_the_place(offline_cache):
     with pytest.raises(CheckpointError) as err:
         Mast3rNet.from_pretrained(**TINY_ARGS)
     msg = str(err.value)
-    assert MAST3R_FILENAME in msg and str(env / MAST3R_FILENAME) in msg
+    assert MAST3R_FILENAME in msg and str(offline_cache / MAST3R_FILENAME) in msg
     assert MAST3R_URLS[0] in msg
     with pytest.raises(CheckpointError, match="not found"):
-        Mast3rNet.from_pretrained(env / "nowhere.pth", **TINY_ARGS)
+        Mast3rNet.from_pretrained(offline_cache / "nowhere.pth", **TINY_ARGS)
