@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lift3d.segment.base import Segmenter
+from lift3d.segment.base import Segmenter, depth_kwargs
 from lift3d.types import Geometry
 
 
@@ -346,17 +346,37 @@ def track_frame(
     return labels, scores, new_state
 
 
+def unmasked_region(labels: np.ndarray, min_area: int) -> np.ndarray:
+    """The (H, W) bool region left to re-seed: unlabelled pixels (``labels == 0``) minus the
+    8-connected specks of fewer than ``min_area`` pixels, which no new mask could fill."""
+    import cv2
+
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(
+        (labels == 0).astype(np.uint8), connectivity=8
+    )
+    big = stats[:, cv2.CC_STAT_AREA] >= min_area
+    big[0] = False  # component 0 is the labelled pixels
+    return big[comp]
+
+
 def _reseed(
     labels: np.ndarray, image: np.ndarray, geometry: Geometry, t: int, segmenter: Segmenter,
-    state: TrackState, cfg: TrackConfig,
+    state: TrackState, cfg: TrackConfig, depth: np.ndarray | None = None,
 ) -> int:
-    """Fill unmasked regions from automatic masks (in place); return the next unused ID."""
+    """Fill unmasked regions from automatic masks (in place); return the next unused ID.
+
+    The segmenter is asked only for masks that can add to the unmasked regions of at least
+    the re-seeding area (``where``): SAM then decodes only its grid points there.
+    ``depth`` ((H, W) float32 metres) reaches segmenters with ``uses_depth``.
+    """
     h, w = labels.shape
     min_area = int(cfg.reseed_min_area * h * w)
     next_id = state.next_id
-    if int((labels == 0).sum()) < max(min_area, 1):
+    where = unmasked_region(labels, max(min_area, 1))
+    if not where.any():
         return next_id
-    masks = sorted(segmenter.auto_masks(image), key=lambda m: m.area)
+    found = segmenter.auto_masks(image, where=where, **depth_kwargs(segmenter, depth))
+    masks = sorted(found, key=lambda m: m.area)
     present = set(np.unique(labels).tolist())
     candidates = set(state.memory) if cfg.reid_present else set(state.memory) - present
     has_3d = state.voxel > 0 and geometry.points is not None

@@ -1,8 +1,14 @@
 """The Segmenter interface: what the tracker needs from a 2D segmentation model.
 
-Two operations, as SAM offers them: automatic masks for a whole image, and masks from point
-prompts. Backends keep expensive per-image work (SAM's image embedding) cached for the last
-image they saw, so prompting the same frame many times costs one embedding.
+Two operations, as SAM offers them: automatic masks for a whole image (or only where the
+caller still needs masks), and masks from point prompts. Backends keep expensive per-image
+work (SAM's image embedding) cached for the last image they saw, so prompting the same frame
+many times costs one embedding.
+
+Depth: a backend that reads depth sets the class attribute ``uses_depth = True`` and takes an
+optional ``depth=None`` keyword ((H, W) float32 metres, 0 invalid) on ``auto_masks`` and
+``prompt``; callers pass it only to such backends (:func:`depth_kwargs`), so backends that
+ignore depth keep the plain signatures below.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from lift3d.checks import check_shape
 
 
 @dataclass
@@ -33,12 +41,20 @@ class Segmenter(Protocol):
     """A 2D segmentation model.
 
     name: short backend name for reports (``"classical"``, ``"sam"``).
+    uses_depth: True if ``auto_masks`` and ``prompt`` take a ``depth=`` keyword.
     """
 
     name: str
+    uses_depth: bool
 
-    def auto_masks(self, image: np.ndarray) -> list[Mask]:
-        """All masks the model finds in ``image`` ((H, W, 3) uint8), unordered, may overlap."""
+    def auto_masks(self, image: np.ndarray, where: np.ndarray | None = None) -> list[Mask]:
+        """Masks the model finds in ``image`` ((H, W, 3) uint8), unordered, may overlap.
+
+        where: optional (H, W) bool region. Only masks that can add to it are needed: a
+        backend may skip work for masks that cannot (SAM decodes only its grid points inside
+        ``where``), and may still return masks outside it; callers filter. None: the whole
+        image, every mask.
+        """
         ...
 
     def prompt(
@@ -54,3 +70,18 @@ class Segmenter(Protocol):
         IoU of the chosen multimask output).
         """
         ...
+
+
+def check_where(where: np.ndarray | None, image: np.ndarray) -> np.ndarray | None:
+    """``where`` checked against ``image``: None, or an (H, W) bool array (ShapeError else)."""
+    if where is not None:
+        check_shape("where", where, image.shape[:2], np.bool_)
+    return where
+
+
+def depth_kwargs(segmenter: object, depth: np.ndarray | None) -> dict:
+    """``{"depth": depth}`` for a segmenter with ``uses_depth = True`` (and a depth map),
+    else ``{}``: the keywords to add to its ``auto_masks`` / ``prompt`` calls."""
+    if depth is not None and getattr(segmenter, "uses_depth", False):
+        return {"depth": depth}
+    return {}

@@ -50,7 +50,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from lift3d.checks import check_shape
-from lift3d.segment.base import Mask
+from lift3d.segment.base import Mask, check_where
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,7 @@ class ClassicalSegmenter:
     """
 
     name = "classical"
+    uses_depth = False
 
     def __init__(self, cfg: ClassicalConfig = ClassicalConfig(), **overrides):
         # build_segmenter("classical", merge_threshold=10) passes config fields as keywords.
@@ -127,14 +128,19 @@ class ClassicalSegmenter:
         self._key: tuple | None = None
         self._seg: _Segmentation | None = None
 
-    def auto_masks(self, image: np.ndarray) -> list[Mask]:
+    def auto_masks(self, image: np.ndarray, where: np.ndarray | None = None) -> list[Mask]:
         """Coarse regions of ``image`` ((H, W, 3) uint8) as masks, largest first; they tile
-        the image and each covers at least ``min_area_frac`` of it."""
+        the image and each covers at least ``min_area_frac`` of it.
+
+        where: optional (H, W) bool: only the regions with a pixel in it are returned (the
+        others cannot add to it); the same regions, masks and scores as without ``where``.
+        The region hierarchy itself is the whole image's: ``prompt`` shares it.
+        """
+        where = check_where(where, image)
         seg = self._embed(image)
         region = seg.levels[-1][seg.fine]
-        masks = [
-            Mask(segmentation=region == r, score=float(s)) for r, s in enumerate(seg.scores[-1])
-        ]
+        wanted = np.arange(len(seg.scores[-1])) if where is None else np.unique(region[where])
+        masks = [Mask(segmentation=region == r, score=float(seg.scores[-1][r])) for r in wanted]
         return sorted(masks, key=lambda m: -m.area)
 
     def prompt(

@@ -33,7 +33,7 @@ import torch
 from lift3d.checks import check_shape
 from lift3d.device import pick_device
 from lift3d.errors import BackendUnavailable, Lift3DError
-from lift3d.segment.base import Mask
+from lift3d.segment.base import Mask, check_where
 from lift3d.segment.sam_checkpoint import find_sam_checkpoint, load_sam
 
 try:
@@ -41,12 +41,16 @@ try:
     from segment_anything.modeling import Sam
     from segment_anything.utils.amg import (
         MaskData,
+        batch_iterator,
         batched_mask_to_box,
+        build_all_layer_point_grids,
         calculate_stability_score,
         is_box_near_crop_edge,
         mask_to_rle_pytorch,
+        remove_small_regions,
         uncrop_masks,
     )
+    from torchvision.ops.boxes import batched_nms
 except ImportError as _err:  # one clear message instead of a traceback at first use
     raise BackendUnavailable(
         f"the SAM backend needs the segment-anything package ({_err})", None,
@@ -168,43 +172,12 @@ class IouFirstMaskGenerator(SamAutomaticMaskGenerator):
     """
 
     def _process_batch(self, points, im_size, crop_box, orig_size) -> MaskData:
-        pred, model = self.predictor, self.predictor.model
         orig_h, orig_w = orig_size
-        in_points = torch.as_tensor(
-            pred.transform.apply_coords(points, im_size), device=pred.device
+        data = decode_grid_points(
+            self.predictor, points, im_size, self.pred_iou_thresh,
+            self.stability_score_thresh, self.stability_score_offset,
         )
-        in_labels = torch.ones(len(in_points), dtype=torch.int, device=pred.device)
-        sparse, dense = model.prompt_encoder(
-            points=(in_points[:, None, :], in_labels[:, None]), boxes=None, masks=None
-        )
-        low_res, iou = model.mask_decoder(
-            image_embeddings=pred.features,
-            image_pe=model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=True,
-        )
-        data = MaskData(
-            masks=low_res.flatten(0, 1),
-            iou_preds=iou.flatten(0, 1),
-            points=torch.as_tensor(points.repeat(low_res.shape[1], axis=0)),
-        )
-        if self.pred_iou_thresh > 0.0:
-            data.filter(data["iou_preds"] > self.pred_iou_thresh)
-        if len(data["masks"]) == 0:
-            data["masks"] = torch.zeros((0, *im_size), device=pred.device)
-        else:
-            data["masks"] = model.postprocess_masks(
-                data["masks"][:, None], pred.input_size, pred.original_size
-            )[:, 0]
         # From here on as SamAutomaticMaskGenerator._process_batch.
-        data["stability_score"] = calculate_stability_score(
-            data["masks"], model.mask_threshold, self.stability_score_offset
-        )
-        if self.stability_score_thresh > 0.0:
-            data.filter(data["stability_score"] >= self.stability_score_thresh)
-        data["masks"] = data["masks"] > model.mask_threshold
-        data["boxes"] = batched_mask_to_box(data["masks"])
         keep = ~is_box_near_crop_edge(data["boxes"], crop_box, [0, 0, orig_w, orig_h])
         if not torch.all(keep):
             data.filter(keep)
@@ -212,6 +185,77 @@ class IouFirstMaskGenerator(SamAutomaticMaskGenerator):
         data["rles"] = mask_to_rle_pytorch(data["masks"])
         del data["masks"]
         return data
+
+
+def decode_grid_points(
+    predictor: SamPredictor, points: np.ndarray, im_size: tuple[int, int],
+    pred_iou_thresh: float, stability_score_thresh: float, stability_score_offset: float,
+) -> MaskData:
+    """One batch of the automatic generator's single-point prompts, decoded and filtered.
+
+    predictor: holds the embedding of the (crop) image of size ``im_size`` (H, W).
+    points: (b, 2) float64 pixel coordinates (x, y) as the generator's point grids give them.
+    Returns MaskData with ``masks`` (m, H, W) bool, ``iou_preds`` (m,), ``stability_score``
+    (m,), ``boxes`` (m, 4) XYXY and ``points`` (m, 2) of the up to 3 b multimask outputs that
+    pass the predicted-IoU (>) and stability (>=) thresholds: the first steps of
+    ``SamAutomaticMaskGenerator._process_batch`` with the IoU filter moved before upsampling.
+    """
+    model = predictor.model
+    in_points = torch.as_tensor(
+        predictor.transform.apply_coords(points, im_size), device=predictor.device
+    )
+    in_labels = torch.ones(len(in_points), dtype=torch.int, device=predictor.device)
+    sparse, dense = model.prompt_encoder(
+        points=(in_points[:, None, :], in_labels[:, None]), boxes=None, masks=None
+    )
+    low_res, iou = model.mask_decoder(
+        image_embeddings=predictor.features,
+        image_pe=model.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=True,
+    )
+    data = MaskData(
+        masks=low_res.flatten(0, 1),
+        iou_preds=iou.flatten(0, 1),
+        points=torch.as_tensor(points.repeat(low_res.shape[1], axis=0)),
+    )
+    if pred_iou_thresh > 0.0:
+        data.filter(data["iou_preds"] > pred_iou_thresh)
+    if len(data["masks"]) == 0:
+        data["masks"] = torch.zeros((0, *im_size), device=predictor.device)
+    else:
+        data["masks"] = model.postprocess_masks(
+            data["masks"][:, None], predictor.input_size, predictor.original_size
+        )[:, 0]
+    data["stability_score"] = calculate_stability_score(
+        data["masks"], model.mask_threshold, stability_score_offset
+    )
+    if stability_score_thresh > 0.0:
+        data.filter(data["stability_score"] >= stability_score_thresh)
+    data["masks"] = data["masks"] > model.mask_threshold
+    data["boxes"] = batched_mask_to_box(data["masks"])
+    return data
+
+
+def remove_small_mask_regions(
+    masks: np.ndarray, min_area: int, nms_thresh: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``SamAutomaticMaskGenerator.postprocess_small_regions`` on bool masks (m, H, W)
+    instead of RLEs: holes then islands below ``min_area`` pixels removed, then box NMS that
+    prefers unchanged masks. Returns the kept masks (k, H, W) bool and their indices (k,)."""
+    new, unchanged = [], []
+    for mask in masks:
+        mask, holes = remove_small_regions(mask, min_area, mode="holes")
+        mask, islands = remove_small_regions(mask, min_area, mode="islands")
+        new.append(mask)
+        unchanged.append(float(not (holes or islands)))
+    stacked = torch.as_tensor(np.stack(new))
+    keep = batched_nms(
+        batched_mask_to_box(stacked).float(), torch.as_tensor(unchanged),
+        torch.zeros(len(new)), iou_threshold=nms_thresh,
+    ).numpy()
+    return stacked.numpy()[keep], keep
 
 
 class SamSegmenter:
@@ -223,6 +267,7 @@ class SamSegmenter:
     """
 
     name = "sam"
+    uses_depth = False
 
     def __init__(self, model: Sam, config: SamConfig | None = None, model_type: str = "custom"):
         self.config = config or SamConfig()
@@ -271,20 +316,43 @@ class SamSegmenter:
         check_shape("image", image, (None, None, 3), np.uint8)
         self.predictor.set_image(image)
 
-    def auto_masks(self, image: np.ndarray) -> list[Mask]:
+    def auto_masks(self, image: np.ndarray, where: np.ndarray | None = None) -> list[Mask]:
         """SAM's automatic masks for ``image`` ((H, W, 3) uint8 RGB), scored by predicted IoU.
 
-        Settings: the generator fields of :class:`SamConfig`. Scores are clipped to [0, 1].
+        where: optional (H, W) bool. Only the generator's grid points that fall in it (the
+        pixel holding the point is True) are decoded, on the frame's one embedding; None: all
+        of them. Settings: the generator fields of :class:`SamConfig`. Scores are clipped to
+        [0, 1].
+
+        With ``crop_n_layers = 0`` the masks are exactly what ``SamAutomaticMaskGenerator``
+        gives with ``point_grids`` set to those points, in its order: the same decoding and
+        per-mask filters (:func:`decode_grid_points`), box NMS over the masks kept, then the
+        small-region post-processing when ``min_mask_region_area > 0``; only the RLE encoding
+        and the records the tracker never reads are skipped. With crop layers each crop
+        needs its own embedding: the generator runs as segment-anything defines it and
+        ``where`` is not used (callers filter).
         """
         check_shape("image", image, (None, None, 3), np.uint8)
-        records = self._mask_generator().generate(image)
+        where = check_where(where, image)
+        if self.config.crop_n_layers > 0:
+            return self._generator_masks(image)
+        masks, iou = self._grid_masks(image, where)
         return [
-            Mask(
-                segmentation=np.asarray(r["segmentation"], dtype=bool),
-                score=float(np.clip(r["predicted_iou"], 0.0, 1.0)),
-            )
-            for r in records
+            Mask(segmentation=m, score=float(np.clip(s, 0.0, 1.0))) for m, s in zip(masks, iou)
         ]
+
+    def grid_points(self, hw: tuple[int, int], where: np.ndarray | None = None) -> np.ndarray:
+        """The automatic generator's point grid in pixel coordinates (x, y) of an (H, W)
+        image, as it prompts them ((K, 2) float64, pixel centres at integer + 0.5), keeping
+        only the points whose pixel is True in ``where`` (if given)."""
+        cfg = self.config
+        grid = build_all_layer_point_grids(cfg.points_per_side, 0, 1)[0]
+        points = grid * np.array([[hw[1], hw[0]]])
+        if where is None:
+            return points
+        col = np.clip(np.floor(points[:, 0]).astype(np.int64), 0, hw[1] - 1)
+        row = np.clip(np.floor(points[:, 1]).astype(np.int64), 0, hw[0] - 1)
+        return points[where[row, col]]
 
     def prompt(
         self, image: np.ndarray, points: np.ndarray, point_labels: np.ndarray
@@ -366,6 +434,61 @@ class SamSegmenter:
         masks = (upsampled[:, 0] > model.mask_threshold).cpu().numpy()
         scores = iou[rows, best].clamp(0.0, 1.0).float().cpu().numpy()
         return masks, scores
+
+    @torch.inference_mode()
+    def _grid_masks(
+        self, image: np.ndarray, where: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Masks (k, H, W) bool and predicted IoUs (k,) of the grid points in ``where``, on
+        the whole image's cached embedding (see :meth:`auto_masks`)."""
+        cfg, (h, w) = self.config, image.shape[:2]
+        points = self.grid_points((h, w), where)
+        if len(points) == 0:
+            return np.zeros((0, h, w), bool), np.zeros(0, np.float32)
+        self.predictor.set_image(image)
+        packed, iou, boxes = [], [], []
+        for (batch,) in batch_iterator(self._auto_batch_size(), points):
+            data = decode_grid_points(
+                self.predictor, batch, (h, w), cfg.pred_iou_thresh,
+                cfg.stability_score_thresh, cfg.stability_score_offset,
+            )
+            # Masks wait for NMS bit-packed on the host (8x smaller than bool): the generator
+            # keeps RLEs for the same reason, but they cost more to make and to undo.
+            packed.append(np.packbits(data["masks"].cpu().numpy(), axis=-1))
+            iou.append(data["iou_preds"].float().cpu())
+            boxes.append(data["boxes"].cpu())
+        iou_t, boxes_t = torch.cat(iou), torch.cat(boxes)
+        if len(iou_t) == 0:
+            return np.zeros((0, h, w), bool), np.zeros(0, np.float32)
+        # Box NMS within the (single) crop, scored by predicted IoU, as the generator does.
+        keep = batched_nms(
+            boxes_t.float(), iou_t, torch.zeros(len(boxes_t)), iou_threshold=cfg.box_nms_thresh
+        ).numpy()
+        masks = np.unpackbits(np.concatenate(packed)[keep], axis=-1, count=w).astype(bool)
+        scores = iou_t.numpy()[keep]
+        if cfg.min_mask_region_area > 0:
+            nms = max(cfg.box_nms_thresh, cfg.crop_nms_thresh)
+            masks, kept = remove_small_mask_regions(masks, cfg.min_mask_region_area, nms)
+            scores = scores[kept]
+        return masks, scores
+
+    def _auto_batch_size(self) -> int:
+        """Grid points per decoder call: ``points_per_batch`` on a GPU; on the CPU, where
+        batching saves nothing, ``prompt_batch_size`` (default 2, see its field)."""
+        if self.device.type != "cpu":
+            return self.config.points_per_batch
+        return self.config.prompt_batch_size or 2
+
+    def _generator_masks(self, image: np.ndarray) -> list[Mask]:
+        """segment-anything's generator (IoU-first), for crop layers."""
+        records = self._mask_generator().generate(image)
+        return [
+            Mask(
+                segmentation=np.asarray(r["segmentation"], dtype=bool),
+                score=float(np.clip(r["predicted_iou"], 0.0, 1.0)),
+            )
+            for r in records
+        ]
 
     def _mask_generator(self) -> SamAutomaticMaskGenerator:
         if self._generator is None:
