@@ -10,6 +10,7 @@ from lift3d.track import (
     load_state,
     representative_points,
     save_state,
+    unmasked_region,
     voxel_keys,
 )
 
@@ -57,3 +58,17 @@ def test_state_round_trip(tmp_path):
     np.testing.assert_array_equal(back.labels, st.labels)
     assert set(back.memory) == {2, 4}
     np.testing.assert_array_equal(back.memory[2], [1, 5, 9])
+
+
+def test_unmasked_region_drops_specks_below_the_reseed_area():
+    """(sam-reseed) What the tracker re-seeds: unlabelled pixels in 8-connected pieces of at
+    least ``min_area``; a diagonal chain counts as one piece."""
+    labels = np.ones((20, 20), np.int32)
+    labels[2:8, 2:8] = 0  # 36 px: kept
+    labels[15, 15] = labels[16, 16] = labels[17, 17] = 0  # 3 px, one diagonal piece: a speck
+    labels[0, 19] = 0  # 1 px speck
+    where = unmasked_region(labels, min_area=3)
+    assert where.dtype == bool and where.sum() == 36 + 3
+    assert not where[0, 19] and where[16, 16]
+    assert unmasked_region(labels, min_area=4).sum() == 36
+    assert not unmasked_region(np.ones((5, 5), np.int32), 1).any()

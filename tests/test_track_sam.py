@@ -38,6 +38,8 @@ def test_tracker_runs_with_sam_one_embedding_per_frame(scene_and_ckpt):
     assert (labels[0] > 0).mean() > 0.2
     # automatic masks and every prompt of a frame share that frame's single embedding
     assert sam.n_embeddings == 5
+    # (sam-reseed) frame 0 decodes the whole 8 x 8 grid; re-seeding only the unmasked points
+    assert 64 <= sam.n_grid_points < 64 * 5
     # at least one ID lives from the first frame to the next through prompts
     assert set(np.unique(labels[0])) & set(np.unique(labels[1])) - {0}
 

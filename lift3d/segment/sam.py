@@ -263,7 +263,8 @@ class SamSegmenter:
 
     Construct with :meth:`from_config` (finds and loads the checkpoint) or
     :meth:`from_checkpoint`; the constructor takes a ready model and reads no file.
-    ``n_embeddings``: how many times the image encoder ran (one per distinct frame).
+    ``n_embeddings``: how many times the image encoder ran (one per distinct frame);
+    ``n_grid_points``: how many automatic-mask grid points were decoded (all frames).
     """
 
     name = "sam"
@@ -275,6 +276,7 @@ class SamSegmenter:
         self.model = model.eval()
         self.predictor = CachingSamPredictor(self.model)
         self._generator: IouFirstMaskGenerator | None = None
+        self.n_grid_points = 0
 
     # -- construction -------------------------------------------------------------------------
 
@@ -446,6 +448,7 @@ class SamSegmenter:
         if len(points) == 0:
             return np.zeros((0, h, w), bool), np.zeros(0, np.float32)
         self.predictor.set_image(image)
+        self.n_grid_points += len(points)
         packed, iou, boxes = [], [], []
         for (batch,) in batch_iterator(self._auto_batch_size(), points):
             data = decode_grid_points(

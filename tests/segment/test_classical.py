@@ -224,3 +224,62 @@ def test_spread_clicks_pick_the_level_that_fits_them():
     loose = ClassicalSegmenter(extent_factor=1e9)
     m_loose, _ = loose.prompt(image, ring[None].astype(np.float32), np.ones((1, 5), np.int32))
     assert m_loose[0].mean() > 0.9
+
+
+def test_auto_masks_where_keeps_exactly_the_regions_touching_it():
+    """``where`` drops only the regions without a pixel in it: same masks, scores, order."""
+    rng = np.random.default_rng(0)
+    img = np.zeros((120, 160, 3), np.uint8)
+    img[:, 80:] = (200, 40, 40)
+    img[30:70, 20:60] = (40, 200, 40)
+    img[80:110, 100:150] = (40, 40, 200)
+    img = np.clip(img + rng.integers(0, 8, img.shape), 0, 255).astype(np.uint8)
+    seg = ClassicalSegmenter()
+    full = seg.auto_masks(img)
+    where = np.zeros(img.shape[:2], bool)
+    where[40:60, 30:50] = True  # inside the green square only
+    where[0, 0] = True  # one pixel of the black background
+    part = seg.auto_masks(img, where=where)
+    expected = [m for m in full if (m.segmentation & where).any()]
+    assert 0 < len(part) == len(expected) < len(full)
+    for a, b in zip(part, expected):
+        np.testing.assert_array_equal(a.segmentation, b.segmentation)
+        assert a.score == b.score
+    assert seg.n_image_passes == 1
+    assert seg.auto_masks(img, where=np.zeros(img.shape[:2], bool)) == []
+
+
+class _IgnoresWhere(ClassicalSegmenter):
+    """The classical segmenter as it was before ``where``: every region, every time."""
+
+    def auto_masks(self, image, where=None):
+        return super().auto_masks(image)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tracker_with_where_keeps_its_labels_and_quality(tmp_path, seed):
+    """Re-seeding from the regions touching the unmasked area gives the same tracking as from
+    all regions, except that a region whose unmasked part lies only in specks below the
+    re-seeding area (each too small to re-seed) no longer re-seeds from their union: seed 1
+    has no such case and its labels are identical; seed 0 has from frame 2 on (later IDs are
+    renumbered), and its quality against ground truth is unchanged."""
+    from lift3d.geometry import build_geometry
+    from lift3d.io import load_scene
+    from lift3d.metrics.video import sequence_iou
+    from lift3d.synth import make_scene
+    from lift3d.track import TrackConfig, track_sequence
+
+    scene = load_scene(make_scene(tmp_path / "scene", seed=seed, n_frames=8, width=160,
+                                  height=120))
+    geometry = build_geometry("rgbd")(scene)
+    images = [f.image for f in scene.frames]
+    new = track_sequence(images, geometry, ClassicalSegmenter(), TrackConfig())
+    old = track_sequence(images, geometry, _IgnoresWhere(), TrackConfig())
+    if seed == 1:
+        for a, b in zip(new, old):
+            np.testing.assert_array_equal(a, b)
+    q_new, q_old = sequence_iou(new, scene.gt_labels), sequence_iou(old, scene.gt_labels)
+    assert q_new.sequence_iou >= q_old.sequence_iou - 1e-3
+    assert q_new.frame_iou >= q_old.frame_iou - 1e-3
+    labelled = [np.mean([(m > 0).mean() for m in maps]) for maps in (new, old)]
+    assert labelled[0] >= labelled[1] - 0.002

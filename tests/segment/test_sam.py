@@ -248,3 +248,131 @@ def test_iou_first_generator_equals_segment_anythings(tiny_ckpt):
     assert a["rles"] == b["rles"]
     for key in ("iou_preds", "stability_score", "boxes", "points"):
         torch.testing.assert_close(a[key], b[key])
+
+
+# -- automatic masks, whole image and restricted to a region ------------------------------------
+
+# Random weights predict IoUs around 0-0.3 and near-zero logits: thresholds that keep masks.
+KEEP = dict(points_per_side=8, pred_iou_thresh=0.05, stability_score_thresh=0.5,
+            stability_score_offset=0.01)
+
+
+def two_regions(h: int = 120, w: int = 160) -> np.ndarray:
+    """(h, w) bool: the disc and the rectangle of :func:`synthetic_image` (two components)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    where = (xx - w // 3) ** 2 + (yy - h // 2) ** 2 < (h // 5) ** 2
+    where[h // 4 : h // 2, 2 * w // 3 : 5 * w // 6] = True
+    return where
+
+
+def reference_generator(seg: SamSegmenter, point_grid: np.ndarray | None = None):
+    """segment-anything's own generator on ``seg``'s model and cached embedding, masks as bool
+    arrays; ``point_grid``: (K, 2) normalised points replacing its grid."""
+    from segment_anything import SamAutomaticMaskGenerator
+
+    kwargs = seg.config.generator_kwargs()
+    if point_grid is not None:
+        kwargs.update(points_per_side=None, point_grids=[point_grid])
+    gen = SamAutomaticMaskGenerator(seg.model, output_mode="binary_mask", **kwargs)
+    gen.predictor = seg.predictor
+    return gen
+
+
+def assert_same_masks(ours: list[Mask], records: list[dict]) -> None:
+    """Same masks bit for bit, in the same order, with the same (clipped) predicted IoUs."""
+    assert len(ours) == len(records)
+    for m, r in zip(ours, records):
+        np.testing.assert_array_equal(m.segmentation, r["segmentation"])
+        assert m.score == pytest.approx(float(np.clip(r["predicted_iou"], 0, 1)), abs=1e-6)
+
+
+def in_region(records: list[dict], where: np.ndarray) -> list[dict]:
+    """The records whose prompt point's pixel lies in ``where``."""
+    def inside(r):
+        x, y = r["point_coords"][0]
+        return bool(where[int(np.floor(y)), int(np.floor(x))])
+
+    return [r for r in records if inside(r)]
+
+
+@pytest.mark.parametrize("min_area", [0, 30])  # with and without small-region post-processing
+def test_auto_masks_equal_segment_anythings_generator(tiny_ckpt, min_area):
+    """The whole-image path (no RLEs, IoU first, bit-packed masks) gives exactly SAM's
+    automatic masks, in its order."""
+    seg = SamSegmenter.from_checkpoint(
+        tiny_ckpt, SamConfig(device="cpu", min_mask_region_area=min_area, **KEEP)
+    )
+    img = synthetic_image()
+    ours = seg.auto_masks(img)
+    records = reference_generator(seg).generate(img)
+    assert records  # the thresholds kept masks
+    assert_same_masks(ours, records)
+    assert seg.n_embeddings == 1 and seg.n_grid_points == 64
+
+
+def test_masks_in_a_region_are_the_full_generators_masks_of_its_points(tiny_ckpt):
+    """With box NMS off, the masks re-seeded with ``where`` are exactly the full generator's
+    masks whose prompt point lies in ``where``: the decoding and the per-mask filters
+    (predicted IoU, stability) do not depend on the other points."""
+    seg = SamSegmenter.from_checkpoint(
+        tiny_ckpt, SamConfig(device="cpu", box_nms_thresh=1.0, **KEEP)
+    )
+    img, where = synthetic_image(), two_regions()
+    full = reference_generator(seg).generate(img)
+    expected = in_region(full, where)
+    assert 0 < len(expected) < len(full)  # the region holds some of the grid, not all
+    ours = seg.auto_masks(img, where=where)
+    assert_same_masks(ours, expected)
+    assert seg.n_grid_points == len(seg.grid_points(img.shape[:2], where)) < 64
+
+
+@pytest.mark.parametrize("min_area", [0, 30])
+def test_masks_in_a_region_equal_the_generator_on_the_points_in_it(tiny_ckpt, min_area):
+    """With box NMS (and post-processing), restricting to ``where`` is segment-anything's
+    generator run with its grid cut to the points in ``where``: NMS ranks the region's
+    candidates among themselves, so a mask is no longer suppressed by one prompted outside
+    the region (which the tracker could not have used)."""
+    seg = SamSegmenter.from_checkpoint(
+        tiny_ckpt, SamConfig(device="cpu", min_mask_region_area=min_area, **KEEP)
+    )
+    img, where = synthetic_image(), two_regions()
+    h, w = img.shape[:2]
+    grid = seg.grid_points((h, w), where) / np.array([[w, h]])
+    expected = reference_generator(seg, grid).generate(img)
+    assert expected
+    assert_same_masks(seg.auto_masks(img, where=where), expected)
+    # Random weights give near-whole-image boxes, so the whole image's NMS keeps one mask,
+    # prompted outside the region; the region's best mask is the one it re-seeds.
+    full = reference_generator(seg).generate(img)
+    assert len(full) == 1 and in_region(full, where) == [] and len(expected) == 1
+
+
+def test_auto_masks_where_shares_the_embedding_and_skips_empty_regions(tiny_ckpt):
+    seg = SamSegmenter.from_checkpoint(tiny_ckpt, SamConfig(device="cpu", **KEEP))
+    img = synthetic_image()
+    seg.prompt(img, np.array([[[30.5, 30.5]]], np.float32), np.array([[1]], np.int32))
+    seg.auto_masks(img, where=two_regions())
+    assert seg.n_embeddings == 1
+    assert seg.auto_masks(img, where=np.zeros(img.shape[:2], bool)) == []
+    assert seg.n_grid_points == len(seg.grid_points(img.shape[:2], two_regions()))
+
+
+def test_bad_where_is_a_shape_error(seg):
+    from lift3d.errors import ShapeError
+
+    img = synthetic_image()
+    with pytest.raises(ShapeError, match="where"):
+        seg.auto_masks(img, where=np.ones((10, 10), bool))
+    with pytest.raises(ShapeError, match="where"):
+        seg.auto_masks(img, where=np.ones(img.shape[:2], np.uint8))
+
+
+def test_grid_points_are_the_generators_and_select_by_pixel(seg):
+    from segment_anything.utils.amg import build_point_grid
+
+    h, w = 120, 160
+    np.testing.assert_allclose(seg.grid_points((h, w)), build_point_grid(32) * [[w, h]])
+    where = np.zeros((h, w), bool)
+    where[:, :5] = True  # the first grid column sits at x = 160 / 64 = 2.5
+    pts = seg.grid_points((h, w), where)
+    assert len(pts) == 32 and np.all(pts[:, 0] == 2.5)
