@@ -1,6 +1,6 @@
 """`lift3d batch` on a real local Ray (2 CPUs, no dashboard), started once for this module.
 
-Tiny generated scenes (4 frames, 80x60) keep it fast. Outputs are compared byte for byte with
+Tiny generated scenes (3 frames, 64x48) keep it fast. Outputs are compared byte for byte with
 :func:`run_segment` run one scene at a time in this process.
 """
 
@@ -26,7 +26,7 @@ from lift3d.pipeline import SegmentConfig, run_segment  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CFG = SegmentConfig(segmenter="classical")
-N_SCENES = 4
+N_SCENES = 3
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +42,11 @@ def ray_address():
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
-    """Four tiny scenes, and each one's output made by run_segment alone (the reference)."""
+    """Three tiny scenes, and each one's output made by run_segment alone (the reference)."""
     from lift3d.synth import make_scene
 
     root = tmp_path_factory.mktemp("batch")
-    paths = [make_scene(root / "scenes" / f"s{i}", seed=i, n_frames=4, width=80, height=60)
+    paths = [make_scene(root / "scenes" / f"s{i}", seed=i, n_frames=3, width=64, height=48)
              for i in range(N_SCENES)]
     refs = {p.name: root / "ref" / p.name for p in paths}
     for p in paths:
@@ -85,7 +85,7 @@ def test_batch_equals_one_by_one(batched, scenes):
         assert_same_output(out / p.name, refs[p.name])
         rec = summary["scenes"][p.name]
         report = json.loads((refs[p.name] / "report.json").read_text())
-        assert rec["H"] == report["consistency"]["H"] and rec["n_frames"] == 4
+        assert rec["H"] == report["consistency"]["H"] and rec["n_frames"] == 3
         assert rec["sequence_iou"] == report["quality"]["sequence"]["sequence_iou"]
         assert rec["peak_rss_mb"] > 50 and rec["seconds"] > 0 and rec["threads"] == 1
     on_disk = json.loads((out / "summary.json").read_text())
