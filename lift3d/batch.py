@@ -414,3 +414,31 @@ def _cell(v: Any, spec: str) -> str:
 def exit_code(summary: dict) -> int:
     """Number of failed scenes, capped at :data:`EXIT_CAP`; 0 when none failed."""
     return min(summary["counts"]["failed"], EXIT_CAP)
+
+
+# ---------------------------------------------------------------------------------------------
+# `lift3d eval --ray`: the same fan-out over (sequence, method) runs
+
+
+def eval_run(seq, method: str, out: str, cfg) -> dict:
+    """One run of `lift3d eval` inside a task (:func:`lift3d.evaluate.run_one`)."""
+    from lift3d.evaluate import run_one
+
+    return {"status": "done", "report": run_one(seq, method, Path(out), cfg)}
+
+
+def eval_reports(seqs: Sequence, out: Path, cfg, opts: BatchConfig) -> dict[tuple[str, str], dict]:
+    """Every (sequence, method) report of an evaluation, one Ray task each; the first failure
+    raises its one-line error after the others have finished."""
+    from dataclasses import replace
+
+    from lift3d.errors import Lift3DError
+
+    quiet = replace(cfg, progress=False)
+    calls = {f"{s.name}/{m}": (s, m, str(out / s.name / m), quiet) for s in seqs for m in cfg.methods}
+    recs: dict[str, dict] = {}
+    fan_out(eval_run, calls, opts, recs.__setitem__)
+    failed = [k for k in calls if recs[k]["status"] == "failed"]
+    if failed:
+        raise Lift3DError(f"{len(failed)} run(s) failed, first {failed[0]}: {recs[failed[0]]['error']}")
+    return {tuple(k.split("/", 1)): recs[k]["report"] for k in calls}

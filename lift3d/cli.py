@@ -166,6 +166,8 @@ def eval_cmd(
     stride: int = typer.Option(1, min=1, help="Use every n-th frame."),
     sequences: str | None = typer.Option(None, help="Comma-separated subset of sequence names."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    ray: bool = typer.Option(False, "--ray", help="One Ray task per run, as `lift3d batch` does."),
+    address: str | None = typer.Option(None, help="With --ray: the Ray cluster to join (as `batch`)."),
 ) -> None:
     """Run the method and the per-frame baseline over a dataset; write results.json/.md, plots."""
     from lift3d.evaluate import EvalConfig, evaluate
@@ -177,7 +179,12 @@ def eval_cmd(
         methods=split(methods) or (), segmenter=segmenter, geometry=geometry, stride=stride,
         max_frames=max_frames, sequences=split(sequences), progress=not quiet,
     )
-    results = evaluate(dataset, out, cfg)
+    engine = None
+    if ray:
+        from lift3d.batch import BatchConfig
+
+        engine = BatchConfig(address=address, progress=False)
+    results = evaluate(dataset, out, cfg, engine)
     for method, m in results["mean"].items():
         figs = ", ".join(f"{k} {m[k]:.3f}" for k in ("H", "JF", "seq_iou", "sequence_iou", "inst_miou")
                          if m.get(k) is not None)
