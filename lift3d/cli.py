@@ -61,7 +61,21 @@ def segment(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Segment every frame with IDs consistent across views; write labels, cloud, report."""
-    from lift3d.pipeline import SegmentConfig, run_segment
+    from lift3d.pipeline import run_segment
+
+    cfg = _segment_config(geometry, segmenter, baseline, stride, max_frames, eps, sam_checkpoint,
+                          sam_model_type, mast3r_checkpoint, device)
+    report = run_segment(scene_dir, out, cfg, progress=not quiet, fresh=fresh)
+    _print_summary(report, out)
+
+
+def _segment_config(
+    geometry: str, segmenter: str, baseline: str, stride: int, max_frames: int | None,
+    eps: float | None, sam_checkpoint: Path | None, sam_model_type: str | None,
+    mast3r_checkpoint: Path | None, device: str | None,
+):
+    """The SegmentConfig of `segment`'s options (`batch` takes the same ones)."""
+    from lift3d.pipeline import SegmentConfig
 
     seg_args: dict = {}
     if sam_checkpoint is not None:
@@ -81,8 +95,7 @@ def segment(
         geometry=geometry, segmenter=segmenter, mode=baseline, eps=eps, stride=stride,
         max_frames=max_frames, segmenter_args=seg_args, geometry_args=geo_args,
     )
-    report = run_segment(scene_dir, out, cfg, progress=not quiet, fresh=fresh)
-    _print_summary(report, out)
+    return cfg
 
 
 def _print_summary(report: dict, out: Path) -> None:
@@ -99,6 +112,48 @@ def _print_summary(report: dict, out: Path) -> None:
     typer.echo(f"wrote {out}/ (labels/, cloud.ply, cameras.json, report.json, overlays/)")
 
 
+@app.command()
+@friendly
+def batch(
+    scenes: list[str] = typer.Argument(..., help="Scene folders, globs, or text files listing them."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output root: one OUT/<scene name>/ per scene."),
+    address: str | None = typer.Option(
+        None, help="Ray cluster to join (auto | HOST:PORT | ray://HOST:10001); default: $RAY_ADDRESS, "
+        "else a local Ray on all cores."),
+    cpus_per_scene: float = typer.Option(1.0, min=0.01, help="CPUs per scene's task (and its threads)."),
+    gpus_per_scene: float = typer.Option(0.0, min=0.0, help="GPUs per scene's task (SAM, MASt3R on CUDA)."),
+    max_retries: int = typer.Option(1, min=0, help="Reruns of a task whose worker died (killed, OOM)."),
+    geometry: str = typer.Option("rgbd", help="rgbd | flow | mast3r"),
+    segmenter: str = typer.Option("auto", help="auto | sam | classical (auto: sam if a checkpoint exists)."),
+    baseline: str = typer.Option("tracked", help="tracked (the method) | independent (each frame alone)."),
+    stride: int = typer.Option(1, min=1, help="Use every n-th frame."),
+    max_frames: int | None = typer.Option(None, min=1, help="Use at most this many frames."),
+    eps: float | None = typer.Option(None, help="Radius of H(I,M), scene units (pixels for flow)."),
+    sam_checkpoint: Path | None = typer.Option(None, help="SAM checkpoint file."),
+    sam_model_type: str | None = typer.Option(None, help="vit_h | vit_l | vit_b (default: from the file)."),
+    mast3r_checkpoint: Path | None = typer.Option(None, help="MASt3R checkpoint (.pth or .safetensors)."),
+    device: str | None = typer.Option(None, help="cuda | mps | cpu (default: best available)."),
+    fresh: bool = typer.Option(False, help="Ignore finished and cached results: rerun every scene."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """`segment` over many scenes, one Ray task each (resumable); exit code = scenes failed."""
+    from lift3d.batch import BatchConfig, exit_code, run_batch
+
+    cfg = _segment_config(geometry, segmenter, baseline, stride, max_frames, eps, sam_checkpoint,
+                          sam_model_type, mast3r_checkpoint, device)
+    opts = BatchConfig(address=address, cpus_per_scene=cpus_per_scene, gpus_per_scene=gpus_per_scene,
+                       max_retries=max_retries, fresh=fresh, progress=not quiet)
+    summary = run_batch(scenes, out, cfg, opts)
+    for name, rec in summary["scenes"].items():
+        if rec["status"] == "failed":
+            typer.echo(f"lift3d: {name} failed: {rec['error']}", err=True)
+    c = summary["counts"]
+    typer.echo(f"{len(summary['scenes'])} scenes: {c['done']} done, {c['skipped']} skipped, "
+               f"{c['failed']} failed; wrote {out}/summary.json, summary.md")
+    if exit_code(summary):
+        raise typer.Exit(exit_code(summary))
+
+
 @app.command("eval")
 @friendly
 def eval_cmd(
@@ -111,6 +166,8 @@ def eval_cmd(
     stride: int = typer.Option(1, min=1, help="Use every n-th frame."),
     sequences: str | None = typer.Option(None, help="Comma-separated subset of sequence names."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    ray: bool = typer.Option(False, "--ray", help="One Ray task per run, as `lift3d batch` does."),
+    address: str | None = typer.Option(None, help="With --ray: the Ray cluster to join (as `batch`)."),
 ) -> None:
     """Run the method and the per-frame baseline over a dataset; write results.json/.md, plots."""
     from lift3d.evaluate import EvalConfig, evaluate
@@ -122,7 +179,12 @@ def eval_cmd(
         methods=split(methods) or (), segmenter=segmenter, geometry=geometry, stride=stride,
         max_frames=max_frames, sequences=split(sequences), progress=not quiet,
     )
-    results = evaluate(dataset, out, cfg)
+    engine = None
+    if ray:
+        from lift3d.batch import BatchConfig
+
+        engine = BatchConfig(address=address, progress=False)
+    results = evaluate(dataset, out, cfg, engine)
     for method, m in results["mean"].items():
         figs = ", ".join(f"{k} {m[k]:.3f}" for k in ("H", "JF", "seq_iou", "sequence_iou", "inst_miou")
                          if m.get(k) is not None)

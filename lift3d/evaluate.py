@@ -221,13 +221,19 @@ def verdicts(results: dict) -> list[str]:
     return lines
 
 
-def evaluate(dataset: str | Path, out: str | Path, cfg: EvalConfig = EvalConfig()) -> dict:
+def evaluate(dataset: str | Path, out: str | Path, cfg: EvalConfig = EvalConfig(),
+             ray=None) -> dict:
     """Run ``cfg.methods`` over every sequence of ``dataset``; write ``out/results.json``,
-    ``out/results.md`` and ``out/plots/``; return the results dict."""
+    ``out/results.md`` and ``out/plots/``; return the results dict. ``ray``: a
+    :class:`lift3d.batch.BatchConfig` to run the (sequence, method) runs as Ray tasks."""
     from lift3d import plots
 
     out = Path(out)
     seqs = select(discover(dataset), cfg.sequences)
+    if ray is not None:  # lift3d batch's fan-out; the figures and plots are made here as usual
+        from lift3d.batch import eval_reports
+
+        reports = eval_reports(seqs, out, cfg, ray)
     results: dict = {
         "dataset": str(Path(dataset).resolve()),
         "config": json.loads(json.dumps(asdict(cfg), default=str)),
@@ -237,7 +243,8 @@ def evaluate(dataset: str | Path, out: str | Path, cfg: EvalConfig = EvalConfig(
         entry = {"path": str(seq.path), "layout": seq.layout,
                  "geometry": geometry_for(seq.layout, cfg.geometry), "methods": {}}
         for method in cfg.methods:
-            report = run_one(seq, method, out / seq.name / method, cfg)
+            report = (reports[seq.name, method] if ray is not None
+                      else run_one(seq, method, out / seq.name / method, cfg))
             entry["methods"][method] = {"figures": figures(report), "per_frame": per_frame(report),
                                         "segmenter": report["segmenter"]}
         results["sequences"][seq.name] = entry

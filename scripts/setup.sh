@@ -2,7 +2,7 @@
 # Set up lift3d on a fresh Debian/Ubuntu machine: the system libraries Open3D needs (and the
 # software OpenGL used for headless renders), a virtual environment in .venv, and lift3d in it.
 #   bash scripts/setup.sh          # the package
-#   bash scripts/setup.sh --dev    # plus the test tools
+#   bash scripts/setup.sh --dev    # plus the test tools (and Ray, for `lift3d batch`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +32,6 @@ PIP=".venv/bin/python -m pip"
 .venv/bin/python -c "import torch, torchvision" 2>/dev/null \
   || $PIP install -q "torch==2.14.1" "torchvision==0.29.1"
 extras=""
-[ "${1:-}" = "--dev" ] && extras="[dev]"
+[ "${1:-}" = "--dev" ] && extras="[dev,cluster]"  # CI runs the Ray tests of `lift3d batch` too
 $PIP install -q -e ".${extras}"
 echo "lift3d setup: done (.venv/bin/lift3d)"
