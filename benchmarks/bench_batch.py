@@ -6,7 +6,7 @@ local Ray using every core. Prints wall seconds (with and without starting Ray),
 peak memory, the ratio, and checks that both give the same outputs (label bytes, cloud bytes,
 H). The load average is printed too: on a shared machine other work slows both runs.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_batch.py [--scenes 8 --frames 6 --size 96x72]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_batch.py [--scenes 8 --frames 24 --size 192x144]
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def same_output(a: Path, b: Path) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenes", type=int, default=8)
-    ap.add_argument("--frames", type=int, default=6)
-    ap.add_argument("--size", default="96x72", help="WIDTHxHEIGHT of the generated scenes")
+    ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--size", default="192x144", help="WIDTHxHEIGHT of the generated scenes")
     args = ap.parse_args()
     w, h = map(int, args.size.split("x"))
     cfg = SegmentConfig(segmenter="classical")

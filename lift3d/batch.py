@@ -275,8 +275,13 @@ def fan_out(
     started = not ray.is_initialized()
     if started:
         address = opts.address or os.environ.get("RAY_ADDRESS") or "local"
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+        except (ConnectionError, ValueError) as err:
+            raise BackendUnavailable(
+                f"cannot join the Ray cluster at {address!r} ({one_line(err)})", None,
+                "start it with `ray start --head`, or check --address / $RAY_ADDRESS") from None
     try:
         task = ray.remote(run_task)
         resources = dict(
