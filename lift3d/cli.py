@@ -75,25 +75,18 @@ def _segment_config(
     mast3r_checkpoint: Path | None, device: str | None,
 ):
     """The SegmentConfig of `segment`'s options (`batch` takes the same ones)."""
-    from lift3d.pipeline import SegmentConfig
+    from lift3d.config import SegmentConfig, SegmenterConfig
+    from lift3d.geometry.config import GeometryConfig
+    from lift3d.metrics.config import MetricConfig
 
-    seg_args: dict = {}
-    if sam_checkpoint is not None:
-        seg_args["checkpoint"] = sam_checkpoint
-    if sam_model_type is not None:
-        seg_args["model_type"] = sam_model_type
-    geo_args: dict = {}
-    if mast3r_checkpoint is not None:
-        geo_args["checkpoint"] = mast3r_checkpoint
-    if device is not None:
-        seg_args["device"] = device
-        if geometry == "mast3r":
-            geo_args["device"] = device
-    if segmenter == "auto" and sam_checkpoint is not None:
-        segmenter = "sam"
     cfg = SegmentConfig(
-        geometry=geometry, segmenter=segmenter, mode=baseline, eps=eps, stride=stride,
-        max_frames=max_frames, segmenter_args=seg_args, geometry_args=geo_args,
+        geometry=GeometryConfig(
+            backend=geometry, device=device,
+            mast3r_checkpoint=None if mast3r_checkpoint is None else str(mast3r_checkpoint)),
+        segmenter=SegmenterConfig(
+            name=segmenter, device=device, sam_model_type=sam_model_type,
+            sam_checkpoint=None if sam_checkpoint is None else str(sam_checkpoint)),
+        mode=baseline, stride=stride, max_frames=max_frames, metric=MetricConfig(eps=eps),
     )
     return cfg
 
@@ -220,16 +213,38 @@ def info() -> None:
         typer.echo(f"{'ok ' if ok else 'no '} {name:<22} {why}")
 
 
-def _register_view_export() -> None:
-    """`view` and `export` live with their code, typer options included."""
-    from lift3d.export import export_cmd
+@app.command("export")
+@friendly
+def export_cmd(
+    out: Path = typer.Argument(..., help="output folder of `lift3d segment`"),
+    to: str = typer.Option(..., "--to", help="format: ply | colmap | gaussian-grouping | nerfstudio"),
+    dest: Path = typer.Option(..., "-o", "--dest", help="folder (or .ply file) to write"),
+) -> None:
+    """Export a lift3d output folder to the layout a 3D pipeline trains from.
+
+    Prints the result and, for COLMAP layouts, a note when 3D Gaussian splatting would
+    misplace the cameras.
+    """
+    from lift3d.export import export, principal_point_offset
+
+    path = export(out, to, dest)
+    typer.echo(f"lift3d export: wrote {to} to {path}")
+    if to in ("colmap", "gaussian-grouping"):
+        off = principal_point_offset(Path(out) / "cameras.json")
+        if off > 1.0:
+            typer.echo(f"lift3d export: note: principal points are up to {off:.1f} px off the "
+                       "image centre; 3D Gaussian splatting's loader assumes centred ones "
+                       "(gsplat and nerfstudio read cx, cy)")
+
+
+def _register_view() -> None:
+    """`view` lives with the viewers (a front end; the core never imports it)."""
     from viewers.view import view_cmd
 
-    app.command("export")(friendly(export_cmd))
     app.command("view")(friendly(view_cmd))
 
 
-_register_view_export()
+_register_view()
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -9,11 +9,20 @@ largest share of the confidence-weighted votes (that share is its ``label_conf``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from lift3d.types import Geometry, LabelledCloud
+from lift3d.geometry.voxels import (
+    in_key_range,
+    pack_keys,
+    scene_scale,
+    unpack_keys,
+    voxel_index,
+    wide_keys,
+)
+from lift3d.types import Geometry, LabelledCloud, PointMaps
 
 
 @dataclass(frozen=True)
@@ -51,42 +60,151 @@ def pixel_normals(points: np.ndarray, cam_centre: np.ndarray | None) -> np.ndarr
     return n
 
 
+class FuseAccumulator:
+    """Voxel fusion one frame at a time: :meth:`add` each frame, :meth:`cloud` at the end.
+
+    Holds per occupied voxel the running sums of positions, colours and normals and the
+    observation count, and per (voxel, label) the summed vote weight: memory grows with the
+    scene's area, not its number of frames. Equal to :func:`fuse_points` on all frames'
+    observations at once (bit for bit: every sum adds the observations in the same order).
+    """
+
+    def __init__(self, voxel: float, cfg: FuseConfig = FuseConfig()) -> None:
+        self.voxel = float(voxel)
+        self.cfg = cfg
+        self._keys = np.zeros(0, np.int64)  # sorted voxel keys ...
+        self._slot = np.zeros(0, np.int64)  # ... and each one's slot in the sums below
+        self._n = np.zeros(0, np.int64)
+        self._sums = np.zeros((0, 9), np.float64)  # position, colour, normal
+        self._pair_keys = np.zeros(0, np.int64)  # sorted slot << 32 | label ...
+        self._pair_slot = np.zeros(0, np.int64)
+        self._pair_w = np.zeros(0, np.float64)
+
+    @staticmethod
+    def _lookup(keys: np.ndarray, slot: np.ndarray, n_slots: int, new: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Slots of ``new`` keys (any order, repeats); unseen keys get the next slots.
+        Returns (slot per new key, updated sorted keys, their slots, slot count)."""
+        uk, inv = np.unique(new, return_inverse=True)
+        pos = np.searchsorted(keys, uk)
+        found = pos < len(keys)
+        found[found] = keys[pos[found]] == uk[found]
+        us = np.empty(len(uk), np.int64)
+        us[found] = slot[pos[found]]
+        fresh = ~found
+        us[fresh] = np.arange(n_slots, n_slots + int(fresh.sum()))
+        keys = np.insert(keys, pos[fresh], uk[fresh])
+        slot = np.insert(slot, pos[fresh], us[fresh])
+        return us[inv.ravel()], keys, slot, n_slots + int(fresh.sum())
+
+    @staticmethod
+    def _add_in_order(total: np.ndarray, idx: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """total[idx[k]] += w[k] in order k = 0, 1, ..., as one bincount over all
+        observations would add them (the old total enters first, added to 0)."""
+        n = len(total)
+        return np.bincount(np.concatenate([np.arange(n), idx]), np.concatenate([total, w]), n)
+
+    def add(self, points: np.ndarray, colors: np.ndarray, normals: np.ndarray,
+            labels: np.ndarray, weights: np.ndarray) -> None:
+        """Add observations: points (N, 3), colors (N, 3) uint8, normals (N, 3), labels (N,)
+        int, weights (N,) >= 0."""
+        if len(points) == 0:
+            return
+        pts = np.asarray(points, np.float64)
+        q = voxel_index(pts, self.voxel)
+        if self._keys.dtype == np.int64 and not in_key_range(q):
+            self._keys = wide_keys(unpack_keys(self._keys))  # same order, any range
+        keys = pack_keys(q) if self._keys.dtype == np.int64 else wide_keys(q)
+        vox, self._keys, self._slot, n_vox = self._lookup(self._keys, self._slot, len(self._n),
+                                                          keys)
+        grow = n_vox - len(self._n)
+        self._n = np.concatenate([self._n, np.zeros(grow, np.int64)])
+        self._n += np.bincount(vox, minlength=n_vox)
+        sums = np.concatenate([self._sums, np.zeros((grow, 9))])
+        obs = np.concatenate([pts, colors.astype(np.float64), normals.astype(np.float64)], 1)
+        self._sums = np.stack([self._add_in_order(sums[:, d], vox, obs[:, d]) for d in range(9)], 1)
+        lab = np.asarray(labels).astype(np.int64)
+        w = np.asarray(weights).astype(np.float64)
+        if not self.cfg.unlabelled_votes:
+            keep = lab > 0
+            vox, lab, w = vox[keep], lab[keep], w[keep]
+        w = np.maximum(w, 1e-12)  # every observation votes, even at zero confidence
+        pair, self._pair_keys, self._pair_slot, n_pairs = self._lookup(
+            self._pair_keys, self._pair_slot, len(self._pair_w), (vox << 32) | lab)
+        pw = np.concatenate([self._pair_w, np.zeros(n_pairs - len(self._pair_w))])
+        self._pair_w = self._add_in_order(pw, pair, w)
+
+    def add_frame(self, pm: PointMaps, image: np.ndarray, labels: np.ndarray) -> None:
+        """Add one frame's valid pixels (every ``cfg.stride``-th in x and y): its pointmaps,
+        (H, W, 3) uint8 image and (H, W) int32 ID map."""
+        if pm.points is None:
+            raise ValueError("fusion needs 3D geometry (points); flow geometry is 2D only")
+        s = self.cfg.stride
+        p = pm.points
+        normals = pixel_normals(p, None if pm.cam_to_world is None else pm.cam_to_world[:3, 3])
+        sel = pm.valid[::s, ::s]
+        self.add(p[::s, ::s][sel], image[::s, ::s][sel], normals[::s, ::s][sel],
+                 labels[::s, ::s][sel], pm.conf[::s, ::s][sel])
+
+    def cloud(self, lut: np.ndarray | None = None) -> LabelledCloud:
+        """The fused cloud: one point per voxel with at least ``cfg.min_obs`` observations, in
+        lexicographic voxel order (as :func:`fuse_points`)."""
+        if len(self._n) == 0:
+            return _empty_cloud()
+        order = self._slot  # slots in sorted-key order
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        n_obs = self._n[order]
+        sums = self._sums[order]
+        pos = sums[:, 0:3] / n_obs[:, None]
+        rgb = np.clip(np.rint(sums[:, 3:6] / n_obs[:, None]), 0, 255).astype(np.uint8)
+        nsum = sums[:, 6:9] / n_obs[:, None]
+        nlen = np.linalg.norm(nsum, axis=1, keepdims=True)
+        nrm = np.where(nlen > 1e-9, nsum / np.maximum(nlen, 1e-12), 0.0)
+        pslot = self._pair_slot
+        pg = rank[self._pair_keys >> 32]
+        pl = self._pair_keys & 0xFFFFFFFF
+        pw = self._pair_w[pslot]
+        resort = np.lexsort((pl, pg))  # pairs by (voxel, label), as vote() sums them
+        label_out, conf_out = _winners(pg[resort], pl[resort], pw[resort], len(order))
+        keep = n_obs >= self.cfg.min_obs
+        return LabelledCloud(
+            points=pos[keep].astype(np.float32), colors=rgb[keep],
+            normals=nrm[keep].astype(np.float32), labels=label_out[keep],
+            label_conf=conf_out[keep], n_obs=n_obs[keep].astype(np.int32),
+        )
+
+
+def fuse_voxel(geometry: Geometry, cfg: FuseConfig = FuseConfig()) -> float:
+    """The fusion voxel size: ``cfg.voxel``, else ``cfg.voxel_rel`` x the scene scale."""
+    if cfg.voxel is not None:
+        return float(cfg.voxel)
+    s = scene_scale(geometry)
+    return cfg.voxel_rel * (s if s > 0 else 1.0)
+
+
 def fuse(
-    geometry: Geometry, images: list[np.ndarray], labels: list[np.ndarray],
+    geometry: Geometry, images: Sequence[np.ndarray], labels: Sequence[np.ndarray],
     cfg: FuseConfig = FuseConfig(), voxel: float | None = None,
 ) -> LabelledCloud:
-    """Fuse all frames into a :class:`LabelledCloud`.
+    """Fuse all frames into a :class:`LabelledCloud` (frame by frame, a
+    :class:`FuseAccumulator`).
 
     images: (H, W, 3) uint8 per frame; labels: (H, W) int32 per frame (IDs consistent across
     frames). ``voxel`` overrides the config's voxel size (scene units).
     """
-    if geometry.points is None:
+    if geometry.kind != "3d":
         raise ValueError("fusion needs 3D geometry (points); flow geometry is 2D only")
-    s = cfg.stride
-    pts, col, nrm, lab, w = [], [], [], [], []
-    for k, (p, v, c) in enumerate(zip(geometry.points, geometry.valid, geometry.conf)):
-        pose = geometry.cam_to_world[k]
-        normals = pixel_normals(p, None if pose is None else pose[:3, 3])
-        sel = v[::s, ::s]
-        pts.append(p[::s, ::s][sel])
-        col.append(images[k][::s, ::s][sel])
-        nrm.append(normals[::s, ::s][sel])
-        lab.append(labels[k][::s, ::s][sel])
-        w.append(c[::s, ::s][sel])
-    points = np.concatenate(pts).astype(np.float64)
-    if voxel is None:
-        voxel = cfg.voxel if cfg.voxel is not None else cfg.voxel_rel * _scale(geometry)
-    return fuse_points(
-        points, np.concatenate(col), np.concatenate(nrm), np.concatenate(lab),
-        np.concatenate(w).astype(np.float64), voxel, cfg,
-    )
+    acc = FuseAccumulator(voxel if voxel is not None else fuse_voxel(geometry, cfg), cfg)
+    for k in range(len(geometry)):
+        acc.add_frame(geometry[k], images[k], labels[k])
+    return acc.cloud()
 
 
-def _scale(geometry: Geometry) -> float:
-    from lift3d.track import scene_scale
-
-    s = scene_scale(geometry)
-    return s if s > 0 else 1.0
+def _empty_cloud() -> LabelledCloud:
+    z = np.zeros((0, 3), np.float32)
+    return LabelledCloud(z, np.zeros((0, 3), np.uint8), z, np.zeros(0, np.int32),
+                         np.zeros(0, np.float32), np.zeros(0, np.int32))
 
 
 def fuse_points(
@@ -96,13 +214,10 @@ def fuse_points(
     """Voxel-fuse observations: points (N, 3), colors (N, 3) uint8, normals (N, 3),
     labels (N,) int, weights (N,) >= 0. Returns one point per occupied voxel."""
     if len(points) == 0:
-        z = np.zeros((0, 3), np.float32)
-        return LabelledCloud(z, np.zeros((0, 3), np.uint8), z, np.zeros(0, np.int32),
-                             np.zeros(0, np.float32), np.zeros(0, np.int32))
-    q = np.floor(points / voxel).astype(np.int64)
-    q -= q.min(0)
-    span = q.max(0) + 1
-    key = (q[:, 0] * span[1] + q[:, 1]) * span[2] + q[:, 2]  # 1-D keys sort far faster
+        return _empty_cloud()
+    q = voxel_index(points, voxel)
+    # 1-D keys sort far faster; lexicographic (x, y, z) order whatever the scene's extent
+    key = pack_keys(q) if in_key_range(q) else wide_keys(q)
     _, vox, n_obs = np.unique(key, return_inverse=True, return_counts=True)
     vox = vox.ravel()
     n_vox = len(n_obs)
@@ -145,6 +260,15 @@ def vote(
     pg, pl = pair // base, pair % base
     # winner per group: sort by group, then weight descending, then label ascending
     order = np.lexsort((pl, -pw, pg))
+    return _winners(pg, pl, pw, n_groups, order)
+
+
+def _winners(pg: np.ndarray, pl: np.ndarray, pw: np.ndarray, n_groups: int,
+             order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Winning label and its weight share per group from (group, label, weight) pairs sorted
+    by (group, label)."""
+    if order is None:
+        order = np.lexsort((pl, -pw, pg))
     first = np.ones(len(order), bool)
     first[1:] = pg[order][1:] != pg[order][:-1]
     win = order[first]

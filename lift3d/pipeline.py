@@ -1,9 +1,12 @@
-"""`lift3d segment`: read a scene, build geometry, track, fuse, measure, write the output folder.
+"""`lift3d segment`: wire the stages over a stream of frames and write the output folder.
 
-A thin shell over the stages. Per-frame results are written as they are made
-(``labels/<frame>.png`` and the tracker state in ``cache/``, both atomically), so a run that
-dies half-way resumes at the first frame it had not finished, provided the scene and the
-configuration are the same (``cache/run.json`` records both).
+One pass over the frames: each is read (lazily), matched, tracked, fused into the voxel grid,
+and its labels and overlay written as soon as it is done; nothing holds every frame. Then the
+metric reads the frames again (pointmaps from geometry, labels from ``labels/``) and the strip
+picture re-reads a few. Per-frame results are written atomically (``labels/<frame>.png`` and
+the tracker state in ``cache/``), so a run that dies half-way resumes at the first frame it
+had not finished, provided the scene and the configuration are the same (``cache/run.json``
+records both); geometry backends keep their own expensive results under ``cache/`` too.
 """
 
 from __future__ import annotations
@@ -17,49 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lift3d.fuse import FuseConfig, fuse
+from lift3d.config import SegmentConfig, build_segmenter
+from lift3d.fuse import FuseAccumulator, fuse_voxel
 from lift3d.io.atomic import write_json, write_with
 from lift3d.io.outputs import read_label_png, write_cameras, write_label_png, write_ply
-from lift3d.track import (
-    TrackConfig,
-    TrackState,
-    independent_labels,
-    load_state,
-    save_state,
-    scene_scale,
-    track_sequence,
-)
-from lift3d.types import Geometry, Labels, Scene
+from lift3d.track import TrackState, independent_labels, load_state, save_state, track_sequence
+from lift3d.types import Geometry, LabelledCloud, Lazy, Scene
 
-
-@dataclass(frozen=True)
-class SegmentConfig:
-    """Everything `lift3d segment` does, with its defaults."""
-
-    geometry: str = "rgbd"
-    """Geometry backend: rgbd (posed depth), flow (2D video), mast3r (unposed images)."""
-    segmenter: str = "auto"
-    """Segmenter: sam, classical, or auto (sam when a checkpoint is found, else classical)."""
-    mode: str = "tracked"
-    """tracked (the method) or independent (baseline: each frame on its own)."""
-    eps: float | None = None
-    """Radius of H(I,M) in scene units (pixels for flow); None = eps_rel x scene scale."""
-    eps_rel: float = 0.01
-    """Radius of H relative to the scene scale (median depth), when eps is None."""
-    flow_eps_px: float = 1.0
-    """Radius of H in pixels for 2D (flow) geometry, when eps is None."""
-    stride: int = 1
-    """Use every stride-th frame."""
-    max_frames: int | None = None
-    """Use at most this many frames (after stride)."""
-    track: TrackConfig = field(default_factory=TrackConfig)
-    fuse: FuseConfig = field(default_factory=FuseConfig)
-    segmenter_args: dict = field(default_factory=dict)
-    """Backend options (sam: checkpoint, model_type, device...)."""
-    geometry_args: dict = field(default_factory=dict)
-    """Backend options (mast3r: checkpoint, device...)."""
-    overlays: bool = True
-    """Write overlay pictures of the IDs on the frames."""
+__all__ = ["RunReport", "SegmentConfig", "Timer", "run_segment"]
 
 
 class Timer:
@@ -77,26 +45,47 @@ class Timer:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
-def choose_segmenter(cfg: SegmentConfig):
-    """Build the configured segmenter (``auto``: SAM if a checkpoint is on this machine).
+@dataclass
+class RunReport:
+    """What a run reports (``report.json``; :meth:`to_json` is the one conversion)."""
 
-    ``auto`` decides by looking for the file only; a checkpoint that is found but damaged
-    still raises its CheckpointError rather than silently falling back to another model.
-    """
-    from lift3d.info import default_segmenter
-    from lift3d.segment import build_segmenter
+    scene: str
+    layout: str
+    n_frames: int
+    geometry: str
+    segmenter: str
+    mode: str
+    config: dict
+    n_ids: int = 0
+    ids_per_frame: float = 0.0
+    cloud_points: int | None = None
+    consistency: dict = field(default_factory=dict)
+    quality: dict | None = None
+    timings_s: dict = field(default_factory=dict)
 
-    name = cfg.segmenter
-    if name == "auto":
-        name = default_segmenter(cfg.segmenter_args.get("checkpoint"))
-    if name == "classical":
-        return build_segmenter("classical")
-    return build_segmenter(name, **cfg.segmenter_args)
+    def to_json(self) -> dict:
+        d = asdict(self)
+        for k in ("cloud_points", "quality"):
+            if d[k] is None:
+                d.pop(k)
+        return d
+
+
+@dataclass
+class _FrameLog:
+    """What the stream keeps per finished frame: small things only."""
+
+    ids: set = field(default_factory=set)
+    ids_per_frame: list = field(default_factory=list)
+    sizes: list = field(default_factory=list)
+    K: list = field(default_factory=list)
+    poses: list = field(default_factory=list)
+    paths: list = field(default_factory=list)
 
 
 def run_fingerprint(scene: Scene, cfg: SegmentConfig, segmenter_name: str) -> dict:
     """What must be equal for cached per-frame results to be reused."""
-    config = json.loads(json.dumps(asdict(cfg), default=str))
+    config = cfg.to_json()
     config.pop("overlays")  # pictures only: they do not change the labels
     return {"scene": str(scene.source.resolve()), "frames": scene.names, "config": config,
             "segmenter": segmenter_name}
@@ -113,48 +102,86 @@ def run_segment(
     out = Path(out_dir)
     timer = Timer()
     with timer("load"):
-        scene = load_scene(scene_dir, stride=cfg.stride, max_frames=cfg.max_frames, progress=progress)
+        scene = load_scene(scene_dir, stride=cfg.stride, max_frames=cfg.max_frames,
+                           progress=progress, lazy=True)
     with timer("geometry"):
-        geometry = build_geometry(cfg.geometry, **cfg.geometry_args)(scene)
-    segmenter = choose_segmenter(cfg)
-    with timer("track"):
-        labels = label_frames(scene, geometry, segmenter, cfg, out, progress, fresh)
-    report = {
-        "scene": str(Path(scene_dir).resolve()), "layout": scene.layout, "n_frames": len(scene),
-        "geometry": cfg.geometry, "segmenter": segmenter.name, "mode": cfg.mode,
-        "config": json.loads(json.dumps(asdict(cfg), default=str)),
-    }
-    report["n_ids"] = int(len(Labels(labels).ids()))
-    report["ids_per_frame"] = float(np.mean([len(np.unique(m[m > 0])) for m in labels]))
+        geometry = build_geometry(cfg.geometry)(scene, cache_dir=out / "cache")
+    segmenter = build_segmenter(cfg.segmenter)
+    fusion = None
     if geometry.kind == "3d":
         with timer("fuse"):
-            cloud = fuse(geometry, [f.image for f in scene.frames], labels, cfg.fuse)
+            fusion = FuseAccumulator(fuse_voxel(geometry, cfg.fuse), cfg.fuse)
+    log = _FrameLog()
+
+    def finished(t: int, labels: np.ndarray) -> None:
+        """A frame is done: fuse it, picture it, log what the report needs."""
+        frame, pm = scene.frames[t], geometry[t]
+        if fusion is not None:
+            with timer("fuse"):
+                fusion.add_frame(pm, frame.image, labels)
+        if cfg.overlays:
+            with timer("overlays"):
+                _write_overlay(out / "overlays" / f"{frame.name}.png", frame.image, labels)
+        ids = np.unique(labels)
+        ids = ids[ids > 0]
+        log.ids.update(ids.tolist())
+        log.ids_per_frame.append(len(ids))
+        log.sizes.append(frame.hw)
+        log.K.append(pm.K)
+        log.poses.append(pm.cam_to_world)
+        log.paths.append(frame.path)
+
+    with timer("track"):
+        label_frames(scene, geometry, segmenter, cfg, out, progress, fresh, finished)
+    cloud = None
+    if fusion is not None:
+        with timer("fuse"):
+            cloud = fusion.cloud()
             write_ply(out / "cloud.ply", cloud)
-        report["cloud_points"] = len(cloud)
-    else:
-        cloud = None
+    labels = _saved_labels(out, scene)
+    report = RunReport(
+        scene=str(Path(scene_dir).resolve()), layout=scene.layout, n_frames=len(scene),
+        geometry=cfg.geometry.backend, segmenter=segmenter.name, mode=cfg.mode,
+        config=cfg.to_json(), n_ids=len(log.ids),
+        ids_per_frame=float(np.mean(log.ids_per_frame)) if log.ids_per_frame else 0.0,
+        cloud_points=None if cloud is None else len(cloud),
+    )
     with timer("metric"):
-        report["consistency"] = measure_consistency(geometry, labels, cfg)
+        from lift3d.metrics.quality import measure_consistency
+
+        report.consistency = measure_consistency(geometry, labels, cfg.metric).to_json()
     if scene.gt_labels is not None:
         with timer("quality"):
-            report["quality"] = measure_quality(scene, labels, cloud)
-    write_cameras(
-        out / "cameras.json", scene.names, [f.path for f in scene.frames],
-        [f.hw for f in scene.frames], geometry.K, geometry.cam_to_world,
-    )
+            report.quality = _quality(scene, labels, cloud)
+    write_cameras(out / "cameras.json", scene.names, log.paths, log.sizes, log.K, log.poses)
     if cfg.overlays:
         with timer("overlays"):
-            write_overlays(out / "overlays", scene, labels)
-    report["timings_s"] = {k: round(v, 3) for k, v in timer.seconds.items()}
-    write_json(out / "report.json", report)
-    return report
+            _write_strip(out / "overlays" / "strip.png", scene, labels)
+    report.timings_s = {k: round(v, 3) for k, v in timer.seconds.items()}
+    doc = report.to_json()
+    write_json(out / "report.json", doc)
+    return doc
+
+
+def _saved_labels(out: Path, scene: Scene) -> Lazy:
+    """The run's ID maps, read back from ``labels/`` when asked."""
+    names = scene.names
+    return Lazy(len(names), lambda t: read_label_png(out / "labels" / f"{names[t]}.png"), keep=2)
+
+
+def _quality(scene: Scene, labels, cloud: LabelledCloud | None) -> dict:
+    from lift3d.metrics.quality import measure_quality
+
+    return measure_quality(labels, scene.gt_labels, cloud, scene.gt_points, scene.gt_point_labels)
 
 
 def label_frames(
     scene: Scene, geometry: Geometry, segmenter, cfg: SegmentConfig, out: Path, progress: bool,
-    fresh: bool,
-) -> list[np.ndarray]:
-    """Track (or label independently) every frame, caching each result; resume if possible."""
+    fresh: bool, finished=None,
+) -> None:
+    """Track (or label independently) every frame, writing each result as it is made; resume
+    if possible. ``finished(t, labels)`` is called once per frame in order (also for the
+    frames a resumed run reads back), for the stages that consume frames as they finish."""
     from tqdm.auto import tqdm
 
     cache = out / "cache"
@@ -169,31 +196,32 @@ def label_frames(
             state = load_state(state_path)
     else:
         write_json(run_json, fingerprint)
-    images = [f.image for f in scene.frames]
-    labels = [read_label_png(out / "labels" / f"{n}.png") for n in scene.names[:done]]
+    names = scene.names
+    for t in range(done):  # finished by an earlier run: read back for the later stages
+        if finished is not None:
+            finished(t, read_label_png(out / "labels" / f"{names[t]}.png"))
+    images = Lazy(len(scene), lambda t: scene.frames[t].image, keep=0)
     bar = tqdm(total=len(scene), initial=done, desc=f"{cfg.mode} labels", disable=not progress,
                unit="frame")
 
     def on_frame(t, lab, scores, st):
-        write_label_png(out / "labels" / f"{scene.names[t]}.png", lab)
+        write_label_png(out / "labels" / f"{names[t]}.png", lab)
         if st is not None:
             save_state(state_path, st)
-        labels.append(lab)
+        if finished is not None:
+            finished(t, lab)
         bar.update(1)
 
     if done < len(scene):
         if cfg.mode == "independent":
-            rest = independent_labels(images[done:], segmenter, cfg.track)
-            for k, lab in enumerate(rest):
-                on_frame(done + k, lab, {}, None)
+            independent_labels(images, segmenter, cfg.track, on_frame, first=done, collect=False)
         elif cfg.mode == "tracked":
-            track_sequence(images, geometry, segmenter, cfg.track, state, on_frame)
+            track_sequence(images, geometry, segmenter, cfg.track, state, on_frame, collect=False)
         else:
             from lift3d.errors import Lift3DError
 
             raise Lift3DError(f"unknown mode {cfg.mode!r}", fix="use 'tracked' or 'independent'")
     bar.close()
-    return labels
 
 
 def _frames_done(out: Path, scene: Scene, cfg: SegmentConfig, state_path: Path) -> int:
@@ -210,108 +238,18 @@ def _frames_done(out: Path, scene: Scene, cfg: SegmentConfig, state_path: Path) 
     return done
 
 
-def measure_consistency(geometry: Geometry, labels: list[np.ndarray], cfg: SegmentConfig) -> dict:
-    """H(I,M) of the ID maps, with the radius used."""
-    from lift3d.metrics.consistency import consistency
+def _write_overlay(path: Path, image: np.ndarray, labels: np.ndarray) -> None:
+    from lift3d.overlay import overlay
 
-    if geometry.kind == "3d":
-        eps = cfg.eps if cfg.eps is not None else cfg.eps_rel * max(scene_scale(geometry), 1e-9)
-        res = consistency(geometry.points, geometry.valid, labels, eps)
-        units = "scene units"
-    else:
-        from lift3d.metrics.consistency2d import consistency_matches
-
-        eps = cfg.eps if cfg.eps is not None else cfg.flow_eps_px
-        res = consistency_matches(geometry, labels, eps)
-        units = "pixels"
-    return {
-        "H": _num(res.H), "eps": float(eps), "eps_units": units,
-        "per_frame": [_num(v) for v in res.per_frame],
-        "pixels_with_neighbours": int(res.n_with_neighbours),
-    }
+    _write_png(path, overlay(image, labels))
 
 
-def _num(v) -> float | None:
-    v = float(v)
-    return None if np.isnan(v) else round(v, 6)
+def _write_strip(path: Path, scene: Scene, labels) -> None:
+    """``strip.png``: a row of evenly spaced frames, re-read from the scene and ``labels/``."""
+    from lift3d.overlay import strip
 
-
-def measure_quality(scene: Scene, labels: list[np.ndarray], cloud) -> dict:
-    """Quality of the ID maps against the scene's ground truth.
-
-    Always ``sequence``: the sequence-level IoU of multi-instance ground truth (one predicted
-    ID per instance, pixels pooled over frames) beside the per-frame best-ID IoU. When the
-    ground truth is binary (one object, e.g. DAVIS 2016), the single-object protocol too:
-    ``single_object[rule]`` (IoU, F1, precision, recall averaged over frames, and the
-    per-frame IoU) and ``davis[rule]`` (J and F mean / recall / decay, J&F), for the rules
-    ``frame`` (best ID in each frame) and ``sequence`` (one ID for the whole sequence). With
-    a fused cloud and a ground-truth cloud: ``instances_3d`` (mean IoU, AP, found / split /
-    merged counts) after carrying the cloud's labels onto the ground-truth points.
-    """
-    from lift3d.metrics import instance3d, video
-
-    gt = scene.gt_labels
-    seq = video.sequence_iou(labels, gt)
-    q: dict = {"sequence": {"sequence_iou": _num(seq.sequence_iou), "frame_iou": _num(seq.frame_iou),
-                            "n_gt": len(seq.per_instance)}}
-    if max(int(g.max(initial=0)) for g in gt) > 1:  # binary masks get theirs in single_object
-        q["sequence"]["per_frame_iou"] = _per_frame_iou(labels, gt, seq)
-    else:
-        masks = [g > 0 for g in gt]
-        q["single_object"], q["davis"] = {}, {}
-        for rule in video.SELECTION_RULES:
-            s = video.single_object_scores(labels, masks, rule)
-            q["single_object"][rule] = {
-                "iou": _num(s.iou), "f1": _num(s.f1), "precision": _num(s.precision),
-                "recall": _num(s.recall), "per_frame_iou": [_num(v) for v in s.per_frame["iou"]],
-                "n_ids_used": int(len(np.unique(s.ids[s.ids > 0]))),
-            }
-            d = video.davis_scores(labels, masks, rule)
-            q["davis"][rule] = {
-                "J": {k: _num(v) for k, v in d.J.items()}, "F": {k: _num(v) for k, v in d.F.items()},
-                "JF": _num(d.JF),
-            }
-    if cloud is not None and scene.gt_points is not None and len(cloud):
-        pred = instance3d.transfer_labels(
-            cloud.points, cloud.labels, scene.gt_points, max_dist=_transfer_radius(cloud)
-        )
-        s3 = instance3d.instance_metrics(pred, scene.gt_point_labels)
-        q["instances_3d"] = {
-            "mean_iou": _num(s3.mean_iou), "ap": {str(k): _num(v) for k, v in s3.ap.items()},
-            "n_gt": s3.n_gt, "n_pred": s3.n_pred, "n_found": s3.found, "n_split": s3.split,
-            "n_merged": s3.merged,
-        }
-    return q
-
-
-def _per_frame_iou(labels: list[np.ndarray], gt: list[np.ndarray], seq) -> dict[str, list]:
-    """Per frame, the mean over ground-truth instances of the IoU of the chosen ID: the best
-    one in that frame (``frame``) or the sequence-level one (``sequence``)."""
-    from lift3d.metrics import video
-
-    conf = video.confusion(labels, gt)
-    iou = conf.iou()  # (F, P, G)
-    if conf.gt_ids.size < 2:
-        return {"frame": [None] * len(labels), "sequence": [None] * len(labels)}
-    by_frame = np.take_along_axis(iou, video.select_ids(conf, "frame")[:, None, :], 1)[:, 0, 1:]
-    pos = {int(p): k for k, p in enumerate(conf.pred_ids)}
-    cols = np.array([pos[seq.per_instance[int(g)][2]] for g in conf.gt_ids[1:]])
-    by_seq = iou[:, cols, np.arange(1, conf.gt_ids.size)]
-    return {"frame": [_num(v) for v in by_frame.mean(1)], "sequence": [_num(v) for v in by_seq.mean(1)]}
-
-
-def _transfer_radius(cloud) -> float:
-    extent = np.ptp(cloud.points, axis=0).max() if len(cloud) else 1.0
-    return float(0.02 * extent)
-
-
-def write_overlays(folder: Path, scene: Scene, labels: list[np.ndarray]) -> None:
-    """One overlay per frame, and ``strip.png``: a row of evenly spaced frames."""
-    from lift3d.overlay import overlay, strip
-
-    for frame, lab in zip(scene.frames, labels):
-        _write_png(folder / f"{frame.name}.png", overlay(frame.image, lab))
-    _write_png(folder / "strip.png", strip([f.image for f in scene.frames], labels, scene.names))
+    images = Lazy(len(scene), lambda t: scene.frames[t].image, keep=0)
+    _write_png(path, strip(images, labels, scene.names))
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
@@ -319,4 +257,3 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
 
     bgr = np.ascontiguousarray(rgb[..., ::-1])
     write_with(path, lambda tmp: cv2.imwrite(str(tmp), bgr))
-

@@ -23,13 +23,18 @@ every frame and resumed (:func:`save_state`, :func:`load_state`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from lift3d.geometry.voxels import scene_scale, voxel_keys
 from lift3d.segment.base import Segmenter, depth_kwargs
 from lift3d.types import Geometry
+
+__all__ = ["TrackConfig", "TrackState", "independent_labels", "load_state", "save_state",
+           "scene_scale", "start", "track_frame", "track_sequence", "voxel_keys"]
 
 
 @dataclass(frozen=True)
@@ -252,15 +257,6 @@ def _warped_mask(xy: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 # ----------------------------------------------------------------------------- 3D memory
 
 
-def voxel_keys(points: np.ndarray, voxel: float) -> np.ndarray:
-    """Sorted unique int64 keys of the voxels (size ``voxel``) holding ``points`` (N, 3)."""
-    if len(points) == 0:
-        return np.zeros(0, np.int64)
-    q = np.floor(points / voxel).astype(np.int64) + (1 << 20)
-    keys = (q[:, 0] << 42) | (q[:, 1] << 21) | q[:, 2]
-    return np.unique(keys)
-
-
 def update_memory(
     state: TrackState, labels: np.ndarray, points: np.ndarray, valid: np.ndarray, stride: int
 ) -> None:
@@ -296,17 +292,6 @@ def reidentify(
 # ----------------------------------------------------------------------------- steps
 
 
-def scene_scale(geometry: Geometry) -> float:
-    """Median distance from the camera of the first frame's valid points (0 if unknown)."""
-    if geometry.kind != "3d" or geometry.points is None:
-        return 0.0
-    for pts, valid, pose in zip(geometry.points, geometry.valid, geometry.cam_to_world):
-        if valid.any():
-            centre = np.zeros(3) if pose is None else pose[:3, 3]
-            return float(np.median(np.linalg.norm(pts[valid] - centre, axis=1)))
-    return 0.0
-
-
 def start(
     image: np.ndarray, geometry: Geometry, segmenter: Segmenter, cfg: TrackConfig
 ) -> tuple[np.ndarray, TrackState]:
@@ -315,7 +300,8 @@ def start(
     voxel = cfg.reid_voxel_rel * scene_scale(geometry) if cfg.reid else 0.0
     state = TrackState(frame=0, labels=labels, next_id=next_id, voxel=voxel)
     if voxel > 0:
-        update_memory(state, labels, geometry.points[0], geometry.valid[0], cfg.memory_stride)
+        pm = geometry[0]
+        update_memory(state, labels, pm.points, pm.valid, cfg.memory_stride)
     return labels, state
 
 
@@ -342,7 +328,8 @@ def track_frame(
         frame=t, labels=labels, next_id=next_id, memory=state.memory, voxel=state.voxel
     )
     if new_state.voxel > 0:
-        update_memory(new_state, labels, geometry.points[t], geometry.valid[t], cfg.memory_stride)
+        pm = geometry[t]
+        update_memory(new_state, labels, pm.points, pm.valid, cfg.memory_stride)
     return labels, scores, new_state
 
 
@@ -398,36 +385,45 @@ def _reseed(
 
 
 def track_sequence(
-    images: list[np.ndarray], geometry: Geometry, segmenter: Segmenter, cfg: TrackConfig,
-    state: TrackState | None = None, on_frame=None,
+    images: Sequence[np.ndarray], geometry: Geometry, segmenter: Segmenter, cfg: TrackConfig,
+    state: TrackState | None = None, on_frame=None, collect: bool = True,
 ) -> list[np.ndarray]:
     """Track over all frames (resuming after ``state.frame`` if a state is given).
 
-    ``on_frame(t, labels, scores, state)`` is called after each frame (for caching and
-    progress). Returns the ID maps of the frames processed by this call.
+    images: a sequence of (H, W, 3) uint8 (a lazy one is read one frame at a time; the
+    tracker holds only the last frame's labels and the ID memory). ``on_frame(t, labels,
+    scores, state)`` is called after each frame (for caching and progress). Returns the ID
+    maps of the frames processed by this call (an empty list when ``collect`` is False).
     """
     out = []
     if state is None or state.frame < 0:
         labels, state = start(images[0], geometry, segmenter, cfg)
-        out.append(labels)
+        if collect:
+            out.append(labels)
         if on_frame:
             on_frame(0, labels, {}, state)
     for t in range(state.frame + 1, len(images)):
         labels, scores, state = track_frame(state, t, images[t], geometry, segmenter, cfg)
-        out.append(labels)
+        if collect:
+            out.append(labels)
         if on_frame:
             on_frame(t, labels, scores, state)
     return out
 
 
 def independent_labels(
-    images: list[np.ndarray], segmenter: Segmenter, cfg: TrackConfig, on_frame=None
+    images: Sequence[np.ndarray], segmenter: Segmenter, cfg: TrackConfig, on_frame=None,
+    first: int = 0, collect: bool = True,
 ) -> list[np.ndarray]:
-    """The baseline: every frame labelled on its own (IDs restart at 1 in each frame)."""
+    """The baseline: every frame labelled on its own (IDs restart at 1 in each frame).
+
+    Frames ``first`` .. end; ``on_frame(t, labels, {}, None)`` after each.
+    """
     out = []
-    for t, image in enumerate(images):
-        labels, _ = init_labels(image, segmenter, cfg)
-        out.append(labels)
+    for t in range(first, len(images)):
+        labels, _ = init_labels(images[t], segmenter, cfg)
+        if collect:
+            out.append(labels)
         if on_frame:
             on_frame(t, labels, {}, None)
     return out

@@ -12,9 +12,11 @@ Conventions used everywhere in lift3d:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -45,7 +47,10 @@ class Frame:
 
 @dataclass
 class Scene:
-    """An ordered list of frames and where they came from.
+    """An ordered sequence of frames and where they came from.
+
+    frames: a list, or a :class:`LazyFrames` that reads each frame when it is asked for
+    (``load_scene(..., lazy=True)``), so a long scene is never in memory at once.
 
     source: the folder read; layout: the detected layout name (``scannet``, ``7scenes``,
     ``tum``, ``images``, ``davis``...).
@@ -53,10 +58,10 @@ class Scene:
     gt_points / gt_point_labels: optional ground-truth cloud (N, 3) float32 and (N,) int32.
     """
 
-    frames: list[Frame]
+    frames: Sequence[Frame]
     source: Path
     layout: str
-    gt_labels: list[np.ndarray] | None = None
+    gt_labels: Sequence[np.ndarray] | None = None
     gt_points: np.ndarray | None = None
     gt_point_labels: np.ndarray | None = None
 
@@ -65,7 +70,8 @@ class Scene:
 
     @property
     def names(self) -> list[str]:
-        return [f.name for f in self.frames]
+        names = getattr(self.frames, "names", None)
+        return list(names) if names is not None else [f.name for f in self.frames]
 
 
 @dataclass
@@ -86,38 +92,198 @@ class Matches:
 
 MatchFn = Callable[[int, int], Matches]
 
+T = TypeVar("T")
 
-@dataclass
-class Geometry:
-    """Per-frame world geometry, in one world frame shared by all frames.
 
-    points: list of (H, W, 3) float32 world points (metres for metric sources); for 2D-only
-        sources (optical flow) None.
-    conf: list of (H, W) float32 confidences (>= 0; comparable within one source).
-    valid: list of (H, W) bool, True where ``points`` is usable.
-    K: list of (3, 3) float64 intrinsics, or None per frame when unknown.
-    cam_to_world: list of (4, 4) float64 poses, or None per frame when unknown.
-    match_fn: returns dense :class:`Matches` between two frames. Backends set it; see
-        :meth:`matches`.
-    kind: ``"3d"`` when ``points`` are world points, ``"2d"`` for flow-only geometry.
+class Lazy(Sequence[T]):
+    """A sequence whose items are made on demand by ``make(i)``; the last ``keep`` are kept.
+
+    What streams between stages: frames read from disk when a stage asks, pointmaps computed
+    from a frame's depth when asked. Memory holds ``keep`` items, whatever the length.
     """
 
-    points: list[np.ndarray] | None
-    conf: list[np.ndarray]
-    valid: list[np.ndarray]
-    K: list[np.ndarray | None]
-    cam_to_world: list[np.ndarray | None]
-    match_fn: MatchFn | None = field(default=None, repr=False)
-    kind: str = "3d"
+    def __init__(self, n: int, make: Callable[[int], T], keep: int = 2) -> None:
+        self._n = int(n)
+        self._make = make
+        self._keep = max(0, int(keep))
+        self._recent: OrderedDict[int, T] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self.valid)
+        return self._n
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._n))]
+        i = int(i)
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(f"index {i} out of range for {self._n} items")
+        if i in self._recent:
+            self._recent.move_to_end(i)
+            return self._recent[i]
+        item = self._make(i)
+        if self._keep:
+            self._recent[i] = item
+            while len(self._recent) > self._keep:
+                self._recent.popitem(last=False)
+        return item
+
+
+class LazyFrames(Lazy[Frame]):
+    """The frames of a scene, read from disk when asked (``names`` known without reading)."""
+
+    def __init__(self, names: list[str], read: Callable[[int], Frame], keep: int = 2) -> None:
+        super().__init__(len(names), read, keep)
+        self.names = list(names)
+
+
+@dataclass
+class PointMaps:
+    """One frame's geometry, plain data (what a geometry backend produces per frame).
+
+    points: (H, W, 3) float32 world points (metres for metric sources), or None for 2D-only
+        geometry (optical flow).
+    conf: (H, W) float32 confidence (>= 0; comparable within one source).
+    valid: (H, W) bool, True where ``points`` is usable.
+    K: (3, 3) float64 intrinsics, or None when unknown.
+    cam_to_world: (4, 4) float64 pose (OpenCV axes), or None when unknown.
+    depth: (H, W) float32 camera z of the valid pixels (0 elsewhere), where the source has it
+        (rgbd: the cleaned sensor depth the matcher's occlusion test reads); else None.
+    """
+
+    points: np.ndarray | None
+    conf: np.ndarray
+    valid: np.ndarray
+    K: np.ndarray | None = None
+    cam_to_world: np.ndarray | None = None
+    depth: np.ndarray | None = None
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return int(self.valid.shape[0]), int(self.valid.shape[1])
+
+
+@runtime_checkable
+class Matcher(Protocol):
+    """Dense correspondences between two frames: a process object with an explicit cost.
+
+    cost: what one :meth:`matches` call costs, in words (``"reprojection"``: one projection
+        of a frame's points, no state; ``"optical flow"``: two DIS flows per frame step;
+        ``"network"``: a decoder pass per pair not yet inferred, read from the pair cache
+        otherwise). The expensive part runs in :meth:`prepare`, as SamPredictor embeds an
+        image once and is prompted many times.
+    """
+
+    cost: str
+
+    def prepare(self, pairs: list[tuple[int, int]]) -> None:
+        """Do the expensive work for these pairs ahead of :meth:`matches` (may do nothing)."""
+        ...
+
+    def matches(self, i: int, j: int) -> Matches:
+        """Dense :class:`Matches` from frame ``i`` to frame ``j``."""
+        ...
+
+
+class FunctionMatcher:
+    """A :class:`Matcher` around a plain function (tests, notebooks, in-memory geometry)."""
+
+    cost = "function"
+
+    def __init__(self, fn: MatchFn) -> None:
+        self.fn = fn
+
+    def prepare(self, pairs: list[tuple[int, int]]) -> None:
+        return None
+
+    def matches(self, i: int, j: int) -> Matches:
+        return self.fn(i, j)
+
+
+class _Column(Sequence):
+    """Read-only per-frame view of one PointMaps field (``geometry.points[t]``)."""
+
+    def __init__(self, geometry: Geometry, name: str) -> None:
+        self._g, self._name = geometry, name
+
+    def __len__(self) -> int:
+        return len(self._g)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        return getattr(self._g[i], self._name)
+
+
+class Geometry(Sequence[PointMaps]):
+    """A scene's geometry: per-frame :class:`PointMaps` (produced on demand) and a
+    :class:`Matcher` between frames, in one world frame shared by all frames.
+
+    ``geometry[t]`` is frame t's PointMaps; ``geometry.matches(i, j)`` asks the matcher.
+    ``points``, ``conf``, ``valid``, ``K``, ``cam_to_world`` are per-frame views of the same
+    data (``geometry.points[t] is geometry[t].points``; ``points`` is None for 2D geometry).
+    kind: ``"3d"`` when the pointmaps hold world points, ``"2d"`` for flow-only geometry.
+    ``Geometry(points=..., conf=..., valid=..., K=..., cam_to_world=..., match_fn=...)``
+    (keywords, lists per frame) is :meth:`from_arrays`.
+    """
+
+    def __init__(self, pointmaps: Sequence[PointMaps] | None = None,
+                 matcher: Matcher | None = None, kind: str = "3d", **arrays) -> None:
+        if pointmaps is None:  # Geometry(points=..., conf=..., valid=...): in-memory lists
+            g = Geometry.from_arrays(**arrays, kind=kind)
+            pointmaps, matcher = g.pointmaps, g.matcher if matcher is None else matcher
+        self.pointmaps = pointmaps
+        self.matcher = matcher
+        self.kind = kind
+
+    @classmethod
+    def from_arrays(
+        cls, points: list[np.ndarray] | None, conf: list[np.ndarray], valid: list[np.ndarray],
+        K: list | None = None, cam_to_world: list | None = None,
+        match_fn: MatchFn | Matcher | None = None, kind: str | None = None,
+    ) -> Geometry:
+        """In-memory geometry from per-frame lists (tests, notebooks)."""
+        n = len(valid)
+        K = K if K is not None else [None] * n
+        cam_to_world = cam_to_world if cam_to_world is not None else [None] * n
+        pms = [PointMaps(None if points is None else points[k], conf[k], valid[k], K[k],
+                         cam_to_world[k]) for k in range(n)]
+        matcher = match_fn if match_fn is None or isinstance(match_fn, Matcher) \
+            else FunctionMatcher(match_fn)
+        return cls(pms, matcher, kind or ("2d" if points is None else "3d"))
+
+    def __len__(self) -> int:
+        return len(self.pointmaps)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.pointmaps[i]
 
     def matches(self, i: int, j: int) -> Matches:
         """Dense correspondences from frame ``i`` to frame ``j``."""
-        if self.match_fn is None:
+        if self.matcher is None:
             raise NotImplementedError("this Geometry has no matcher")
-        return self.match_fn(i, j)
+        return self.matcher.matches(i, j)
+
+    @property
+    def points(self) -> Sequence[np.ndarray] | None:
+        return None if self.kind != "3d" else _Column(self, "points")
+
+    @property
+    def conf(self) -> Sequence[np.ndarray]:
+        return _Column(self, "conf")
+
+    @property
+    def valid(self) -> Sequence[np.ndarray]:
+        return _Column(self, "valid")
+
+    @property
+    def K(self) -> Sequence[np.ndarray | None]:
+        return _Column(self, "K")
+
+    @property
+    def cam_to_world(self) -> Sequence[np.ndarray | None]:
+        return _Column(self, "cam_to_world")
 
 
 @dataclass

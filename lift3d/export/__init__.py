@@ -2,15 +2,12 @@
 
 ``export(out_dir, fmt, dest)`` with ``fmt`` one of :data:`FORMATS`; each format is one module
 (``ply``, ``colmap``, ``gaussian_grouping``, ``nerfstudio``); camera conventions are converted
-in :mod:`lift3d.export.base`.
+in :mod:`lift3d.export.base`. The ``lift3d export`` command is in :mod:`lift3d.cli`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from lift3d.errors import InputError
 
@@ -39,26 +36,6 @@ def export(out_dir: str | Path, fmt: str, dest: str | Path) -> Path:
 
         return export_nerfstudio(out_dir, dest)
     raise InputError(f"unknown export format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}")
-
-
-def export_cmd(
-    out: Annotated[Path, typer.Argument(help="output folder of `lift3d segment`")],
-    to: Annotated[str, typer.Option("--to", help=f"format: {' | '.join(FORMATS)}")],
-    dest: Annotated[Path, typer.Option("-o", "--dest", help="folder (or .ply file) to write")],
-) -> None:
-    """Export a lift3d output folder to the layout a 3D pipeline trains from.
-
-    CLI shell of :func:`export` (``lift3d export OUT --to FORMAT -o DEST``); prints the result
-    and, for COLMAP layouts, a note when 3D Gaussian splatting would misplace the cameras.
-    """
-    path = export(out, to, dest)
-    print(f"lift3d export: wrote {to} to {path}")
-    if to in ("colmap", "gaussian-grouping"):
-        off = principal_point_offset(Path(out) / "cameras.json")
-        if off > 1.0:
-            print(f"lift3d export: note: principal points are up to {off:.1f} px off the image "
-                  "centre; 3D Gaussian splatting's loader assumes centred ones (gsplat and "
-                  "nerfstudio read cx, cy)")
 
 
 def principal_point_offset(cameras_json: Path) -> float:

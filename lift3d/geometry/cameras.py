@@ -1,19 +1,162 @@
-"""Small camera helpers shared by scene generators, tests and benchmarks."""
+"""Camera maths, one function per operation, every stage calls these (none keeps a copy).
+
+Conventions (lift3d/types.py): OpenCV camera axes (x right, y down, z forward); poses are
+camera-to-world (4, 4); pixel (x, y) is the integer index of a pixel and back-projects along
+``K^-1 [x, y, 1]`` (so integer coordinates are pixel centres); depth is metric z.
+OpenGL / nerfstudio / Blender cameras have y up and z backward: :data:`OPENCV_TO_OPENGL`.
+Quaternions: COLMAP's order (qw, qx, qy, qz) here; TUM's (qx, qy, qz, qw) with ``xyzw=True``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from lift3d.checks import check_shape
 
-def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
+OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
+"""Right-multiplying a camera-to-world pose by this flips its y and z axes (either way)."""
+
+
+def invert_pose(pose: np.ndarray) -> np.ndarray:
+    """Inverse of a rigid (4, 4) transform, exactly (R^T, -R^T t), float64.
+
+    camera-to-world <-> world-to-camera. For a similarity or a projective matrix use
+    ``np.linalg.inv``; this one assumes R is a rotation.
+    """
+    T = np.asarray(pose, np.float64)
+    check_shape("pose", T, (4, 4))
+    R, t = T[:3, :3], T[:3, 3]
+    out = np.eye(4)
+    out[:3, :3] = R.T
+    out[:3, 3] = -R.T @ t
+    return out
+
+
+def pixel_grid(h: int, w: int) -> np.ndarray:
+    """(H, W, 3) float32 homogeneous pixel coordinates ``[x, y, 1]`` of every pixel."""
+    pix = np.empty((h, w, 3), np.float32)
+    pix[..., 0] = np.arange(w, dtype=np.float32)[None, :]
+    pix[..., 1] = np.arange(h, dtype=np.float32)[:, None]
+    pix[..., 2] = 1.0
+    return pix
+
+
+def backproject(depth: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
+    """World points of every pixel of a depth map.
+
+    depth: (H, W) metres (z); K: (3, 3) intrinsics; cam_to_world: (4, 4) pose.
+    Returns (H, W, 3) float32 world points; pixel (x, y) lies along ``K^-1 [x, y, 1]``.
+    Where depth is 0 the point is the camera centre: use a validity mask.
+    """
+    check_shape("depth", depth, (None, None))
+    check_shape("K", K, (3, 3))
+    check_shape("cam_to_world", cam_to_world, (4, 4))
+    h, w = depth.shape
+    pose = np.asarray(cam_to_world, np.float64)
+    # Fold K^-1 and the rotation into one 3x3 so each pixel costs one small matmul.
+    rays_to_world = (pose[:3, :3] @ np.linalg.inv(np.asarray(K, np.float64))).astype(np.float32)
+    pts = pixel_grid(h, w).reshape(-1, 3) @ rays_to_world.T
+    pts *= np.asarray(depth, np.float32).reshape(-1, 1)
+    pts += pose[:3, 3].astype(np.float32)
+    return pts.reshape(h, w, 3)
+
+
+def project(
+    points: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Project world points into a camera given by its camera-to-world pose.
+
+    points: (N, 3) world coordinates; K: (3, 3); cam_to_world: (4, 4).
+    Returns uv (N, 2) float64 continuous pixel coordinates (x, y) in the convention where
+    integer values are pixel centres (``round(uv)`` is the pixel index), and z (N,) float64 the
+    depth in that camera. uv is inf/nan where z == 0 and junk where z < 0: check ``z > 0``.
+    """
+    check_shape("points", points, (None, 3))
+    check_shape("K", K, (3, 3))
+    check_shape("cam_to_world", cam_to_world, (4, 4))
+    world_to_cam = np.linalg.inv(np.asarray(cam_to_world, np.float64))
+    M = np.asarray(K, np.float64) @ world_to_cam[:3]  # (3, 4)
+    p = np.asarray(points, np.float64) @ M[:, :3].T + M[:, 3]
+    z = p[:, 2]  # K's last row is (0, 0, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uv = p[:, :2] / p[:, 2:3]
+    return uv, z
+
+
+def look_at(eye, target, up=(0.0, 0.0, 1.0), roll: float = 0.0) -> np.ndarray:
     """(4, 4) float64 camera-to-world pose, OpenCV axes (x right, y down, z forward), at
-    ``eye`` looking at ``target``; ``up`` is the world's up direction (default +z)."""
+    ``eye`` looking at ``target``; ``up`` is the world's up direction (default +z); the camera
+    is then rolled by ``roll`` radians about its viewing axis."""
     eye, target, up = (np.asarray(v, np.float64) for v in (eye, target, up))
     z = target - eye
     z /= np.linalg.norm(z)
     x = np.cross(z, up)
     x /= np.linalg.norm(x)
     y = np.cross(z, x)
+    if roll:
+        c, s = np.cos(roll), np.sin(roll)
+        x, y = c * x + s * y, -s * x + c * y
     pose = np.eye(4)
     pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = x, y, z, eye
     return pose
+
+
+def opencv_to_opengl_pose(cam_to_world: np.ndarray) -> np.ndarray:
+    """(4, 4) OpenCV camera-to-world -> OpenGL/nerfstudio camera-to-world (y, z negated)."""
+    return np.asarray(cam_to_world, np.float64) @ OPENCV_TO_OPENGL
+
+
+def opengl_to_opencv_pose(cam_to_world: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`opencv_to_opengl_pose` (the flip is its own inverse)."""
+    return np.asarray(cam_to_world, np.float64) @ OPENCV_TO_OPENGL
+
+
+def rotmat_to_quat(R: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation -> unit quaternion (qw, qx, qy, qz), qw >= 0 (COLMAP's order).
+
+    Shepperd's method: pick the largest of the four squared components to divide by, so the
+    result is accurate for every rotation (no division by a near-zero qw at 180 degrees).
+    """
+    R = np.asarray(R, np.float64)
+    tr = np.trace(R)
+    k = int(np.argmax([tr, R[0, 0], R[1, 1], R[2, 2]]))
+    if k == 0:
+        w = np.sqrt(1.0 + tr) / 2
+        q = [w, (R[2, 1] - R[1, 2]) / (4 * w), (R[0, 2] - R[2, 0]) / (4 * w),
+             (R[1, 0] - R[0, 1]) / (4 * w)]
+    elif k == 1:
+        x = np.sqrt(1.0 + 2 * R[0, 0] - tr) / 2
+        q = [(R[2, 1] - R[1, 2]) / (4 * x), x, (R[0, 1] + R[1, 0]) / (4 * x),
+             (R[0, 2] + R[2, 0]) / (4 * x)]
+    elif k == 2:
+        y = np.sqrt(1.0 + 2 * R[1, 1] - tr) / 2
+        q = [(R[0, 2] - R[2, 0]) / (4 * y), (R[0, 1] + R[1, 0]) / (4 * y), y,
+             (R[1, 2] + R[2, 1]) / (4 * y)]
+    else:
+        z = np.sqrt(1.0 + 2 * R[2, 2] - tr) / 2
+        q = [(R[1, 0] - R[0, 1]) / (4 * z), (R[0, 2] + R[2, 0]) / (4 * z),
+             (R[1, 2] + R[2, 1]) / (4 * z), z]
+    q = np.array(q)
+    q /= np.linalg.norm(q)
+    return -q if q[0] < 0 else q
+
+
+def quat_to_rotmat(q: np.ndarray, xyzw: bool = False) -> np.ndarray:
+    """Unit quaternion(s) -> rotation matrices.
+
+    q: (4,) or (M, 4), order (qw, qx, qy, qz), or (qx, qy, qz, qw) with ``xyzw`` (TUM's).
+    Normalised first. Returns (3, 3) or (M, 3, 3) float64.
+    """
+    q = np.asarray(q, np.float64)
+    one = q.ndim == 1
+    q = np.atleast_2d(q)
+    if xyzw:
+        q = q[:, [3, 0, 1, 2]]
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    w, x, y, z = q.T
+    R = np.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ], axis=1).reshape(-1, 3, 3)
+    return R[0] if one else R

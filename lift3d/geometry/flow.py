@@ -1,6 +1,6 @@
 """Geometry from optical flow: the 2D path for plain video ("flow" backend).
 
-No 3D: the Geometry has no points (``kind == "2d"``), every pixel is valid, and dense matches
+No 3D: the pointmaps have no points (``kind == "2d"``), every pixel is valid, and dense matches
 between frames come from OpenCV's DIS optical flow with a forward-backward check. A pixel p
 of frame i maps to q = p + F_ij(p); going back, q + F_ji(q) should land on p again. The
 distance e by which it misses gives the match confidence 1 / (1 + (e / tau)^2); matches that
@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
-from lift3d.types import Geometry, Matches, Scene
+from lift3d.types import Geometry, Lazy, Matches, PointMaps, Scene
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,67 @@ class FlowConfig:
 _PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}
 
 
+class FlowMatcher:
+    """Matches from DIS optical flow, forward-backward checked, chained over frame steps.
+
+    Grey frames are read from the scene when a flow needs them; the last ``cache_pairs``
+    flows are kept.
+    """
+
+    cost = "optical flow"
+    """Two DIS flows (forward and backward) per frame step between i and j, unless cached."""
+
+    def __init__(self, scene: Scene, cfg: FlowConfig) -> None:
+        import cv2
+
+        self.cfg = cfg
+        self.scene = scene
+        self._dis = cv2.DISOpticalFlow_create(_PRESETS[cfg.preset])
+        self._hw: tuple[int, int] | None = None
+        self._flow = lru_cache(maxsize=cfg.cache_pairs)(self._calc)
+        self._gray = lru_cache(maxsize=4)(self._read_gray)
+
+    def _read_gray(self, i: int) -> np.ndarray:
+        import cv2
+
+        from lift3d.errors import InputError
+
+        g = cv2.cvtColor(self.scene.frames[i].image, cv2.COLOR_RGB2GRAY)
+        if self._hw is None:
+            self._hw = g.shape
+        elif g.shape != self._hw:
+            raise InputError(
+                f"frames differ in size ({sorted({self._hw, g.shape})}); flow needs one size",
+                self.scene.source, "resize the frames to one resolution",
+            )
+        return g
+
+    def _calc(self, i: int, j: int) -> np.ndarray:
+        return self._dis.calc(self._gray(i), self._gray(j), None)
+
+    def prepare(self, pairs: list[tuple[int, int]]) -> None:
+        return None
+
+    def _step(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Forward-backward checked matches of every pixel of i in j (adjacent frames)."""
+        return checked_matches(self._flow(i, j), self._flow(j, i), self.cfg)
+
+    def matches(self, i: int, j: int) -> Matches:
+        if i == j:
+            raise ValueError("matches of a frame with itself")
+        d = 1 if j > i else -1
+        src, dst, conf = self._step(i, i + d)
+        h, w = self._hw
+        for k in range(i + d, j, d):  # chain further steps
+            s2, d2, c2 = self._step(k, k + d)
+            lut = np.full(h * w, -1, np.int64)
+            lut[s2[:, 1] * w + s2[:, 0]] = np.arange(len(s2))
+            nxt = lut[dst[:, 1] * w + dst[:, 0]]
+            ok = nxt >= 0
+            src, dst, conf = src[ok], d2[nxt[ok]], conf[ok] * c2[nxt[ok]]
+        return Matches(src.astype(np.int32), dst.astype(np.int32), conf.astype(np.float32))
+
+
 class FlowGeometry:
     """GeometrySource from DIS optical flow between consecutive frames."""
 
@@ -46,55 +108,20 @@ class FlowGeometry:
         base = cfg or FlowConfig()
         self.cfg = FlowConfig(**{**base.__dict__, **overrides})
 
-    def __call__(self, scene: Scene) -> Geometry:
-        import cv2
+    def __call__(self, scene: Scene, cache_dir: Path | None = None) -> Geometry:
+        """2D geometry: every pixel valid with confidence 1, frames' own K and pose (if any),
+        and a :class:`FlowMatcher`. Frames are read when a pointmap or a flow needs them."""
+        frames = scene.frames
+        matcher = FlowMatcher(scene, self.cfg)
 
-        from lift3d.errors import InputError
+        def pointmap(t: int) -> PointMaps:
+            f = frames[t]
+            matcher._gray(t)  # checks the frame's size against the others
+            hw = f.hw
+            return PointMaps(points=None, conf=np.ones(hw, np.float32), valid=np.ones(hw, bool),
+                             K=f.K, cam_to_world=f.cam_to_world)
 
-        grays = [cv2.cvtColor(f.image, cv2.COLOR_RGB2GRAY) for f in scene.frames]
-        shapes = {g.shape for g in grays}
-        if len(shapes) > 1:
-            raise InputError(
-                f"frames differ in size ({sorted(shapes)}); flow needs one size", scene.source,
-                "resize the frames to one resolution",
-            )
-        cfg = self.cfg
-        dis = cv2.DISOpticalFlow_create(_PRESETS[cfg.preset])
-
-        @lru_cache(maxsize=cfg.cache_pairs)
-        def flow(i: int, j: int) -> np.ndarray:
-            return dis.calc(grays[i], grays[j], None)
-
-        def step(i: int, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            """Forward-backward checked matches of every pixel of i in j (adjacent frames)."""
-            return checked_matches(flow(i, j), flow(j, i), cfg)
-
-        def match_fn(i: int, j: int) -> Matches:
-            if i == j:
-                raise ValueError("matches of a frame with itself")
-            d = 1 if j > i else -1
-            src, dst, conf = step(i, i + d)
-            for k in range(i + d, j, d):  # chain further steps
-                s2, d2, c2 = step(k, k + d)
-                h, w = grays[0].shape
-                lut = np.full(h * w, -1, np.int64)
-                lut[s2[:, 1] * w + s2[:, 0]] = np.arange(len(s2))
-                nxt = lut[dst[:, 1] * w + dst[:, 0]]
-                ok = nxt >= 0
-                src, dst, conf = src[ok], d2[nxt[ok]], conf[ok] * c2[nxt[ok]]
-            return Matches(src.astype(np.int32), dst.astype(np.int32), conf.astype(np.float32))
-
-        n = len(scene)
-        hw = grays[0].shape
-        return Geometry(
-            points=None,
-            conf=[np.ones(hw, np.float32) for _ in range(n)],
-            valid=[np.ones(hw, bool) for _ in range(n)],
-            K=[f.K for f in scene.frames],
-            cam_to_world=[f.cam_to_world for f in scene.frames],
-            match_fn=match_fn,
-            kind="2d",
-        )
+        return Geometry(Lazy(len(frames), pointmap, keep=2), matcher, kind="2d")
 
 
 def checked_matches(

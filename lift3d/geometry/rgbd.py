@@ -25,13 +25,18 @@ pixels between a foreground border and the background) and are dropped when ``dr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from lift3d.checks import check_shape
 from lift3d.errors import InputError, ShapeError
-from lift3d.types import Frame, Geometry, Matches, Scene
+from lift3d.geometry.cameras import backproject, project
+from lift3d.types import Frame, Geometry, Lazy, Matches, PointMaps, Scene
+
+__all__ = ["RGBDConfig", "RGBDGeometry", "ReprojectionMatcher", "backproject", "depth_validity",
+           "pointmaps_from_depth", "project", "reproject_matches"]
 
 
 @dataclass(frozen=True)
@@ -58,55 +63,6 @@ class RGBDConfig:
     """Depth test of matches: |z_proj - depth_j| <= depth_tol_rel * z_proj + depth_tol_abs."""
     depth_tol_abs: float = 0.02
     """Absolute part of the depth test (m): pose error and depth noise at short range."""
-
-
-def backproject(depth: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
-    """World points of every pixel of a depth map.
-
-    depth: (H, W) metres (z); K: (3, 3) intrinsics; cam_to_world: (4, 4) pose.
-    Returns (H, W, 3) float32 world points; pixel (x, y) lies along ``K^-1 [x, y, 1]``.
-    Where depth is 0 the point is the camera centre: use a validity mask.
-    """
-    check_shape("depth", depth, (None, None))
-    check_shape("K", K, (3, 3))
-    check_shape("cam_to_world", cam_to_world, (4, 4))
-    h, w = depth.shape
-    K = np.asarray(K, np.float64)
-    pose = np.asarray(cam_to_world, np.float64)
-    # Fold K^-1 and the rotation into one 3x3 so each pixel costs one small matmul.
-    rays_to_world = (pose[:3, :3] @ np.linalg.inv(K)).astype(np.float32)
-    xs = np.arange(w, dtype=np.float32)
-    ys = np.arange(h, dtype=np.float32)
-    pix = np.empty((h, w, 3), np.float32)
-    pix[..., 0] = xs[None, :]
-    pix[..., 1] = ys[:, None]
-    pix[..., 2] = 1.0
-    pts = pix.reshape(-1, 3) @ rays_to_world.T
-    pts *= np.asarray(depth, np.float32).reshape(-1, 1)
-    pts += pose[:3, 3].astype(np.float32)
-    return pts.reshape(h, w, 3)
-
-
-def project(
-    points: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Project world points into a camera.
-
-    points: (N, 3) world coordinates; K: (3, 3); cam_to_world: (4, 4).
-    Returns uv (N, 2) float64 continuous pixel coordinates (x, y) in the convention where
-    integer values are pixel centres (``round(uv)`` is the pixel index), and z (N,) float64 the
-    depth in that camera. uv is inf/nan where z == 0; check ``z > 0`` before using it.
-    """
-    check_shape("points", points, (None, 3))
-    check_shape("K", K, (3, 3))
-    check_shape("cam_to_world", cam_to_world, (4, 4))
-    world_to_cam = np.linalg.inv(np.asarray(cam_to_world, np.float64))
-    M = np.asarray(K, np.float64) @ world_to_cam[:3]  # (3, 4)
-    p = np.asarray(points, np.float64) @ M[:, :3].T + M[:, 3]
-    z = p[:, 2]  # K's last row is (0, 0, 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        uv = p[:, :2] / p[:, 2:3]
-    return uv, z
 
 
 def depth_validity(depth: np.ndarray, K: np.ndarray, cfg: RGBDConfig = RGBDConfig()):
@@ -196,41 +152,65 @@ def reproject_matches(
     )
 
 
+def pointmaps_from_depth(frame: Frame, cfg: RGBDConfig = RGBDConfig(),
+                         source: Path | None = None) -> PointMaps:
+    """One frame's PointMaps from its posed depth: world points, validity, confidence and the
+    cleaned depth (the matcher's occlusion test reads it)."""
+    d, K, pose = _posed_depth(frame, source)
+    v, c, z = depth_validity(d, K, cfg)
+    return PointMaps(points=backproject(z, K, pose), conf=c, valid=v, K=K, cam_to_world=pose,
+                     depth=z)
+
+
+class ReprojectionMatcher:
+    """Matches by reprojection with a depth test (:func:`reproject_matches`) between two
+    frames' PointMaps, read from ``pointmaps`` when asked."""
+
+    cost = "reprojection"
+    """One projection of frame i's valid points into frame j; no state, nothing to prepare."""
+
+    def __init__(self, pointmaps, cfg: RGBDConfig = RGBDConfig()) -> None:
+        self.pointmaps = pointmaps
+        self.cfg = cfg
+
+    def prepare(self, pairs: list[tuple[int, int]]) -> None:
+        return None
+
+    def matches(self, i: int, j: int) -> Matches:
+        a, b = self.pointmaps[i], self.pointmaps[j]
+        return reproject_matches(a.points, a.valid, b.depth, b.K, b.cam_to_world, b.valid,
+                                 self.cfg, a.conf, b.conf)
+
+
 class RGBDGeometry:
-    """Geometry source for posed RGB-D scenes: ``RGBDGeometry(cfg)(scene) -> Geometry``."""
+    """Geometry source for posed RGB-D scenes: ``RGBDGeometry(cfg)(scene) -> Geometry``.
+
+    Each frame's PointMaps is computed from its depth when a stage asks for it (the last
+    ``keep`` are kept), so memory does not grow with the number of frames.
+    """
 
     name = "rgbd"
+    keep = 3
+    """PointMaps kept in memory: the tracker's frames t-1 and t, and one spare."""
 
     def __init__(self, cfg: RGBDConfig = RGBDConfig(), **overrides):
         # build_geometry("rgbd", depth_tol_rel=0.03) passes config fields as keywords.
         self.cfg = RGBDConfig(**{**cfg.__dict__, **overrides}) if overrides else cfg
 
-    def __call__(self, scene: Scene) -> Geometry:
-        """World points, validity, confidence and a reprojection matcher for every frame."""
-        points, conf, valid, depth, Ks, poses = [], [], [], [], [], []
-        for frame in scene.frames:
-            d, K, pose = _posed_depth(frame, scene)
-            v, c, z = depth_validity(d, K, self.cfg)
-            points.append(backproject(z, K, pose))
-            valid.append(v)
-            conf.append(c)
-            depth.append(z)
-            Ks.append(K)
-            poses.append(pose)
-        cfg = self.cfg
-
-        def match_fn(i: int, j: int) -> Matches:
-            return reproject_matches(
-                points[i], valid[i], depth[j], Ks[j], poses[j], valid[j], cfg, conf[i], conf[j]
-            )
-
-        return Geometry(
-            points=points, conf=conf, valid=valid, K=Ks, cam_to_world=poses,
-            match_fn=match_fn, kind="3d",
-        )
+    def __call__(self, scene: Scene, cache_dir: Path | None = None) -> Geometry:
+        """Per-frame world points, validity and confidence (on demand) and a reprojection
+        matcher. Nothing is cached on disk: back-projection costs less than reading it."""
+        cfg, frames, source = self.cfg, scene.frames, scene.source
+        # Fail before any work: every frame when they are in memory, else the first one
+        # (a lazy scene's later frames are checked when read).
+        for f in frames if isinstance(frames, list) else frames[:1]:
+            _posed_depth(f, source)
+        pointmaps = Lazy(len(frames), lambda t: pointmaps_from_depth(frames[t], cfg, source),
+                         keep=self.keep)
+        return Geometry(pointmaps, ReprojectionMatcher(pointmaps, cfg), kind="3d")
 
 
-def _posed_depth(frame: Frame, scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _posed_depth(frame: Frame, source: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The frame's depth, K and pose, or an InputError naming the frame and the fix."""
     missing = [
         n for n, a in (("depth", frame.depth), ("K", frame.K), ("pose", frame.cam_to_world))
@@ -240,7 +220,7 @@ def _posed_depth(frame: Frame, scene: Scene) -> tuple[np.ndarray, np.ndarray, np
         raise InputError(
             f"frame {frame.name!r} has no {', '.join(missing)}; the rgbd geometry needs "
             "posed depth (depth, intrinsics and camera-to-world pose) for every frame",
-            path=scene.source,
+            path=source,
             fix="use --geometry flow or --geometry mast3r for scenes without posed depth",
         )
     depth = np.asarray(frame.depth)

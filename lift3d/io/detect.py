@@ -58,8 +58,13 @@ def detect_layout(path: str | Path) -> str:
     )
 
 
+LAZY_LAYOUTS = ("scannet", "7scenes", "tum", "images")
+"""Layouts whose reader can stream (``lazy=True``); DAVIS sequences are read whole."""
+
+
 def load_scene(path: str | Path, layout: str | None = None, stride: int = 1,
-               max_frames: int | None = None, progress: bool = False) -> Scene:
+               max_frames: int | None = None, progress: bool = False,
+               lazy: bool = False) -> Scene:
     """Read a scene folder into memory.
 
     path: the scene folder. layout: one of :data:`LAYOUTS`, or None to detect it.
@@ -68,10 +73,15 @@ def load_scene(path: str | Path, layout: str | None = None, stride: int = 1,
     frames follow lift3d's conventions (RGB uint8, depth float32 metres with 0 = invalid,
     K (3, 3) float64, camera-to-world (4, 4) float64 in OpenCV axes). Bad input raises a
     one-line :class:`InputError` naming the file.
+    lazy: frames (and ground-truth maps) are read when a stage asks for them
+    (:class:`~lift3d.types.LazyFrames`), so a long scene is never in memory at once; a bad
+    file then raises when its frame is read.
     """
     if layout is None:
         layout = detect_layout(path)
     elif layout not in _LOADERS:
         raise InputError(f"unknown layout {layout!r}", None,
                          f"choose one of {', '.join(LAYOUTS)}, or leave it out to detect it")
-    return _LOADERS[layout](path, stride=stride, max_frames=max_frames, progress=progress)
+    extra = {"lazy": True} if lazy and layout in LAZY_LAYOUTS else {}
+    return _LOADERS[layout](path, stride=stride, max_frames=max_frames, progress=progress,
+                            **extra)

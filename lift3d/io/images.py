@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lift3d.errors import InputError
 from lift3d.io.common import list_images, progress_bar, read_rgb, require_dir, select_frames
-from lift3d.types import Frame, Scene
+from lift3d.types import Frame, LazyFrames, Scene
 
 
 def image_files(path: Path) -> list[Path]:
@@ -28,7 +28,7 @@ def image_files(path: Path) -> list[Path]:
 
 
 def load_images(path: str | Path, stride: int = 1, max_frames: int | None = None,
-                progress: bool = False) -> Scene:
+                progress: bool = False, lazy: bool = False) -> Scene:
     """Load every ``stride``-th image of a folder (at most ``max_frames``) as a
     :class:`Scene` with layout ``"images"``: frames with (H, W, 3) uint8 RGB only."""
     root = require_dir(path)
@@ -36,9 +36,14 @@ def load_images(path: str | Path, stride: int = 1, max_frames: int | None = None
     if not files:
         raise InputError("no images (*.jpg, *.jpeg, *.png) in folder", root,
                          "point at a folder of images")
+    picked = select_frames(files, stride, max_frames)
+    if lazy:  # streamed: each frame read when a stage asks for it
+        frames = LazyFrames([f.stem for f in picked],
+                            lambda k: Frame(image=read_rgb(picked[k]), name=picked[k].stem,
+                                            path=picked[k]))
+        return Scene(frames=frames, source=root, layout="images")
     frames = [
         Frame(image=read_rgb(f), name=f.stem, path=f)
-        for f in progress_bar(select_frames(files, stride, max_frames), progress,
-                              f"reading {root.name}")
+        for f in progress_bar(picked, progress, f"reading {root.name}")
     ]
     return Scene(frames=frames, source=root, layout="images")

@@ -45,7 +45,7 @@ from lift3d.io.common import (
     resize_area,
     resize_nearest,
 )
-from lift3d.types import Frame, Scene
+from lift3d.types import Frame, Lazy, LazyFrames, Scene
 
 DEPTH_SCALE = 1000.0
 """Raw depth units per metre (ScanNet depth PNGs are millimetres)."""
@@ -88,7 +88,7 @@ def frame_indices(path: Path) -> list[tuple[int, Path]]:
 
 
 def load_scannet(path: str | Path, stride: int = 1, max_frames: int | None = None,
-                 progress: bool = False) -> Scene:
+                 progress: bool = False, lazy: bool = False) -> Scene:
     """Load a ScanNet-export scene (see the module docstring for the layout and rules).
 
     Frames are taken every ``stride``-th in index order, frames with an invalid (-inf/NaN)
@@ -126,16 +126,23 @@ def load_scannet(path: str | Path, stride: int = 1, max_frames: int | None = Non
 
     color_hw, depth_hw, K = _resolution_and_intrinsics(root, kept[0])
     instance_dir = next((root / d for d in INSTANCE_DIRS if (root / d).is_dir()), None)
-    frames, gt_labels = [], []
-    for idx, color_path in progress_bar(kept, progress, f"reading {root.name}"):
+    def read(k: int) -> Frame:
+        idx, color_path = kept[k]
         image, depth = _read_frame(root, idx, color_path, color_hw, depth_hw)
-        frames.append(Frame(image=image, name=str(idx), depth=depth, K=K.copy(),
-                            cam_to_world=poses[idx], path=color_path))
-        if instance_dir is not None:
-            gt_labels.append(_read_instance(instance_dir, idx, color_hw, depth_hw))
+        return Frame(image=image, name=str(idx), depth=depth, K=K.copy(),
+                     cam_to_world=poses[idx], path=color_path)
 
-    scene = Scene(frames=frames, source=root, layout="scannet",
-                  gt_labels=gt_labels if instance_dir is not None else None)
+    def read_gt(k: int) -> np.ndarray:
+        return _read_instance(instance_dir, kept[k][0], color_hw, depth_hw)
+
+    if lazy:  # streamed: each frame read when a stage asks for it (lift3d.types.LazyFrames)
+        frames = LazyFrames([str(idx) for idx, _ in kept], read)
+        gt_labels = Lazy(len(kept), read_gt) if instance_dir is not None else None
+    else:
+        frames = [read(k) for k in progress_bar(range(len(kept)), progress,
+                                                f"reading {root.name}", len(kept))]
+        gt_labels = [read_gt(k) for k in range(len(kept))] if instance_dir is not None else None
+    scene = Scene(frames=frames, source=root, layout="scannet", gt_labels=gt_labels)
     if (root / GT_CLOUD).is_file():
         from lift3d.io.outputs import read_ply
 

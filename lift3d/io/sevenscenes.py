@@ -33,7 +33,7 @@ from lift3d.io.common import (
     require_file,
     select_frames,
 )
-from lift3d.types import Frame, Scene
+from lift3d.types import Frame, LazyFrames, Scene
 
 DEPTH_SCALE = 1000.0
 """Raw depth units per metre (millimetres)."""
@@ -58,7 +58,7 @@ def frames_dir(path: Path) -> Path | None:
 
 
 def load_sevenscenes(path: str | Path, stride: int = 1, max_frames: int | None = None,
-                     progress: bool = False) -> Scene:
+                     progress: bool = False, lazy: bool = False) -> Scene:
     """Load a 7-Scenes sequence (layout in the module docstring) as a :class:`Scene` with
     layout ``"7scenes"``; frame names are ``frame-NNNNNN``; every ``stride``-th frame, at most
     ``max_frames``."""
@@ -69,9 +69,10 @@ def load_sevenscenes(path: str | Path, stride: int = 1, max_frames: int | None =
     colors = sorted((p for g in COLOR_GLOBS for p in fdir.glob(g)),
                     key=lambda p: natural_key(p.name))
     K = _intrinsics(fdir)
-    frames = []
-    for color_path in progress_bar(select_frames(colors, stride, max_frames), progress,
-                                   f"reading {root.name}"):
+    picked = select_frames(colors, stride, max_frames)
+
+    def read(k: int) -> Frame:
+        color_path = picked[k]
         name = color_path.name.split(".")[0]
         depth_path = require_file(fdir / f"{name}.depth.png", f"depth of {name}",
                                   "every frame needs its .depth.png")
@@ -81,8 +82,14 @@ def load_sevenscenes(path: str | Path, stride: int = 1, max_frames: int | None =
         if not np.isfinite(pose).all():
             raise InputError("pose holds NaN or inf", pose_path, "remove the frame")
         image, depth = read_rgbd(color_path, depth_path, DEPTH_SCALE, INVALID_DEPTH)
-        frames.append(Frame(image=image, name=name, depth=depth, K=K.copy(), cam_to_world=pose,
-                            path=color_path))
+        return Frame(image=image, name=name, depth=depth, K=K.copy(), cam_to_world=pose,
+                     path=color_path)
+
+    if lazy:  # streamed: each frame read when a stage asks for it
+        frames = LazyFrames([p.name.split(".")[0] for p in picked], read)
+    else:
+        frames = [read(k) for k in progress_bar(range(len(picked)), progress,
+                                                f"reading {root.name}", len(picked))]
     return Scene(frames=frames, source=root, layout="7scenes")
 
 

@@ -47,7 +47,7 @@ from lift3d.io.common import (
     require_file,
     select_frames,
 )
-from lift3d.types import Frame, Scene
+from lift3d.types import Frame, LazyFrames, Scene
 
 DEPTH_SCALE = 5000.0
 """Raw depth units per metre (TUM: 5000 = 1 m)."""
@@ -274,7 +274,7 @@ def default_intrinsics(root: Path) -> tuple[np.ndarray, str]:
 
 
 def load_tum(path: str | Path, stride: int = 1, max_frames: int | None = None,
-             progress: bool = False) -> Scene:
+             progress: bool = False, lazy: bool = False) -> Scene:
     """Load a TUM RGB-D sequence (layout and rules in the module docstring) as a
     :class:`Scene` with layout ``"tum"``. Frame names are the rgb file stems (timestamps).
     ``stride`` / ``max_frames`` apply to the associated frames."""
@@ -310,12 +310,17 @@ def load_tum(path: str | Path, stride: int = 1, max_frames: int | None = None,
             f"{v} {k}" for k, v in lost.items()), stacklevel=2)
 
     rows = select_frames(list(range(pair_i.size)), stride, max_frames)
-    frames = []
-    for k in progress_bar(rows, progress, f"reading {root.name}"):
+    def read(n: int) -> Frame:
+        k = rows[n]
         color_path = root / rgb_rows[pair_i[k]][0]
         depth_path = root / depth_rows[pair_j[k]][0]
         image, depth = read_rgbd(color_path, depth_path, DEPTH_SCALE)
-        frames.append(Frame(image=image, name=color_path.stem, depth=depth, K=K.copy(),
-                            cam_to_world=None if poses is None else poses[k].copy(),
-                            path=color_path))
+        return Frame(image=image, name=color_path.stem, depth=depth, K=K.copy(),
+                     cam_to_world=None if poses is None else poses[k].copy(), path=color_path)
+
+    if lazy:  # streamed: each frame read when a stage asks for it
+        frames = LazyFrames([Path(rgb_rows[pair_i[k]][0]).stem for k in rows], read)
+    else:
+        frames = [read(n) for n in progress_bar(range(len(rows)), progress,
+                                                f"reading {root.name}", len(rows))]
     return Scene(frames=frames, source=root, layout="tum")

@@ -115,20 +115,31 @@ def confusion(
                          "ground-truth frames; pass one of each per frame")
     if not pred:
         raise InputError("video metrics: no frames given")
-    gt = _as_maps("gt", gt)
-    pred = _as_maps("pred", pred, like=gt)
-    p_all = np.concatenate([p.ravel() for p in pred])
-    g_all = np.concatenate([g.ravel() for g in gt])
-    frame = np.repeat(np.arange(len(pred)), [p.size for p in pred])
-    if void_id is not None:
-        keep = g_all != void_id
-        p_all, g_all, frame = p_all[keep], g_all[keep], frame[keep]
+    # One frame at a time (lazy sequences are read once, never held): per frame the counts
+    # of its (pred, gt) pairs, then one dense tensor; equal to counting all pixels at once.
+    counts = []
+    for f in range(len(pred)):
+        g = _as_maps("gt", [gt[f]])[0]
+        p = _as_maps("pred", [pred[f]], like=[g])[0]
+        p, g = p.ravel().astype(np.int64), g.ravel().astype(np.int64)
+        if void_id is not None:
+            keep = g != void_id
+            p, g = p[keep], g[keep]
+        pv, p_i = dense_index(p)
+        gv, g_i = dense_index(g)
+        pair, n = np.unique(p_i * gv.size + g_i, return_counts=True)
+        counts.append((pv[pair // gv.size], gv[pair % gv.size], n))
+    p_all = np.concatenate([c[0] for c in counts])
+    g_all = np.concatenate([c[1] for c in counts])
+    n_all = np.concatenate([c[2] for c in counts])
+    frame = np.repeat(np.arange(len(pred)), [len(c[0]) for c in counts])
     # ID 0 is always among the IDs, so that index 0 is ID 0 (when IDs are >= 0)
     pred_ids, p_idx = dense_index(p_all, always=(0,))
     gt_ids, g_idx = dense_index(g_all, always=(0,))
     n_f, n_p, n_g = len(pred), pred_ids.size, gt_ids.size
     key = (frame * n_p + p_idx) * n_g + g_idx
-    inter = np.bincount(key, minlength=n_f * n_p * n_g).reshape(n_f, n_p, n_g)
+    inter = np.bincount(key, weights=n_all, minlength=n_f * n_p * n_g).astype(np.int64)
+    inter = inter.reshape(n_f, n_p, n_g)
     return Confusion(pred_ids, gt_ids, inter)
 
 
@@ -220,11 +231,12 @@ class SequenceIoU:
     per_instance: dict[int, tuple[float, float, int]]
 
 
-def sequence_iou(pred: list[np.ndarray], gt: list[np.ndarray]) -> SequenceIoU:
+def sequence_iou(pred: list[np.ndarray], gt: list[np.ndarray],
+                 conf: Confusion | None = None) -> SequenceIoU:
     """Sequence-level IoU (one predicted ID per ground-truth instance over all frames, pixels
     pooled over frames) beside the per-frame best-ID IoU. gt: per frame (H, W) int instance
-    maps, 0 = background (not an instance)."""
-    conf = confusion(pred, gt)
+    maps, 0 = background (not an instance). ``conf``: their confusion, if already counted."""
+    conf = confusion(pred, gt) if conf is None else conf
     inter = conf.inter.sum(axis=0).astype(np.float64)  # (P, G) pooled over frames
     union = conf.pred_area.sum(0)[:, None] + conf.gt_area.sum(0)[None, :] - inter
     pooled = np.where(union > 0, inter / np.maximum(union, 1), 0.0)

@@ -1,15 +1,11 @@
-"""export_cmd registered on a typer app the way lift3d/cli.py registers it, run with CliRunner."""
+"""`lift3d export` through the real CLI app (lift3d/cli.py), run with CliRunner."""
 
-import typer
 from typer.testing import CliRunner
 
-from lift3d.export import export_cmd
+from lift3d.cli import app
 
 
 def test_export_through_typer(synthetic_out, tmp_path):
-    app = typer.Typer()
-    app.command("export")(export_cmd)
-    app.command("noop")(lambda: None)
     dest = tmp_path / "gg"
     res = CliRunner().invoke(app, ["export", str(synthetic_out.root), "--to",
                                    "gaussian-grouping", "-o", str(dest)])

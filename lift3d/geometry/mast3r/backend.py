@@ -1,47 +1,28 @@
 """The ``mast3r`` geometry backend: pair inference, global alignment, original-resolution
-Geometry and lazily computed dense matches."""
+pointmaps on demand and a descriptor matcher; pair outputs and the alignment cached on disk."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from lift3d.errors import InputError, Lift3DError
-from lift3d.geometry.mast3r.inference import PairRunner, make_pairs
+from lift3d.geometry.mast3r.cache import Mast3rCache, net_fingerprint
+from lift3d.geometry.mast3r.config import Mast3rConfig
+from lift3d.geometry.mast3r.inference import PairResult, PairRunner, match_descriptors
 from lift3d.geometry.mast3r.model import Mast3rNet
 from lift3d.geometry.mast3r.preprocess import (
     ImagePrep,
     pixel_to_original,
+    plan,
     prepare_image,
     resample_to_original,
 )
-from lift3d.types import Geometry, Matches, Scene
-
-
-@dataclass(frozen=True)
-class Mast3rConfig:
-    """Settings of the MASt3R backend."""
-
-    long_side: int = 512  # network input long side (pixels); the released model's size
-    graph: str = "auto"  # pairs: complete | swin | chain | auto (complete up to complete_max)
-    window: int = 3  # swin: each frame is paired with the next `window` frames
-    complete_max: int = 8  # auto: all pairs up to this many frames, swin beyond
-    symmetrize: bool = True  # run each pair both ways, (i, j) and (j, i)
-    batch_size: int = 4  # pairs (and frames to encode) per forward pass
-    min_conf: float = 1.5  # points with aligned confidence below this are invalid (conf >= 1)
-    match_subsample: int = 8  # matching seeds on a grid of this step (network pixels)
-    match_conf_thr: float = 0.0  # drop matches whose smaller descriptor confidence is below
-    attention: str = "sdpa"  # sdpa (fused) | torch (plain reference)
-    progress: bool = True  # progress bar over the pairs (stderr)
-
-    def pairs(self, n: int) -> list[tuple[int, int]]:
-        graph = self.graph
-        if graph == "auto":
-            graph = "complete" if n <= self.complete_max else "swin"
-        return make_pairs(n, graph, self.window, self.symmetrize)
+from lift3d.types import Geometry, Lazy, Matches, PointMaps, Scene
 
 
 def _default_device() -> torch.device:
@@ -75,11 +56,21 @@ class Mast3rGeometry:
         if unknown:
             raise Lift3DError(f"unknown MASt3R settings {unknown}",
                               fix=f"choose among {sorted(known)}")
+        return cls.from_settings(Mast3rConfig(**cfg), checkpoint, device, model_args)
+
+    @classmethod
+    def from_settings(cls, cfg: Mast3rConfig, checkpoint: str | None = None,
+                      device: str | None = None, model_args: dict | None = None
+                      ) -> Mast3rGeometry:
+        """Load the released checkpoint (as :meth:`from_config`) with typed settings."""
         dev = torch.device(device) if device is not None else _default_device()
         net = Mast3rNet.from_pretrained(checkpoint, device=dev, **(model_args or {}))
-        return cls(net, Mast3rConfig(**cfg), dev)
+        return cls(net, cfg, dev)
 
-    def __call__(self, scene: Scene) -> Geometry:
+    def __call__(self, scene: Scene, cache_dir: Path | None = None) -> Geometry:
+        """Pair inference, global alignment and a matcher; with ``cache_dir`` every pair's
+        outputs and the alignment are kept there (:mod:`~lift3d.geometry.mast3r.cache`), so a
+        resumed run does no inference it has done before."""
         n = len(scene)
         if n < 2:
             raise InputError(f"MASt3R needs at least 2 frames, the scene has {n}", scene.source,
@@ -87,33 +78,81 @@ class Mast3rGeometry:
         from lift3d.geometry.mast3r.align import AlignConfig, global_align
 
         runner, preps = self.prepare(scene)
-        preds = runner.predict(self.cfg.pairs(n), progress=self.cfg.progress)
-        res = global_align(preds, n, AlignConfig())
-        return self.to_geometry(res, preps, runner)
+        cache = None
+        if cache_dir is not None:
+            cache = Mast3rCache(Path(cache_dir) / "mast3r", self.cache_key(scene, preps))
+        res = cache.load_alignment() if cache is not None else None
+        if res is None:
+            preds = self.infer(runner, self.cfg.pairs(n), cache)
+            res = global_align(preds, n, AlignConfig())
+            del preds
+            if cache is not None:
+                cache.save_alignment(res)
+        return self.to_geometry(res, preps, runner, cache)
+
+    def cache_key(self, scene: Scene, preps: list[ImagePrep]) -> dict:
+        """What the cached pairs and alignment depend on: frames, settings, the network."""
+        cfg = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k != "progress"}
+        return {"frames": scene.names, "sizes": [list(p.orig_hw) for p in preps],
+                "config": cfg, "net": net_fingerprint(self.net)}
+
+    def infer(self, runner: PairRunner, pairs: list[tuple[int, int]],
+              cache: Mast3rCache | None = None) -> list[PairResult]:
+        """Every pair's outputs, in the order of ``pairs``: read from ``cache`` where it has
+        them, else run (and written there as each batch finishes). The consecutive pairs
+        (i, i + 1), which the tracker matches, keep their descriptors in the cache."""
+        def consecutive(i: int, j: int) -> bool:
+            return cache is not None and j == i + 1
+
+        got = {p: cache.load_pair(*p) for p in pairs} if cache is not None else {}
+        todo = [p for p in pairs if got.get(p) is None]
+
+        def keep(r: PairResult) -> None:
+            if cache is not None:
+                cache.save_pair(r, with_desc=consecutive(r.i, r.j))
+            r.desc_i = r.desc_j = r.desc_conf_i = r.desc_conf_j = None  # memory: only pts
+
+        if todo:
+            for r in runner.predict(todo, with_desc=consecutive, progress=self.cfg.progress,
+                                    on_result=keep):
+                got[(r.i, r.j)] = r
+        return [got[p] for p in pairs]
 
     def prepare(self, scene: Scene) -> tuple[PairRunner, list[ImagePrep]]:
-        """Network inputs of every frame and a runner holding them."""
-        images, preps = [], []
-        for f in scene.frames:
-            img, prep = prepare_image(f.image, self.cfg.long_side)
-            images.append(img)
-            preps.append(prep)
-        return PairRunner(self.net, images, self.cfg.batch_size, self.device), preps
+        """A runner whose network inputs are made from each frame when it is first encoded,
+        and every frame's resize/crop plan."""
+        frames, long_side = scene.frames, self.cfg.long_side
+        preps = [plan(f.hw, long_side) for f in _each(frames)]
+        images = Lazy(len(frames), lambda k: prepare_image(frames[k].image, long_side)[0],
+                      keep=2 * max(1, self.cfg.batch_size))
+        return PairRunner(self.net, images, self.cfg.batch_size, self.device,
+                          [p.net_hw for p in preps]), preps
 
-    def to_geometry(self, res, preps: list[ImagePrep], runner: PairRunner) -> Geometry:
-        """Aligned network-resolution results -> Geometry at each frame's original size."""
-        points, conf, valid, Ks, poses = [], [], [], [], []
-        for k, prep in enumerate(preps):
+    def to_geometry(self, res, preps: list[ImagePrep], runner: PairRunner,
+                    cache: Mast3rCache | None = None) -> Geometry:
+        """Aligned network-resolution results -> Geometry whose PointMaps are resampled to
+        each frame's original size when asked."""
+        min_conf = self.cfg.min_conf
+
+        def pointmap(k: int) -> PointMaps:
+            prep = preps[k]
             pts, inside = resample_to_original(np.asarray(res.points[k], np.float32), prep)
             c, _ = resample_to_original(np.asarray(res.conf[k], np.float32), prep)
-            ok = inside & (c >= self.cfg.min_conf) & np.isfinite(pts).all(-1)
-            points.append(pts.astype(np.float32))
-            conf.append(c.astype(np.float32))
-            valid.append(ok)
-            Ks.append(original_K(float(res.focals[k]), np.asarray(res.pp[k], np.float64), prep))
-            poses.append(np.asarray(res.cam_to_world[k], np.float64))
-        return Geometry(points, conf, valid, Ks, poses,
-                        match_fn=make_match_fn(runner, preps, self.cfg))
+            ok = inside & (c >= min_conf) & np.isfinite(pts).all(-1)
+            return PointMaps(
+                points=pts.astype(np.float32), conf=c.astype(np.float32), valid=ok,
+                K=original_K(float(res.focals[k]), np.asarray(res.pp[k], np.float64), prep),
+                cam_to_world=np.asarray(res.cam_to_world[k], np.float64),
+            )
+
+        return Geometry(Lazy(len(preps), pointmap, keep=3),
+                        Mast3rMatcher(runner, preps, self.cfg, cache), kind="3d")
+
+
+def _each(frames):
+    """Iterate frames (a list or a lazy sequence) one at a time."""
+    for k in range(len(frames)):
+        yield frames[k]
 
 
 def original_K(focal: float, pp: np.ndarray, prep: ImagePrep) -> np.ndarray:
@@ -128,15 +167,52 @@ def original_K(focal: float, pp: np.ndarray, prep: ImagePrep) -> np.ndarray:
     ])
 
 
-def make_match_fn(runner: PairRunner, preps: list[ImagePrep], cfg: Mast3rConfig):
-    """match_fn(i, j) -> Matches in original pixels; each pair computed once, on request."""
-    cache: dict[tuple[int, int], Matches] = {}
+class Mast3rMatcher:
+    """Reciprocal-NN descriptor matches in original pixels.
 
-    def match_fn(i: int, j: int) -> Matches:
-        if (i, j) not in cache:
-            xy_i, xy_j, c = runner.match(i, j, cfg.match_subsample, cfg.match_conf_thr)
-            cache[(i, j)] = Matches(pixel_to_original(xy_i, preps[i]),
-                                    pixel_to_original(xy_j, preps[j]), c)
-        return cache[(i, j)]
+    Descriptors come from the pair cache (the consecutive pairs inferred with the alignment)
+    or, for a pair not cached, from one decoder pass, then written to the cache. The last
+    ``keep`` pairs' matches are kept in memory.
+    """
 
-    return match_fn
+    cost = "network"
+    """A decoder pass per pair whose descriptors are not cached; cached pairs cost one
+    nearest-neighbour search."""
+
+    keep = 8
+
+    def __init__(self, runner: PairRunner, preps: list[ImagePrep], cfg: Mast3rConfig,
+                 cache: Mast3rCache | None = None) -> None:
+        self.runner, self.preps, self.cfg, self.cache = runner, preps, cfg, cache
+        self._recent: OrderedDict[tuple[int, int], Matches] = OrderedDict()
+
+    def prepare(self, pairs: list[tuple[int, int]]) -> None:
+        """Infer (and cache) the descriptors of every pair not cached yet."""
+        for i, j in pairs:
+            self._descriptors(i, j)
+
+    def _descriptors(self, i: int, j: int) -> tuple[np.ndarray, ...]:
+        if self.cache is not None:
+            r = self.cache.load_pair(i, j, with_desc=True)
+            if r is not None:
+                return r.desc_i, r.desc_j, r.desc_conf_i, r.desc_conf_j
+        d = self.runner.descriptors(i, j)
+        if self.cache is not None:
+            r = self.cache.load_pair(i, j)
+            if r is not None:  # a pair of the graph: add its descriptors to its file
+                r.desc_i, r.desc_j, r.desc_conf_i, r.desc_conf_j = d
+                self.cache.add_desc(r)
+        return d
+
+    def matches(self, i: int, j: int) -> Matches:
+        if (i, j) in self._recent:
+            self._recent.move_to_end((i, j))
+            return self._recent[(i, j)]
+        xy_i, xy_j, c = match_descriptors(*self._descriptors(i, j), self.cfg.match_subsample,
+                                          self.cfg.match_conf_thr, self.runner.device)
+        m = Matches(pixel_to_original(xy_i, self.preps[i]),
+                    pixel_to_original(xy_j, self.preps[j]), c)
+        self._recent[(i, j)] = m
+        while len(self._recent) > self.keep:
+            self._recent.popitem(last=False)
+        return m

@@ -54,19 +54,24 @@ class PairResult(PairPrediction):
 class PairRunner:
     """Runs ``net`` on pairs of prepared images, encoding each frame once.
 
-    images: list of (3, h, w) float tensors in [-1, 1] (from ``prepare_image``).
+    images: sequence of (3, h, w) float tensors in [-1, 1] (from ``prepare_image``; a lazy
+    sequence makes each when first encoded). shapes: their (h, w), if known without them.
     """
 
     def __init__(self, net: Mast3rNet, images: list[torch.Tensor], batch_size: int = 4,
-                 device: str | torch.device | None = None):
+                 device: str | torch.device | None = None,
+                 shapes: list[tuple[int, int]] | None = None):
         self.net = net
         self.images = images
+        self.shapes = shapes  # network (h, w) per frame, when known without the images
         self.batch_size = max(1, int(batch_size))
         self.device = torch.device(device) if device is not None else next(
             net.parameters()).device
         self._enc: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _hw(self, i: int) -> tuple[int, int]:
+        if self.shapes is not None:
+            return tuple(self.shapes[i])
         return tuple(self.images[i].shape[-2:])
 
     @torch.inference_mode()
@@ -91,12 +96,16 @@ class PairRunner:
         p2 = torch.stack([self._enc[j][1] for j in jj])
         return self.net.forward_encoded(f1, p1, self._hw(ii[0]), f2, p2, self._hw(jj[0]))
 
-    def predict(self, pairs: list[tuple[int, int]], with_desc: bool = False,
-                progress: bool = False) -> list[PairResult]:
+    def predict(self, pairs: list[tuple[int, int]], with_desc=False,
+                progress: bool = False, on_result=None) -> list[PairResult]:
         """Run every pair (batched by shape); results in the order of ``pairs``.
 
-        progress: show a progress bar over the pairs (stderr).
+        with_desc: keep the descriptors (bool), or a predicate ``with_desc(i, j)`` saying for
+        which pairs. progress: show a progress bar over the pairs (stderr).
+        on_result: called with each PairResult as soon as its batch has run (the cache
+        writes it there, so a run killed half-way keeps the pairs it finished).
         """
+        keep_desc = with_desc if callable(with_desc) else (lambda i, j: bool(with_desc))
         from tqdm.auto import tqdm
 
         self.encode([i for p in pairs for i in p])
@@ -116,28 +125,44 @@ class PairRunner:
                         ii[b], jj[b], r1["pts3d"][b], r2["pts3d_in_other_view"][b],
                         r1["conf"][b], r2["conf"][b],
                         *((r1["desc"][b], r2["desc"][b], r1["desc_conf"][b], r2["desc_conf"][b])
-                          if with_desc else ()),
+                          if keep_desc(ii[b], jj[b]) else ()),
                     )
+                    if on_result is not None:
+                        on_result(out[k])
                 bar.update(len(chunk))
         return [out[k] for k in order]
 
     @torch.inference_mode()
+    def descriptors(self, i: int, j: int) -> tuple[np.ndarray, ...]:
+        """Pair (i, j)'s descriptors and their confidences, numpy float32: desc_i (H, W, D),
+        desc_j (H, W, D), desc_conf_i (H, W), desc_conf_j (H, W). One decoder pass."""
+        r1, r2 = self.forward([i], [j])
+        return tuple(t[0].float().cpu().numpy() for t in (r1["desc"], r2["desc"],
+                                                           r1["desc_conf"], r2["desc_conf"]))
+
     def match(self, i: int, j: int, subsample: int = 8, conf_thr: float = 0.0
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Reciprocal-NN matches of pair (i, j) at network resolution (computed on the
-        runner's device).
+        """Reciprocal-NN matches of pair (i, j) at network resolution (one decoder pass, then
+        :func:`match_descriptors` on the runner's device)."""
+        return match_descriptors(*self.descriptors(i, j), subsample, conf_thr, self.device)
 
-        Returns xy_i, xy_j (N, 2) int64 network pixels and conf (N,) float32 in [0, 1):
-        c / (1 + c) with c the smaller descriptor confidence of the two ends; matches with
-        c < ``conf_thr`` are dropped.
-        """
-        r1, r2 = self.forward([i], [j])
-        xy_i, xy_j = reciprocal_nns(r1["desc"][0].float(), r2["desc"][0].float(), subsample)
-        dc_i = r1["desc_conf"][0].float().cpu().numpy()
-        dc_j = r2["desc_conf"][0].float().cpu().numpy()
-        c = np.minimum(dc_i[xy_i[:, 1], xy_i[:, 0]], dc_j[xy_j[:, 1], xy_j[:, 0]])
-        keep = c >= conf_thr
-        return xy_i[keep], xy_j[keep], (c[keep] / (1.0 + c[keep])).astype(np.float32)
+
+@torch.inference_mode()
+def match_descriptors(desc_i: np.ndarray, desc_j: np.ndarray, dc_i: np.ndarray, dc_j: np.ndarray,
+                      subsample: int = 8, conf_thr: float = 0.0, device=None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reciprocal-NN matches between two frames' descriptors (H, W, D) with confidences (H, W).
+
+    Returns xy_i, xy_j (N, 2) int64 network pixels and conf (N,) float32 in [0, 1):
+    c / (1 + c) with c the smaller descriptor confidence of the two ends; matches with
+    c < ``conf_thr`` are dropped.
+    """
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    xy_i, xy_j = reciprocal_nns(torch.from_numpy(np.ascontiguousarray(desc_i)).to(dev),
+                                torch.from_numpy(np.ascontiguousarray(desc_j)).to(dev), subsample)
+    c = np.minimum(dc_i[xy_i[:, 1], xy_i[:, 0]], dc_j[xy_j[:, 1], xy_j[:, 0]])
+    keep = c >= conf_thr
+    return xy_i[keep], xy_j[keep], (c[keep] / (1.0 + c[keep])).astype(np.float32)
 
 
 def _group_by(items: list, key) -> list[list]:

@@ -125,12 +125,10 @@ def test_cli_style_construction_fails_clearly_when_offline(offline_cache):
     assert torch.get_default_device().type == "cpu"  # meta building leaves no global state
 
 
-def test_segment_an_image_folder_with_mast3r(tiny, tmp_path, shared):
-    """`lift3d segment images/ --geometry mast3r` end to end (tiny golden model): labels per
-    image, a fused cloud, cameras and H from the aligned pointmaps."""
-    import json
-
-    from lift3d.pipeline import SegmentConfig, run_segment
+def _tiny_run(tiny, tmp_path, shared):
+    """A folder of three small real photos and the run config of the tiny golden model."""
+    from lift3d.config import SegmentConfig
+    from lift3d.geometry.config import GeometryConfig
 
     images = shared("data", "multiview_unposed", "mipnerf360_kitchen_vggt", "images")
     folder = tmp_path / "images"
@@ -140,13 +138,74 @@ def test_segment_an_image_folder_with_mast3r(tiny, tmp_path, shared):
     ckpt = tmp_path / "tiny.pth"
     torch.save({"model": tiny.state_dict()}, ckpt)
     cfg = SegmentConfig(
-        geometry="mast3r", segmenter="classical",
-        geometry_args=dict(checkpoint=str(ckpt), device="cpu", model_args=TINY_ARGS,
-                           long_side=64, match_subsample=4),
+        geometry=GeometryConfig(
+            backend="mast3r", mast3r_checkpoint=str(ckpt), device="cpu",
+            mast3r_model_args=TINY_ARGS,
+            mast3r=Mast3rConfig(long_side=64, match_subsample=4, progress=False)),
+        segmenter="classical",
     )
+    return folder, cfg
+
+
+def test_segment_an_image_folder_with_mast3r(tiny, tmp_path, shared):
+    """`lift3d segment images/ --geometry mast3r` end to end (tiny golden model): labels per
+    image, a fused cloud, cameras and H from the aligned pointmaps."""
+    import json
+
+    from lift3d.pipeline import run_segment
+
+    folder, cfg = _tiny_run(tiny, tmp_path, shared)
     report = run_segment(folder, tmp_path / "out", cfg, progress=False)
     assert report["n_frames"] == 3 and report["cloud_points"] > 0
     assert len(list((tmp_path / "out" / "labels").glob("*.png"))) == 3
     cams = json.loads((tmp_path / "out" / "cameras.json").read_text())["frames"]
     assert all(c["K"] is not None and c["cam_to_world"] is not None for c in cams)
     assert report["consistency"]["eps"] > 0
+
+
+def test_resumed_mast3r_run_does_no_pair_inference(tiny, tmp_path, shared, monkeypatch):
+    """A run killed after its inference (here: its labels and tracker state removed, as if it
+    died while tracking) reruns without one decoder pass: the pair outputs, descriptors and
+    alignment come from OUT/cache/mast3r/, and the outputs are the same."""
+    import shutil
+
+    from lift3d.geometry.mast3r.model import Mast3rNet
+    from lift3d.io.outputs import read_label_png
+    from lift3d.pipeline import run_segment
+
+    calls = {"decoder": 0, "encoder": 0}
+    forward_encoded, encode = Mast3rNet.forward_encoded, Mast3rNet.encode
+
+    def counted_forward(self, *a, **k):
+        calls["decoder"] += 1
+        return forward_encoded(self, *a, **k)
+
+    def counted_encode(self, *a, **k):
+        calls["encoder"] += 1
+        return encode(self, *a, **k)
+
+    monkeypatch.setattr(Mast3rNet, "forward_encoded", counted_forward)
+    monkeypatch.setattr(Mast3rNet, "encode", counted_encode)
+    folder, cfg = _tiny_run(tiny, tmp_path, shared)
+    out = tmp_path / "out"
+    first = run_segment(folder, out, cfg, progress=False)
+    assert calls["decoder"] > 0 and calls["encoder"] > 0
+    cache = out / "cache" / "mast3r"
+    assert (cache / "align.npz").is_file() and len(list((cache / "pairs").glob("*.npz"))) == 6
+    labels = {p.name: read_label_png(p) for p in (out / "labels").glob("*.png")}
+    shutil.rmtree(out / "labels")
+    (out / "cache" / "track_state.npz").unlink()
+    calls.update(decoder=0, encoder=0)
+    again = run_segment(folder, out, cfg, progress=False)
+    assert calls == {"decoder": 0, "encoder": 0}
+    assert again["consistency"] == first["consistency"]
+    for name, lab in labels.items():
+        np.testing.assert_array_equal(read_label_png(out / "labels" / name), lab)
+    # other settings: the cache is stale, cleared and refilled
+    from dataclasses import replace
+
+    cfg2 = replace(cfg, geometry=replace(cfg.geometry, mast3r=replace(cfg.geometry.mast3r,
+                                                                      graph="chain")))
+    run_segment(folder, tmp_path / "out", cfg2, progress=False)
+    assert calls["decoder"] > 0
+    assert len(list((cache / "pairs").glob("*.npz"))) == 4

@@ -1,0 +1,122 @@
+"""One configuration tree for a `lift3d segment` run: every stage's frozen config, nested.
+
+::
+
+    SegmentConfig (alias RunConfig)
+    ├── geometry: GeometryConfig      lift3d/geometry/config.py (rgbd / flow / mast3r settings)
+    ├── segmenter: SegmenterConfig    here (which backend and its checkpoint / device)
+    ├── track: TrackConfig            lift3d/track.py
+    ├── associate: AssociateConfig    lift3d/associate/config.py (slot: None = stage off)
+    ├── fuse: FuseConfig              lift3d/fuse.py
+    └── metric: MetricConfig          lift3d/metrics/config.py (the radius of H lives there)
+
+The CLI (``lift3d segment``) mirrors it field by field. ``auto`` choices are made in one
+place: :func:`resolve_segmenter` and :func:`resolve_geometry`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from lift3d.fuse import FuseConfig
+from lift3d.geometry.config import GeometryConfig
+from lift3d.metrics.config import MetricConfig
+from lift3d.track import TrackConfig
+
+RGBD_LAYOUTS = ("scannet", "7scenes", "tum")
+"""Layouts with posed depth: ``auto`` geometry is rgbd there, flow elsewhere."""
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """Which segmenter, and what it loads (CLI: ``--segmenter``, ``--sam-checkpoint``,
+    ``--sam-model-type``, ``--device``)."""
+
+    name: str = "auto"
+    """sam, classical, or auto (:func:`resolve_segmenter`)."""
+    sam_checkpoint: str | None = None
+    """SAM checkpoint file; None: $LIFT3D_SAM_CHECKPOINT, then the user cache."""
+    sam_model_type: str | None = None
+    """vit_h | vit_l | vit_b; None: read from the checkpoint."""
+    device: str | None = None
+    """cuda | mps | cpu; None = best available."""
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Everything `lift3d segment` does, with its defaults.
+
+    ``SegmentConfig(geometry="flow", segmenter="classical")`` is accepted: a backend name
+    becomes that stage's config with its defaults.
+    """
+
+    geometry: GeometryConfig = field(default_factory=GeometryConfig)
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    mode: str = "tracked"
+    """tracked (the method) or independent (baseline: each frame on its own)."""
+    stride: int = 1
+    """Use every stride-th frame."""
+    max_frames: int | None = None
+    """Use at most this many frames (after stride)."""
+    track: TrackConfig = field(default_factory=TrackConfig)
+    associate: Any = None
+    """Slot of the association stage's ``AssociateConfig`` (lift3d/associate/config.py);
+    None = no association (the paper's method as written)."""
+    fuse: FuseConfig = field(default_factory=FuseConfig)
+    metric: MetricConfig = field(default_factory=MetricConfig)
+    overlays: bool = True
+    """Write overlay pictures of the IDs on the frames."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.geometry, str):
+            object.__setattr__(self, "geometry", GeometryConfig(backend=self.geometry))
+        if isinstance(self.segmenter, str):
+            object.__setattr__(self, "segmenter", SegmenterConfig(name=self.segmenter))
+
+    def to_json(self) -> dict:
+        """The tree as JSON-ready nested dicts (report.json, the run fingerprint)."""
+        import json
+
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+
+RunConfig = SegmentConfig
+
+
+def resolve_segmenter(cfg: SegmenterConfig) -> str:
+    """The segmenter a config names: ``auto`` is sam when a SAM checkpoint is given or found on
+    this machine (and segment-anything is installed), else classical.
+
+    Decides by looking for the file only; a checkpoint that is found but damaged still raises
+    its CheckpointError when loaded rather than silently falling back to another model.
+    """
+    if cfg.name != "auto":
+        return cfg.name
+    if cfg.sam_checkpoint is not None:
+        return "sam"
+    from lift3d.info import default_segmenter
+
+    return default_segmenter(None)
+
+
+def resolve_geometry(backend: str, layout: str) -> str:
+    """The geometry backend for a scene layout: ``auto`` is rgbd for posed RGB-D layouts,
+    flow for videos and image folders."""
+    if backend != "auto":
+        return backend
+    return "rgbd" if layout in RGBD_LAYOUTS else "flow"
+
+
+def build_segmenter(cfg: SegmenterConfig):
+    """The configured segmenter (``auto`` resolved by :func:`resolve_segmenter`)."""
+    from lift3d.segment import build_segmenter as build
+
+    name = resolve_segmenter(cfg)
+    if name != "sam":
+        return build(name)
+    kwargs = {k: v for k, v in (("checkpoint", cfg.sam_checkpoint),
+                                ("model_type", cfg.sam_model_type), ("device", cfg.device))
+              if v is not None}
+    return build("sam", **kwargs)
