@@ -54,11 +54,23 @@ def unpack_keys(keys: np.ndarray) -> np.ndarray:
     return q - KEY_OFFSET
 
 
+_HASH = np.array([0x9E3779B97F4A7C15 - (1 << 64), 0xC2B2AE3D27D4EB4F - (1 << 64), 1], np.int64)
+
+
 def voxel_keys(points: np.ndarray, voxel: float) -> np.ndarray:
-    """Sorted unique int64 keys of the voxels (size ``voxel``) holding ``points`` (N, 3)."""
+    """Sorted unique int64 keys of the voxels (size ``voxel``) holding ``points`` (N, 3).
+
+    Within the packing's range these are :func:`pack_keys`; beyond it (an alignment gone
+    wrong, random-weight networks) a wrapping int64 hash of the three indices, so equal voxels
+    still have equal keys (what the tracker's memory compares) and a collision of two voxels
+    has probability ~N^2 / 2^64."""
     if len(points) == 0:
         return np.zeros(0, np.int64)
-    return np.unique(pack_keys(voxel_index(points, voxel)))
+    q = voxel_index(points, voxel)
+    if in_key_range(q):
+        return np.unique(pack_keys(q))
+    with np.errstate(over="ignore"):
+        return np.unique((q * _HASH).sum(axis=1))
 
 
 def frame_scale(points: np.ndarray, valid: np.ndarray, cam_to_world: np.ndarray | None) -> float:

@@ -92,14 +92,15 @@ class Confusion:
         return iou
 
 
-def _as_maps(name: str, maps, like=None) -> list[np.ndarray]:
+def _as_maps(name: str, maps, like=None, first: int = 0) -> list[np.ndarray]:
+    """``maps`` as integer arrays, checked; errors name ``name[first + i]``."""
     out = []
     for i, m in enumerate(maps):
         m = np.asarray(m)
         if m.dtype == bool:
             m = m.astype(np.int32)
         shape = (None, None) if like is None else like[i].shape
-        check_shape(f"{name}[{i}]", m, shape, np.integer)
+        check_shape(f"{name}[{first + i}]", m, shape, np.integer)
         out.append(m)
     return out
 
@@ -119,8 +120,8 @@ def confusion(
     # of its (pred, gt) pairs, then one dense tensor; equal to counting all pixels at once.
     counts = []
     for f in range(len(pred)):
-        g = _as_maps("gt", [gt[f]])[0]
-        p = _as_maps("pred", [pred[f]], like=[g])[0]
+        g = _as_maps("gt", [gt[f]], first=f)[0]
+        p = _as_maps("pred", [pred[f]], like=[g], first=f)[0]
         p, g = p.ravel().astype(np.int64), g.ravel().astype(np.int64)
         if void_id is not None:
             keep = g != void_id

@@ -21,7 +21,8 @@ def test_colmap_round_trip(synthetic_out, tmp_path):
 
 
 def test_export_cmd_notes_off_centre_principal_points(synthetic_out, tmp_path, capsys):
-    from lift3d.export import export_cmd, principal_point_offset
+    from lift3d.cli import export_cmd  # the command lives with the CLI (the core has no typer)
+    from lift3d.export import principal_point_offset
 
     # synthetic K: cx = 81.3 in a 160-wide image (centre 79.5), cy = 58.7 (centre 59.5)
     assert abs(principal_point_offset(synthetic_out.root / "cameras.json")
