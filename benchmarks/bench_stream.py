@@ -93,7 +93,7 @@ def main() -> None:
     for n, spf, sfp, ms, secs, pt, p in rows:
         print(f"| {n} | {spf:.3f} | {sfp:.3f} | {ms:.1f} | {secs:.0f} | {pt:.0f} | {p:.0f} |")
     base = rows[0]
-    for n, spf, sfp, ms, secs, pt, p in rows[1:]:
+    for n, _spf, sfp, _ms, _secs, pt, p in rows[1:]:
         print(f"\n{n} vs {base[0]} frames: peak RSS x{p / base[6]:.2f} (before metric "
               f"x{pt / base[5]:.2f}), track+fuse s/frame x{sfp / base[2]:.2f}")
 

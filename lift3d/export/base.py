@@ -30,8 +30,6 @@ from lift3d.types import LabelledCloud
 PIXEL_CENTRE_SHIFT = 0.5
 """Add to a lift3d principal point (pixel-index convention) to get COLMAP's / nerfstudio's."""
 
-OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
-"""Right-multiply an OpenCV camera-to-world pose by this to get the OpenGL one (and back)."""
 
 
 @dataclass
@@ -152,26 +150,6 @@ def rigid_pose(cam_to_world: np.ndarray) -> np.ndarray:
     return T
 
 
-def world_to_camera(cam_to_world: np.ndarray) -> np.ndarray:
-    """Invert a rigid (4, 4) camera-to-world pose exactly (R^T, -R^T t), float64."""
-    T = np.asarray(cam_to_world, np.float64)
-    R, t = T[:3, :3], T[:3, 3]
-    out = np.eye(4)
-    out[:3, :3] = R.T
-    out[:3, 3] = -R.T @ t
-    return out
-
-
-def opencv_to_opengl_pose(cam_to_world: np.ndarray) -> np.ndarray:
-    """(4, 4) OpenCV camera-to-world -> OpenGL/nerfstudio camera-to-world (y, z negated)."""
-    return np.asarray(cam_to_world, np.float64) @ OPENCV_TO_OPENGL
-
-
-def opengl_to_opencv_pose(cam_to_world: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`opencv_to_opengl_pose` (the flip is its own inverse)."""
-    return np.asarray(cam_to_world, np.float64) @ OPENCV_TO_OPENGL
-
-
 def pinhole_params(K: np.ndarray) -> tuple[float, float, float, float]:
     """lift3d K (pixel-index convention) -> (fx, fy, cx, cy) with pixel centres at +0.5."""
     K = np.asarray(K, np.float64)
@@ -179,55 +157,3 @@ def pinhole_params(K: np.ndarray) -> tuple[float, float, float, float]:
         raise InputError(f"camera has skew {K[0, 1]}; PINHOLE cameras cannot express it")
     return (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]) + PIXEL_CENTRE_SHIFT,
             float(K[1, 2]) + PIXEL_CENTRE_SHIFT)
-
-
-def rotmat_to_qvec(R: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation -> unit quaternion (qw, qx, qy, qz), qw >= 0 (COLMAP's order).
-
-    Shepperd's method: pick the largest of the four squared components to divide by, so the
-    result is accurate for every rotation (no division by a near-zero qw at 180 degrees).
-    """
-    R = np.asarray(R, np.float64)
-    tr = np.trace(R)
-    cands = np.array([tr, R[0, 0], R[1, 1], R[2, 2]])
-    k = int(np.argmax(cands))
-    if k == 0:
-        w = np.sqrt(1.0 + tr) / 2
-        q = [w, (R[2, 1] - R[1, 2]) / (4 * w), (R[0, 2] - R[2, 0]) / (4 * w),
-             (R[1, 0] - R[0, 1]) / (4 * w)]
-    elif k == 1:
-        x = np.sqrt(1.0 + 2 * R[0, 0] - tr) / 2
-        q = [(R[2, 1] - R[1, 2]) / (4 * x), x, (R[0, 1] + R[1, 0]) / (4 * x),
-             (R[0, 2] + R[2, 0]) / (4 * x)]
-    elif k == 2:
-        y = np.sqrt(1.0 + 2 * R[1, 1] - tr) / 2
-        q = [(R[0, 2] - R[2, 0]) / (4 * y), (R[0, 1] + R[1, 0]) / (4 * y), y,
-             (R[1, 2] + R[2, 1]) / (4 * y)]
-    else:
-        z = np.sqrt(1.0 + 2 * R[2, 2] - tr) / 2
-        q = [(R[1, 0] - R[0, 1]) / (4 * z), (R[0, 2] + R[2, 0]) / (4 * z),
-             (R[1, 2] + R[2, 1]) / (4 * z), z]
-    q = np.array(q)
-    q /= np.linalg.norm(q)
-    return -q if q[0] < 0 else q
-
-
-def qvec_to_rotmat(q: np.ndarray) -> np.ndarray:
-    """Unit quaternion (qw, qx, qy, qz) -> (3, 3) rotation (COLMAP's convention)."""
-    w, x, y, z = np.asarray(q, np.float64) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
-
-
-def project(points: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray) -> tuple[
-        np.ndarray, np.ndarray]:
-    """Project (N, 3) world points; returns ((N, 2) float64 pixel coords in K's convention,
-    (N,) float64 camera z). Points behind the camera get z <= 0 (their coords are junk)."""
-    P = np.asarray(points, np.float64) @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
-    q = P @ np.asarray(K, np.float64).T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        uv = q[:, :2] / q[:, 2:3]
-    return uv, P[:, 2]

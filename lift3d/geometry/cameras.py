@@ -83,6 +83,19 @@ def project(
     return uv, z
 
 
+def project_world_to_cam(points: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`project` for a camera given by its world-to-camera pose (what COLMAP stores):
+    ((N, 2) float64 pixel coordinates in K's convention, (N,) float64 camera z). Points behind
+    the camera get z <= 0 (their coordinates are junk)."""
+    w2c = np.asarray(world_to_cam, np.float64)
+    P = np.asarray(points, np.float64) @ w2c[:3, :3].T + w2c[:3, 3]
+    q = P @ np.asarray(K, np.float64).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uv = q[:, :2] / q[:, 2:3]
+    return uv, P[:, 2]
+
+
 def look_at(eye, target, up=(0.0, 0.0, 1.0), roll: float = 0.0) -> np.ndarray:
     """(4, 4) float64 camera-to-world pose, OpenCV axes (x right, y down, z forward), at
     ``eye`` looking at ``target``; ``up`` is the world's up direction (default +z); the camera
