@@ -50,6 +50,9 @@ def segment(
     geometry: str = typer.Option("rgbd", help="rgbd | flow | mast3r"),
     segmenter: str = typer.Option("auto", help="auto | sam | classical (auto: sam if a checkpoint exists)."),
     baseline: str = typer.Option("tracked", help="tracked (the method) | independent (each frame alone)."),
+    associate: str = typer.Option(
+        "off", help="Merge tracked IDs that are one object: auto (3d on 3D geometry, tracklets on "
+        "flow) | 3d | tracklets | off (the paper's method as written)."),
     stride: int = typer.Option(1, min=1, help="Use every n-th frame."),
     max_frames: int | None = typer.Option(None, min=1, help="Use at most this many frames."),
     eps: float | None = typer.Option(None, help="Radius of H(I,M), scene units (pixels for flow)."),
@@ -64,7 +67,7 @@ def segment(
     from lift3d.pipeline import run_segment
 
     cfg = _segment_config(geometry, segmenter, baseline, stride, max_frames, eps, sam_checkpoint,
-                          sam_model_type, mast3r_checkpoint, device)
+                          sam_model_type, mast3r_checkpoint, device, associate)
     report = run_segment(scene_dir, out, cfg, progress=not quiet, fresh=fresh)
     _print_summary(report, out)
 
@@ -72,9 +75,10 @@ def segment(
 def _segment_config(
     geometry: str, segmenter: str, baseline: str, stride: int, max_frames: int | None,
     eps: float | None, sam_checkpoint: Path | None, sam_model_type: str | None,
-    mast3r_checkpoint: Path | None, device: str | None,
+    mast3r_checkpoint: Path | None, device: str | None, associate: str = "off",
 ):
     """The SegmentConfig of `segment`'s options (`batch` takes the same ones)."""
+    from lift3d.associate import AssociateConfig
     from lift3d.config import SegmentConfig, SegmenterConfig
     from lift3d.geometry.config import GeometryConfig
     from lift3d.metrics.config import MetricConfig
@@ -87,6 +91,7 @@ def _segment_config(
             name=segmenter, device=device, sam_model_type=sam_model_type,
             sam_checkpoint=None if sam_checkpoint is None else str(sam_checkpoint)),
         mode=baseline, stride=stride, max_frames=max_frames, metric=MetricConfig(eps=eps),
+        associate=AssociateConfig(method=associate),
     )
     return cfg
 
@@ -119,6 +124,8 @@ def batch(
     geometry: str = typer.Option("rgbd", help="rgbd | flow | mast3r"),
     segmenter: str = typer.Option("auto", help="auto | sam | classical (auto: sam if a checkpoint exists)."),
     baseline: str = typer.Option("tracked", help="tracked (the method) | independent (each frame alone)."),
+    associate: str = typer.Option(
+        "off", help="Merge tracked IDs that are one object: auto | 3d | tracklets | off (see segment)."),
     stride: int = typer.Option(1, min=1, help="Use every n-th frame."),
     max_frames: int | None = typer.Option(None, min=1, help="Use at most this many frames."),
     eps: float | None = typer.Option(None, help="Radius of H(I,M), scene units (pixels for flow)."),
@@ -133,7 +140,7 @@ def batch(
     from lift3d.batch import BatchConfig, exit_code, run_batch
 
     cfg = _segment_config(geometry, segmenter, baseline, stride, max_frames, eps, sam_checkpoint,
-                          sam_model_type, mast3r_checkpoint, device)
+                          sam_model_type, mast3r_checkpoint, device, associate)
     opts = BatchConfig(address=address, cpus_per_scene=cpus_per_scene, gpus_per_scene=gpus_per_scene,
                        max_retries=max_retries, fresh=fresh, progress=not quiet)
     summary = run_batch(scenes, out, cfg, opts)

@@ -6,7 +6,7 @@
     ├── geometry: GeometryConfig      lift3d/geometry/config.py (rgbd / flow / mast3r settings)
     ├── segmenter: SegmenterConfig    here (which backend and its checkpoint / device)
     ├── track: TrackConfig            lift3d/track.py
-    ├── associate: AssociateConfig    lift3d/associate/config.py (slot: None = stage off)
+    ├── associate: AssociateConfig    lift3d/associate/config.py (method off = the paper)
     ├── fuse: FuseConfig              lift3d/fuse.py
     └── metric: MetricConfig          lift3d/metrics/config.py (the radius of H lives there)
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
+from lift3d.associate.config import AssociateConfig
 from lift3d.fuse import FuseConfig
 from lift3d.geometry.config import GeometryConfig
 from lift3d.metrics.config import MetricConfig
@@ -61,9 +61,9 @@ class SegmentConfig:
     max_frames: int | None = None
     """Use at most this many frames (after stride)."""
     track: TrackConfig = field(default_factory=TrackConfig)
-    associate: Any = None
-    """Slot of the association stage's ``AssociateConfig`` (lift3d/associate/config.py);
-    None = no association (the paper's method as written)."""
+    associate: AssociateConfig = field(default_factory=lambda: AssociateConfig(method="off"))
+    """The association stage (lift3d/associate/config.py): merges tracked IDs that are one
+    object; ``method="off"`` is the paper's method as written."""
     fuse: FuseConfig = field(default_factory=FuseConfig)
     metric: MetricConfig = field(default_factory=MetricConfig)
     overlays: bool = True
@@ -74,6 +74,8 @@ class SegmentConfig:
             object.__setattr__(self, "geometry", GeometryConfig(backend=self.geometry))
         if isinstance(self.segmenter, str):
             object.__setattr__(self, "segmenter", SegmenterConfig(name=self.segmenter))
+        if isinstance(self.associate, str):
+            object.__setattr__(self, "associate", AssociateConfig(method=self.associate))
 
     def to_json(self) -> dict:
         """The tree as JSON-ready nested dicts (report.json, the run fingerprint)."""

@@ -146,33 +146,76 @@ class FuseAccumulator:
         self.add(p[::s, ::s][sel], image[::s, ::s][sel], normals[::s, ::s][sel],
                  labels[::s, ::s][sel], pm.conf[::s, ::s][sel])
 
-    def cloud(self, lut: np.ndarray | None = None) -> LabelledCloud:
-        """The fused cloud: one point per voxel with at least ``cfg.min_obs`` observations, in
-        lexicographic voxel order (as :func:`fuse_points`)."""
-        if len(self._n) == 0:
-            return _empty_cloud()
+    def votes(self) -> FusedVotes:
+        """Every occupied voxel (lexicographic voxel order, before the ``min_obs`` filter) and
+        its per-label vote weights: what the association stage reads."""
         order = self._slot  # slots in sorted-key order
         rank = np.empty(len(order), np.int64)
         rank[order] = np.arange(len(order))
         n_obs = self._n[order]
         sums = self._sums[order]
-        pos = sums[:, 0:3] / n_obs[:, None]
-        rgb = np.clip(np.rint(sums[:, 3:6] / n_obs[:, None]), 0, 255).astype(np.uint8)
-        nsum = sums[:, 6:9] / n_obs[:, None]
+        pos = sums[:, 0:3] / np.maximum(n_obs, 1)[:, None]
+        rgb = np.clip(np.rint(sums[:, 3:6] / np.maximum(n_obs, 1)[:, None]), 0, 255).astype(np.uint8)
+        nsum = sums[:, 6:9] / np.maximum(n_obs, 1)[:, None]
         nlen = np.linalg.norm(nsum, axis=1, keepdims=True)
         nrm = np.where(nlen > 1e-9, nsum / np.maximum(nlen, 1e-12), 0.0)
-        pslot = self._pair_slot
         pg = rank[self._pair_keys >> 32]
         pl = self._pair_keys & 0xFFFFFFFF
-        pw = self._pair_w[pslot]
+        pw = self._pair_w[self._pair_slot]
         resort = np.lexsort((pl, pg))  # pairs by (voxel, label), as vote() sums them
-        label_out, conf_out = _winners(pg[resort], pl[resort], pw[resort], len(order))
-        keep = n_obs >= self.cfg.min_obs
+        return FusedVotes(pos, rgb, nrm, n_obs, pg[resort], pl[resort].astype(np.int64),
+                          pw[resort], self.voxel, self.cfg.min_obs)
+
+    def cloud(self, lut: np.ndarray | None = None) -> LabelledCloud:
+        """The fused cloud: one point per voxel with at least ``cfg.min_obs`` observations, in
+        lexicographic voxel order (as :func:`fuse_points`).
+
+        lut: optional (L,) int lookup table old label -> new label (the association's merges):
+        the votes are counted under the new labels, as if every frame had carried them (equal
+        up to the order of float additions)
+        (IDs at or beyond ``len(lut)`` keep theirs).
+        """
+        if len(self._n) == 0:
+            return _empty_cloud()
+        v = self.votes()
+        pg, pl, pw = v.pair_voxel, v.pair_label, v.pair_weight
+        if lut is not None:
+            inside = pl < len(lut)
+            pl = np.where(inside, np.asarray(lut, np.int64)[np.minimum(pl, len(lut) - 1)], pl)
+            key, inv = np.unique(pg * (int(pl.max()) + 1) + pl, return_inverse=True)
+            # sums of the merged pairs, in (voxel, label) order: the order the votes had
+            pw = np.bincount(inv.ravel(), pw, len(key))
+            base = int(pl.max()) + 1
+            pg, pl = key // base, key % base
+        label_out, conf_out = _winners(pg, pl, pw, len(v.n_obs))
+        keep = v.n_obs >= self.cfg.min_obs
         return LabelledCloud(
-            points=pos[keep].astype(np.float32), colors=rgb[keep],
-            normals=nrm[keep].astype(np.float32), labels=label_out[keep],
-            label_conf=conf_out[keep], n_obs=n_obs[keep].astype(np.int32),
+            points=v.points[keep].astype(np.float32), colors=v.colors[keep],
+            normals=v.normals[keep].astype(np.float32), labels=label_out[keep],
+            label_conf=conf_out[keep], n_obs=v.n_obs[keep].astype(np.int32),
         )
+
+
+@dataclass
+class FusedVotes:
+    """The fusion's voxels and their label votes (:meth:`FuseAccumulator.votes`).
+
+    points (V, 3) float64 mean positions; colors (V, 3) uint8; normals (V, 3) float64 unit
+    (zeros where unknown); n_obs (V,) int64 observations per voxel; pair_voxel / pair_label /
+    pair_weight (P,): one row per (voxel, label) with its summed confidence weight, sorted by
+    (voxel, label); voxel: the voxel size; min_obs: voxels with fewer observations are not in
+    the cloud (``n_obs >= min_obs`` selects the cloud's points, in order).
+    """
+
+    points: np.ndarray
+    colors: np.ndarray
+    normals: np.ndarray
+    n_obs: np.ndarray
+    pair_voxel: np.ndarray
+    pair_label: np.ndarray
+    pair_weight: np.ndarray
+    voxel: float
+    min_obs: int
 
 
 def fuse_voxel(geometry: Geometry, cfg: FuseConfig = FuseConfig()) -> float:

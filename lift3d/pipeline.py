@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lift3d.associate import Association, apply_mapping
 from lift3d.config import SegmentConfig, build_segmenter
 from lift3d.fuse import FuseAccumulator, fuse_voxel
 from lift3d.io.atomic import write_json, write_with
@@ -61,11 +62,12 @@ class RunReport:
     cloud_points: int | None = None
     consistency: dict = field(default_factory=dict)
     quality: dict | None = None
+    association: dict | None = None
     timings_s: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         d = asdict(self)
-        for k in ("cloud_points", "quality"):
+        for k in ("cloud_points", "quality", "association"):
             if d[k] is None:
                 d.pop(k)
         return d
@@ -107,6 +109,11 @@ def run_segment(
     with timer("geometry"):
         geometry = build_geometry(cfg.geometry)(scene, cache_dir=out / "cache")
     segmenter = build_segmenter(cfg.segmenter)
+    associator = None
+    if cfg.mode == "tracked":
+        from lift3d.associate import build_associator
+
+        associator = build_associator(cfg.associate, geometry.kind)
     fusion = None
     if geometry.kind == "3d":
         with timer("fuse"):
@@ -119,7 +126,10 @@ def run_segment(
         if fusion is not None:
             with timer("fuse"):
                 fusion.add_frame(pm, frame.image, labels)
-        if cfg.overlays:
+        if associator is not None:
+            with timer("associate"):
+                associator.add_frame(t, frame.image, labels, pm)
+        elif cfg.overlays:  # with association, pictures are drawn once IDs are final
             with timer("overlays"):
                 _write_overlay(out / "overlays" / f"{frame.name}.png", frame.image, labels)
         ids = np.unique(labels)
@@ -133,10 +143,17 @@ def run_segment(
 
     with timer("track"):
         label_frames(scene, geometry, segmenter, cfg, out, progress, fresh, finished)
+    association = None
+    if associator is not None:
+        with timer("associate"):
+            association = associate_labels(associator, fusion, scene, out, cfg.overlays, progress)
+        log.ids = set(apply_mapping(np.array(sorted(log.ids), np.int64), association).tolist())
+        log.ids_per_frame = _ids_per_frame(out, scene)
     cloud = None
     if fusion is not None:
         with timer("fuse"):
-            cloud = fusion.cloud()
+            lut = None if association is None else association.lut(max(log.ids, default=0))
+            cloud = fusion.cloud(lut)
             write_ply(out / "cloud.ply", cloud)
     labels = _saved_labels(out, scene)
     report = RunReport(
@@ -145,6 +162,7 @@ def run_segment(
         config=cfg.to_json(), n_ids=len(log.ids),
         ids_per_frame=float(np.mean(log.ids_per_frame)) if log.ids_per_frame else 0.0,
         cloud_points=None if cloud is None else len(cloud),
+        association=None if association is None else association.to_json(),
     )
     with timer("metric"):
         from lift3d.metrics.quality import measure_consistency
@@ -161,6 +179,40 @@ def run_segment(
     doc = report.to_json()
     write_json(out / "report.json", doc)
     return doc
+
+
+def associate_labels(associator, fusion, scene: Scene, out: Path, overlays: bool,
+                     progress: bool) -> Association:
+    """Solve the association (or read it back from ``cache/association.json`` when a run
+    was killed after solving), then rewrite every frame's ``labels/`` (and overlay) with the
+    merged IDs. Object IDs are the smallest ID of their group, so rewriting a frame twice
+    changes nothing: a run killed half-way through resumes safely."""
+    from tqdm.auto import tqdm
+
+    path = out / "cache" / "association.json"
+    if path.is_file():
+        association = Association.from_json(json.loads(path.read_text()))
+    else:
+        association = associator.solve(fusion)
+        write_json(path, association.to_json())
+    for frame_name, t in tqdm(list(zip(scene.names, range(len(scene)))), desc="associate",
+                              disable=not progress, unit="frame"):
+        p = out / "labels" / f"{frame_name}.png"
+        labels = read_label_png(p)
+        merged = apply_mapping(labels, association)
+        if association.mapping and not np.array_equal(merged, labels):
+            write_label_png(p, merged)
+        if overlays:
+            _write_overlay(out / "overlays" / f"{frame_name}.png", scene.frames[t].image, merged)
+    return association
+
+
+def _ids_per_frame(out: Path, scene: Scene) -> list[int]:
+    counts = []
+    for n in scene.names:
+        ids = np.unique(read_label_png(out / "labels" / f"{n}.png"))
+        counts.append(int((ids > 0).sum()))
+    return counts
 
 
 def _saved_labels(out: Path, scene: Scene) -> Lazy:
@@ -195,6 +247,7 @@ def label_frames(
         if cfg.mode == "tracked" and done > 0:
             state = load_state(state_path)
     else:
+        (cache / "association.json").unlink(missing_ok=True)  # solved for another run
         write_json(run_json, fingerprint)
     names = scene.names
     for t in range(done):  # finished by an earlier run: read back for the later stages

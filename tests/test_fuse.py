@@ -125,3 +125,28 @@ def test_fusion_of_a_scene_wider_than_the_key_packing():
     acc.add(*near)  # in the packing's range: int64 keys, then widened by the far frame
     acc.add(*far)
     np.testing.assert_array_equal(acc.cloud().points, cloud.points)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 4), st.integers(0, 2**31 - 1), st.booleans())
+def test_cloud_under_a_lookup_table_equals_fusing_merged_labels(n_frames, seed, unlabelled_votes):
+    """``cloud(lut)`` (the association's merges applied to the votes) gives the labels of
+    fusing frames whose IDs were merged from the start."""
+    from lift3d.fuse import FuseAccumulator
+
+    rng = np.random.default_rng(seed)
+    cfg = FuseConfig(unlabelled_votes=unlabelled_votes)
+    frames = [_observations(rng, int(rng.integers(1, 300))) for _ in range(n_frames)]
+    lut = np.array([0, 1, 1, 3, 1])  # 2 and 4 merge into 1; label 5+ is beyond the table
+    acc, merged = FuseAccumulator(0.3, cfg), FuseAccumulator(0.3, cfg)
+    for p, c, n, lab, w in frames:
+        acc.add(p, c, n, lab, w)
+        merged.add(p, c, n, lut[lab], w)
+    got, ref = acc.cloud(lut), merged.cloud()
+    np.testing.assert_array_equal(got.labels, ref.labels)
+    np.testing.assert_allclose(got.label_conf, ref.label_conf, rtol=1e-6)
+    np.testing.assert_array_equal(got.points, ref.points)
+    votes = acc.votes()
+    assert np.all(np.diff(votes.pair_voxel) >= 0)
+    voting = [np.maximum(f[4], 1e-12)[(f[3] > 0) | unlabelled_votes] for f in frames]
+    np.testing.assert_allclose(votes.pair_weight.sum(), sum(v.sum() for v in voting))
