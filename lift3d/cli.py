@@ -159,9 +159,15 @@ def batch(
 def eval_cmd(
     dataset: Path = typer.Argument(..., help="DAVIS root, folder of scene folders, or one scene."),
     out: Path = typer.Option(Path("eval_out"), "--out", "-o", help="Output folder (runs are cached here)."),
-    methods: str = typer.Option("tracked,independent", help="Comma-separated: tracked, independent."),
+    methods: str = typer.Option("tracked,associated,independent",
+                                help="Comma-separated: tracked, associated, independent."),
     segmenter: str = typer.Option("classical", help="classical | sam | auto (same for every method)."),
     geometry: str = typer.Option("auto", help="auto (flow: video, rgbd: RGB-D) | rgbd | flow | mast3r."),
+    associate: str = typer.Option(
+        "auto", help="Association of the `associated` method: auto | 3d | tracklets | off."),
+    gt3d: Path | None = typer.Option(
+        None, help="Labelled 3D ground truth of a one-scene dataset: ScanNet scan folder "
+        "(*_vh_clean_2.ply + aggregation + segs json) or a PLY with a per-vertex instance/label."),
     max_frames: int | None = typer.Option(None, min=1, help="Use at most this many frames per sequence."),
     stride: int = typer.Option(1, min=1, help="Use every n-th frame."),
     sequences: str | None = typer.Option(None, help="Comma-separated subset of sequence names."),
@@ -169,15 +175,17 @@ def eval_cmd(
     ray: bool = typer.Option(False, "--ray", help="One Ray task per run, as `lift3d batch` does."),
     address: str | None = typer.Option(None, help="With --ray: the Ray cluster to join (as `batch`)."),
 ) -> None:
-    """Run the method and the per-frame baseline over a dataset; write results.json/.md, plots."""
+    """Run the method, the method + association and the per-frame baseline over a dataset;
+    write results.json/.md, plots."""
     from lift3d.evaluate import EvalConfig, evaluate
 
     def split(s: str | None) -> tuple[str, ...] | None:
         return None if s is None else tuple(x.strip() for x in s.split(",") if x.strip())
 
     cfg = EvalConfig(
-        methods=split(methods) or (), segmenter=segmenter, geometry=geometry, stride=stride,
-        max_frames=max_frames, sequences=split(sequences), progress=not quiet,
+        methods=split(methods) or (), segmenter=segmenter, geometry=geometry, associate=associate,
+        gt3d=None if gt3d is None else str(gt3d), stride=stride, max_frames=max_frames,
+        sequences=split(sequences), progress=not quiet,
     )
     engine = None
     if ray:
@@ -185,11 +193,12 @@ def eval_cmd(
 
         engine = BatchConfig(address=address, progress=False)
     results = evaluate(dataset, out, cfg, engine)
-    for method, m in results["mean"].items():
-        figs = ", ".join(f"{k} {m[k]:.3f}" for k in ("H", "JF", "seq_iou", "sequence_iou", "inst_miou")
+    for method, m in results.mean.items():
+        figs = ", ".join(f"{k} {m[k]:.3f}" for k in ("H", "ap", "ap50", "ap25", "id_survival", "JF",
+                                                      "seq_iou", "sequence_iou")
                          if m.get(k) is not None)
         typer.echo(f"{method}: {m['n_sequences']} sequences, {figs}")
-    for line in results["verdicts"]:
+    for line in results.verdicts:
         typer.echo(f"note: {line}")
     typer.echo(f"wrote {out}/results.json, results.md, plots/")
 

@@ -5,7 +5,8 @@
   ``consistency`` from that module: the package attribute of that name is the module.
 * :mod:`lift3d.metrics.video` — ``single_object_scores``, ``davis_scores`` (J / F),
   ``sequence_iou``.
-* :mod:`lift3d.metrics.instance3d` — ``instance_metrics``, ``transfer_labels``.
+* :mod:`lift3d.metrics.instance3d` — ``instance_metrics`` (ScanNet's AP protocol),
+  ``score_cloud`` (a labelled cloud against labelled ground-truth points), ``transfer_labels``.
 
 H = 1 for a labelling with one label everywhere: report it beside a quality figure.
 Names are imported on first use, so ``import lift3d.metrics`` stays light.
@@ -28,6 +29,7 @@ _WHERE = {
     "InstanceMetricsConfig": "instance3d",
     "instance_metrics": "instance3d",
     "transfer_labels": "instance3d",
+    "score_cloud": "instance3d",
 }
 
 __all__ = sorted(_WHERE)
