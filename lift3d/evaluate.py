@@ -29,8 +29,9 @@ AP50, AP25; :mod:`lift3d.metrics.instance3d`) score each run's ``cloud.ply`` aga
 sequence's labelled 3D ground truth (:func:`lift3d.io.gt3d.find_gt3d`: a ScanNet scan's
 ``*_vh_clean_2.ply`` + ``*.aggregation.json`` + ``*_vh_clean_2.0.010000.segs.json`` in the
 scene folder, or lift3d's ``gt_cloud.ply``; ``EvalConfig.gt3d`` for a one-sequence dataset),
-carried onto the cloud by nearest neighbour. ID survival = sequence-ID IoU / per-frame IoU
-(:func:`lift3d.metrics.quality.id_survival`).
+carried onto the cloud by nearest neighbour. ID survival = per-frame IoU with one ID per object
+for the whole sequence / per-frame IoU with the best ID in each frame
+(:meth:`lift3d.metrics.quality.QualityFigures.id_survival`).
 """
 
 from __future__ import annotations
@@ -170,7 +171,9 @@ class RunFigures:
 
     Always: n_frames, n_ids, ids_per_frame, H (H(I,M)), s_per_frame (labelling seconds per
     frame). ID figures: sequence_iou (one ID per ground-truth instance, pooled over frames),
-    frame_iou (best ID per frame), id_survival (:func:`lift3d.metrics.quality.id_survival`).
+    frame_iou (best ID per frame), id_survival (per-frame IoU with one ID per object for the
+    whole sequence / with the best ID in each frame, at most 1:
+    :meth:`lift3d.metrics.quality.QualityFigures.id_survival`).
     Single-object protocol (binary ground truth, e.g. DAVIS 2016): JF, J, J_recall, J_decay, F,
     F_recall, F_decay (DAVIS, best ID per frame), iou, f1, precision, recall (best ID per frame)
     and the same with the ``seq_`` prefix for one ID for the whole sequence. 3D (labelled
@@ -485,7 +488,8 @@ def markdown(results: EvalResults) -> str:
         f"{c['associate']}, stride {c['stride']}, max frames {c['max_frames']}. "
         "AP: class-agnostic 3D AP, ScanNet's protocol (mean over IoU 0.50:0.90 as its script "
         "computes it; AP50, AP25 at one threshold; unannotated points ignored). ID survival: "
-        "IoU with one ID per object for the whole sequence / IoU with the best ID per frame. "
+        "per-frame IoU with one ID per object for the whole sequence / with the best ID in each "
+        "frame (at most 1). "
         "seqID = one predicted ID for the whole sequence (single-object protocol); the others "
         "without the prefix take the best ID in each frame. Means are over sequences.", "",
         "| " + " | ".join(head) + " |", "|" + "---|" * len(head),

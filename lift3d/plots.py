@@ -146,7 +146,7 @@ def sequence_plots(seq, entry, out: Path, methods, strip_frames: int) -> list[st
 
 
 SUMMARY_FIGURES = (("H", "H(I,M)"), ("ap", "3D AP (IoU 0.50:0.90)"), ("ap50", "3D AP50"),
-                   ("ap25", "3D AP25"), ("id_survival", "ID survival (seqID IoU / frame IoU)"),
+                   ("ap25", "3D AP25"), ("id_survival", "ID survival (IoU, one ID / best ID per frame)"),
                    ("seq_iou", "IoU, one ID per sequence"),
                    ("sequence_iou", "sequence IoU (pooled)"))
 

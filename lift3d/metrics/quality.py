@@ -174,12 +174,19 @@ class QualityFigures:
         )
 
     def id_survival(self) -> float | None:
-        """:func:`id_survival` of the run: with one ID for the sequence vs the best per frame;
-        on binary ground truth the single-object protocol's IoUs (DAVIS's seqID IoU / IoU),
-        else the multi-instance sequence and frame IoUs."""
+        """:func:`id_survival` of the run, both IoUs averaged the same way (over frames, and
+        objects), so that it is at most 1: on binary ground truth the single-object protocol's
+        seqID IoU / IoU; on multi-instance ground truth the per-frame IoU of each instance's
+        sequence-level ID (the one of :attr:`SequenceFigures.sequence_iou`) / the per-frame
+        IoU of its best ID in each frame. (The pooled sequence IoU over the frame IoU mixes two
+        averages and can exceed 1.)"""
         if self.single_object is not None:
             return id_survival(self.single_object["sequence"].iou, self.single_object["frame"].iou)
-        return id_survival(self.sequence.sequence_iou, self.sequence.frame_iou)
+        pf = self.sequence.per_frame_iou or {}
+        seq, frame = pf.get("sequence"), pf.get("frame")
+        if not seq or not frame or None in seq or None in frame:
+            return None
+        return id_survival(float(np.mean(seq)), float(np.mean(frame)))
 
 
 def quality_figures(labels: Sequence[np.ndarray], gt: Sequence[np.ndarray], cloud=None,
