@@ -202,11 +202,14 @@ def make_scene_cmd(
     frames: int = typer.Option(30, min=2, help="Number of frames."),
     width: int = typer.Option(320, min=16),
     height: int = typer.Option(240, min=16),
+    preset: str = typer.Option("objects", help="objects: primitives on the floor; room: "
+                               "furniture (tables, chairs, shelves...) along walls."),
 ) -> None:
     """Generate a synthetic posed RGB-D scene with ground-truth instances."""
-    from lift3d.synth import make_scene
+    from lift3d.synth import make_scene, preset_config
 
-    path = make_scene(out, seed=seed, n_frames=frames, width=width, height=height)
+    path = make_scene(out, seed=seed, n_frames=frames, width=width, height=height,
+                      config=preset_config(preset))
     typer.echo(f"wrote {path}")
 
 
