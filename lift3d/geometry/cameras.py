@@ -41,6 +41,22 @@ def pixel_grid(h: int, w: int) -> np.ndarray:
     return pix
 
 
+def scale_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """(3, 3) float64 intrinsics of an image resized by ``sx`` (width) and ``sy`` (height).
+
+    Pixel centres stay pixel centres: a pixel edge at ``x - 0.5`` maps to ``(x - 0.5) * sx``,
+    so ``cx' = (cx + 0.5) * sx - 0.5`` (and likewise for y).
+    """
+    check_shape("K", K, (3, 3))
+    out = np.asarray(K, np.float64).copy()
+    out[0] *= sx
+    out[1] *= sy
+    out[0, 2] += 0.5 * sx - 0.5
+    out[1, 2] += 0.5 * sy - 0.5
+    out[2] = (0.0, 0.0, 1.0)
+    return out
+
+
 def backproject(depth: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
     """World points of every pixel of a depth map.
 
