@@ -77,6 +77,21 @@ def backproject(depth: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray) -> n
     return pts.reshape(h, w, 3)
 
 
+def camera_depth(points: np.ndarray, valid: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
+    """(H, W) float32 camera z (metres) of a world point map, 0 where not ``valid`` or behind
+    the camera: the depth map of geometry that has points but no sensor depth (MASt3R).
+
+    points: (H, W, 3) world coordinates; valid: (H, W) bool; cam_to_world: (4, 4).
+    """
+    check_shape("points", points, (None, None, 3))
+    check_shape("valid", valid, points.shape[:2])
+    world_to_cam = invert_pose(cam_to_world)
+    z = points.reshape(-1, 3) @ world_to_cam[2, :3].astype(np.float32) + np.float32(
+        world_to_cam[2, 3])
+    z = z.reshape(valid.shape)
+    return np.where(valid & np.isfinite(z) & (z > 0), z, 0.0).astype(np.float32)
+
+
 def project(
     points: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -58,6 +58,7 @@ pinhole camera of ``fov_deg`` horizontal field of view centred on the image.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -447,8 +448,10 @@ def segment_rgbd(
         normals * cfg.normal_feature,
         np.log(z)[..., None] * cfg.depth_feature,
     ], axis=-1)
-    fine = felzenszwalb(features, scale=cfg.fine_scale, sigma=cfg.fine_sigma,
-                        min_size=cfg.fine_min_size, channel_axis=-1).astype(np.int32)
+    with warnings.catch_warnings():  # skimage warns about any channel count but 3
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fine = felzenszwalb(features, scale=cfg.fine_scale, sigma=cfg.fine_sigma,
+                            min_size=cfg.fine_min_size, channel_axis=-1).astype(np.int32)
     lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     pairs = boundary_pairs(fine, points, normals, trusted, small_K, cfg)
     graph = _GeoGraph.from_pairs(fine, lab, pairs, cfg)
