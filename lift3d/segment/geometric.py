@@ -9,19 +9,21 @@ the only one where the depth is missing.
 
 Per image and depth map, once (cached for the last pair seen, like SAM's embedding):
 
-1. **Surface**: the depth (downscaled with the image to ``max_side``, nearest neighbour so
-   depths never mix across a discontinuity) has its holes of at most ``fill_px`` pixels filled
-   from the nearest valid pixel (the flying-pixel band the rgbd backend drops at every
-   discontinuity); farther pixels have no depth ("untrusted"). Back-projected with K in the
-   camera frame, it gives points and normals (cross product of one-sided differences, each
-   the side with the smaller depth change so a normal never spans a discontinuity, then
-   box-smoothed over ``normal_smooth`` pixels), oriented towards the camera.
+1. **Surface**: the depth has its holes of at most ``fill_px`` pixels (the flying-pixel band
+   the rgbd backend drops at every discontinuity) filled from the valid pixel nearby most
+   like them in colour, so the filled depth steps where the colour does; farther pixels
+   have no depth ("untrusted"). It is resized with the image to ``work_side`` (nearest
+   neighbour, so depths never mix across a discontinuity) and back-projected with K in the
+   camera frame: points, and normals (cross product of one-sided differences, each the side
+   with the smaller depth change, averaged over ``normal_smooth`` pixels of the same surface
+   so a normal never spans a discontinuity), oriented towards the camera.
 2. **Fine regions**: Felzenszwalb-Huttenlocher graph segmentation of a feature image that
    stacks colour, normal and log-depth channels: superpixels that stop at colour, crease and
    depth edges alike.
 3. **Boundary evidence**: every pair of 4-neighbour pixels (p, q) on the boundary of two fine
-   regions is probed ``probe_px`` pixels inside each side (p', q'), away from the smoothed
-   normals of the boundary itself. The pair is a *cut* when
+   regions is probed ``probe_px`` pixels inside each side (p', q'; nearer where the region is
+   thinner, so the evidence is about these two regions), away from the smoothed normals of
+   the boundary itself. The pair is a *cut* when
 
    * depth jumps: neither side's tangent plane (point and normal at p', resp. q') predicts
      the other side's depth to within ``jump_rel`` (relative); on a continuous surface, even
@@ -39,7 +41,8 @@ Per image and depth map, once (cached for the last pair seen, like SAM's embeddi
        d = g * (cut_share + colour_weight * min(c, 1)) + (1 - g) * c
 
    ``g`` the share of boundary pairs with geometric evidence, ``cut_share`` the share of
-   those that are cuts, ``c`` the distance of the regions' mean colours over
+   those that are cuts (counting ``prior_pairs`` more pairs, half of them cuts, so that a
+   short boundary is weak evidence either way), ``c`` the distance of the regions' mean colours over
    ``colour_scale`` (CIELAB). Because the evidence is summed over the boundary, merged
    regions are judged on their whole shared boundary, never on region-wide averages (a
    region's centroid can lie anywhere once it is large). Middle level: ``geo_threshold / 2``;
@@ -84,9 +87,10 @@ class GeometricConfig(ClassicalConfig):
     ``min_area_frac`` / ``max_rounds`` mean what they mean in :class:`ClassicalConfig`; its
     colour thresholds apply only without depth."""
 
-    max_side: int = 320
-    """Images and depth maps are segmented with their longer side downscaled to at most this
-    (pixels): depth sensors resolve no finer, and it keeps a 640x480 frame at ~0.1 s."""
+    work_side: int = 320
+    """Images and depth maps are segmented with their longer side resized to this (pixels),
+    down or up, so that the pixel-sized settings below mean the same share of any image:
+    depth sensors resolve no finer, and it keeps a frame at ~0.15 s."""
     fine_scale: float = 60.0
     """Felzenszwalb ``scale`` of the fine level on the stacked feature image."""
     colour_feature: float = 1.0
@@ -96,8 +100,9 @@ class GeometricConfig(ClassicalConfig):
     depth_feature: float = 3.0
     """Weight of log depth in the feature image (a 10% depth jump = 0.3)."""
     fill_px: float = 3.0
-    """Invalid depth pixels within this distance (pixels at the working resolution) of a
-    valid one take its depth; farther ones are untrusted and segmented by colour."""
+    """Invalid depth pixels within this distance (pixels of the input depth map) of a valid
+    one take its depth (the rgbd backend drops a band of about 2 pixels at every depth
+    discontinuity); farther ones are untrusted and segmented by colour."""
     normal_step: int = 2
     """Pixel step of the finite differences behind the normals."""
     normal_smooth: int = 5
@@ -105,6 +110,8 @@ class GeometricConfig(ClassicalConfig):
     probe_px: int = 4
     """Boundary evidence is read this many pixels inside each region (beyond the normal
     smoothing's reach across the boundary)."""
+    probe_in_region: bool = True
+    """Probes stop where their fine region ends (a thin region is read close to its edge)."""
     jump_rel: float = 0.03
     """A boundary pair is a depth jump when neither side's tangent plane predicts the other
     side's depth within this share of it."""
@@ -113,6 +120,9 @@ class GeometricConfig(ClassicalConfig):
     convex_min: float = 0.0
     """A crease is convex (kept together) when the LCCP convexity ``(n_a - n_b) . d``
     (unit vectors) exceeds this; below it the crease cuts."""
+    prior_pairs: float = 4.0
+    """The cut share of a boundary starts as this many pairs, half of them cuts: a short
+    boundary (a corner where two regions touch) is no evidence that they are one surface."""
     colour_scale: float = 20.0
     """Colour distance (CIELAB) that counts as a full cut where there is no depth."""
     colour_weight: float = 0.1
@@ -206,12 +216,18 @@ def default_intrinsics(h: int, w: int, fov_deg: float) -> np.ndarray:
     return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]], np.float64)
 
 
-def fill_depth(depth: np.ndarray, fill_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Depth with its holes filled from the nearest valid pixel, and where it is trusted.
+def fill_depth(
+    depth: np.ndarray, fill_px: float, image: np.ndarray | None = None, px_cost: float = 2.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Depth with its small holes filled, and where it is trusted.
 
-    depth: (H, W) float32 metres, 0 / non-finite = invalid. Returns the filled depth (H, W)
-    float32 (1.0 everywhere when no pixel is valid) and trusted (H, W) bool: valid, or
-    within ``fill_px`` pixels of a valid pixel.
+    depth: (H, W) float32 metres, 0 / non-finite = invalid. Each invalid pixel within
+    ``fill_px`` pixels of a valid one takes the depth of the valid pixel within that radius
+    most like it in colour (CIELAB distance plus ``px_cost`` per pixel of distance; without
+    ``image`` the nearest), so the depth step inside a dropped discontinuity band lands on
+    the colour edge. Returns the filled depth (H, W) float32 (the nearest valid depth beyond
+    ``fill_px``, 1.0 everywhere when nothing is valid) and trusted (H, W) bool: valid or
+    filled.
     """
     from scipy.ndimage import distance_transform_edt
 
@@ -221,7 +237,27 @@ def fill_depth(depth: np.ndarray, fill_px: float) -> tuple[np.ndarray, np.ndarra
     if valid.all():
         return depth.astype(np.float32), valid
     dist, (iy, ix) = distance_transform_edt(~valid, return_indices=True)
-    return depth[iy, ix].astype(np.float32), dist <= fill_px
+    z = depth[iy, ix].astype(np.float32)
+    trusted = dist <= fill_px
+    if image is None:
+        return z, trusted
+    lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    r = int(np.floor(fill_px))
+    h, w = valid.shape
+    zp = np.pad(np.where(valid, depth, 0).astype(np.float32), r)
+    vp = np.pad(valid, r)
+    lp = np.pad(lab, ((r, r), (r, r), (0, 0)))
+    best = np.full((h, w), np.inf, np.float32)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            if dy * dy + dx * dx > fill_px * fill_px or (dy == 0 and dx == 0):
+                continue
+            sl = (slice(r + dy, r + dy + h), slice(r + dx, r + dx + w))
+            cost = np.linalg.norm(lp[sl] - lab, axis=-1) + px_cost * np.hypot(dy, dx)
+            take = vp[sl] & (cost < best)
+            best = np.where(take, cost, best)
+            z = np.where(take & ~valid, zp[sl], z)
+    return z, trusted
 
 
 def surface_normals(
@@ -303,8 +339,8 @@ def boundary_pairs(
     for dy, dx in ((0, 1), (1, 0)):
         la, lb = fine[: h - dy, : w - dx], fine[dy:, dx:]
         ys, xs = np.nonzero(la != lb)  # p = (ys, xs), q = (ys + dy, xs + dx)
-        py, px = _probe(fine, ys, xs, -dy, -dx, k)
-        qy, qx = _probe(fine, ys + dy, xs + dx, dy, dx, k)
+        py, px = _probe(fine, ys, xs, -dy, -dx, k, cfg.probe_in_region)
+        qy, qx = _probe(fine, ys + dy, xs + dx, dy, dx, k, cfg.probe_in_region)
         geo = (trusted[ys, xs] & trusted[ys + dy, xs + dx] & trusted[py, px] & trusted[qy, qx])
         rm = 0.5 * (rays[ys, xs] + rays[ys + dy, xs + dx])
         cut = _cuts(points[py, px], normals[py, px], points[qy, qx], normals[qy, qx], rm, cfg)
@@ -318,11 +354,14 @@ def boundary_pairs(
     )
 
 
-def _probe(fine: np.ndarray, ys: np.ndarray, xs: np.ndarray, dy: int, dx: int, k: int
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """The pixels up to ``k`` steps from (ys, xs) along (dy, dx) that stay in the same fine
-    region all the way (the pixel itself where the first step leaves it)."""
+def _probe(fine: np.ndarray, ys: np.ndarray, xs: np.ndarray, dy: int, dx: int, k: int,
+           in_region: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels ``k`` steps from (ys, xs) along (dy, dx), clipped to the image; with
+    ``in_region``, at most as far as the path stays in the same fine region (the pixel itself
+    where the first step leaves it)."""
     h, w = fine.shape
+    if not in_region:
+        return np.clip(ys + k * dy, 0, h - 1), np.clip(xs + k * dx, 0, w - 1)
     own = fine[ys, xs]
     inside = np.ones(ys.shape, bool)
     oy, ox = ys.copy(), xs.copy()
@@ -394,7 +433,7 @@ class _GeoGraph(_RegionGraph):
         colour = np.linalg.norm(mean[self.edges[:, 0]] - mean[self.edges[:, 1]], axis=1)
         colour /= cfg.colour_scale
         g = self.n_geo / np.maximum(self.length, 1)
-        cut = self.n_cut / np.maximum(self.n_geo, 1)
+        cut = (self.n_cut + 0.5 * cfg.prior_pairs) / (self.n_geo + cfg.prior_pairs)
         return g * (cut + cfg.colour_weight * np.minimum(colour, 1.0)) + (1 - g) * colour
 
     def _contract(self, owner: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -432,14 +471,17 @@ def segment_rgbd(
     h, w = image.shape[:2]
     if K is None:
         K = default_intrinsics(h, w, cfg.fov_deg)
-    scale = min(1.0, cfg.max_side / max(h, w))
-    small, small_depth, small_K = image, depth, K
-    if scale < 1.0:
+    z, trusted = fill_depth(depth, cfg.fill_px, image)  # in sensor pixels
+    scale = cfg.work_side / max(h, w)
+    small, small_K = image, K
+    if scale != 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        small_depth = cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST)
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else
+                           cv2.INTER_LINEAR)
+        z = cv2.resize(z, size, interpolation=cv2.INTER_NEAREST)
+        trusted = cv2.resize(trusted.astype(np.uint8), size,
+                             interpolation=cv2.INTER_NEAREST).astype(bool)
         small_K = scale_intrinsics(K, size[0] / w, size[1] / h)
-    z, trusted = fill_depth(small_depth, cfg.fill_px)
     points = backproject(z, small_K, np.eye(4))
     normals = surface_normals(points, trusted, cfg.normal_step, cfg.normal_smooth,
                               cfg.jump_rel)
@@ -464,7 +506,7 @@ def segment_rgbd(
     owner = graph.absorb_small(owner, cfg.min_area_frac * fine.size, cfg.max_rounds)
     levels.append(owner)
     scores.append(graph.scores(cfg.score_offset))
-    if scale < 1.0:
+    if scale != 1.0:
         fine = cv2.resize(fine, (w, h), interpolation=cv2.INTER_NEAREST)
     return _Segmentation(
         fine=fine,
