@@ -127,9 +127,11 @@ class GeometricConfig(ClassicalConfig):
     """Colour distance (CIELAB) that counts as a full cut where there is no depth."""
     colour_weight: float = 0.1
     """Weight of the (capped) colour distance beside the geometric evidence."""
-    geo_threshold: float = 0.3
+    geo_threshold: float = 0.4
     """Neighbouring regions merge while their dissimilarity is below this (coarse level; the
-    middle level uses half)."""
+    middle level uses half). Per-frame best IoU per object on generated scenes (seeds 0-2,
+    every 3rd frame): 0.893 at 0.3, 0.904 at 0.4, 0.908 at 0.5 (where under-segmentation
+    starts to grow: 2.2% of objects vs 1.1%); real 7-Scenes frames look no worse at 0.4."""
     score_offset: float = 0.2
     """Offset in the region score ``c / (c + score_offset)``."""
     fov_deg: float = 60.0
