@@ -20,6 +20,8 @@ app = typer.Typer(
     help="Lift 2D segmentation into 3D that stays consistent across views.",
 )
 _DEBUG = {"on": False}
+SEGMENTER_HELP = ("auto | sam | geometric | classical (auto: sam if a checkpoint exists, else "
+                  "geometric when the scene has depth, else classical).")
 
 
 @app.callback()
@@ -49,7 +51,7 @@ def segment(
     scene_dir: Path = typer.Argument(..., help="Scene folder (ScanNet/7-Scenes/TUM layout, or images)."),
     out: Path = typer.Option(Path("out"), "--out", "-o", help="Output folder."),
     geometry: str = typer.Option("rgbd", help="rgbd | flow | mast3r"),
-    segmenter: str = typer.Option("auto", help="auto | sam | classical (auto: sam if a checkpoint exists)."),
+    segmenter: str = typer.Option("auto", help=SEGMENTER_HELP),
     baseline: str = typer.Option("tracked", help="tracked (the method) | independent (each frame alone)."),
     associate: str = typer.Option(
         "off", help="Merge tracked IDs that are one object: auto (3d on 3D geometry, tracklets on "
@@ -123,7 +125,7 @@ def batch(
     gpus_per_scene: float = typer.Option(0.0, min=0.0, help="GPUs per scene's task (SAM, MASt3R on CUDA)."),
     max_retries: int = typer.Option(1, min=0, help="Reruns of a task whose worker died (killed, OOM)."),
     geometry: str = typer.Option("rgbd", help="rgbd | flow | mast3r"),
-    segmenter: str = typer.Option("auto", help="auto | sam | classical (auto: sam if a checkpoint exists)."),
+    segmenter: str = typer.Option("auto", help=SEGMENTER_HELP),
     baseline: str = typer.Option("tracked", help="tracked (the method) | independent (each frame alone)."),
     associate: str = typer.Option(
         "off", help="Merge tracked IDs that are one object: auto | 3d | tracklets | off (see segment)."),
@@ -161,7 +163,7 @@ def eval_cmd(
     dataset: Path = typer.Argument(..., help="DAVIS root, folder of scene folders, or one scene."),
     out: Path = typer.Option(Path("eval_out"), "--out", "-o", help="Output folder (runs are cached here)."),
     methods: str = typer.Option("tracked,independent", help="Comma-separated: tracked, independent."),
-    segmenter: str = typer.Option("classical", help="classical | sam | auto (same for every method)."),
+    segmenter: str = typer.Option("classical", help="classical | geometric | sam | auto (same for all)."),
     geometry: str = typer.Option("auto", help="auto (flow: video, rgbd: RGB-D) | rgbd | flow | mast3r."),
     max_frames: int | None = typer.Option(None, min=1, help="Use at most this many frames per sequence."),
     stride: int = typer.Option(1, min=1, help="Use every n-th frame."),
