@@ -51,7 +51,6 @@ from lift3d.checks import check_shape
 from lift3d.errors import InputError, ShapeError
 from lift3d.metrics._dense import dense_index
 
-
 FEATURE_DTYPES = ("float32", "float16")
 
 #: Unit roundoff u and half the smallest subnormal spacing eta of each storage type: a stored
