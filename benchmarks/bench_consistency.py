@@ -34,7 +34,12 @@ import time
 
 import numpy as np
 
-from lift3d.metrics.consistency import consistency, consistency_per_mask
+from lift3d.metrics.consistency import (
+    ConsistencyConfig,
+    consistency,
+    consistency_frames,
+    consistency_per_mask,
+)
 
 ROOM = (np.array([-2.5, -2.0, 0.0]), np.array([2.5, 2.0, 2.6]))
 BOXES = [  # (lo, hi) furniture
@@ -227,6 +232,43 @@ def run(n_frames, w, h, eps, n_query=0):
     return row
 
 
+def write_features(ids: list[np.ndarray], dim: int, folder: str, seed: int = 0) -> list[str]:
+    """A model's per-pixel features on disk, one (H, W, dim) float32 .npy per frame: a random
+    embedding per ID plus per-pixel noise (cosines between 0.2 and 1, as real features')."""
+    rng = np.random.default_rng(seed)
+    emb = {}
+    paths = []
+    for k, m in enumerate(ids):
+        u, inv = np.unique(m, return_inverse=True)
+        table = np.stack([emb.setdefault(int(i), rng.normal(size=dim)) for i in u]).astype(np.float32)
+        f = table[inv.reshape(m.shape)]
+        f += rng.normal(0, 0.5, f.shape).astype(np.float32)
+        paths.append(os.path.join(folder, f"{k:04d}.npy"))
+        np.save(paths[-1], f)
+        del f
+    return paths
+
+
+def run_features(pts, val, ids, eps: float, dim: int, scratch: str, dtype: str = "float32"):
+    """Exact H of 64-dim float32 feature maps read from .npy files (memory-mapped, one frame at
+    a time), as `lift3d consistency` reads a model's outputs."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench-features-", dir=scratch) as folder:
+        t0 = time.perf_counter()
+        paths = write_features(ids, dim, folder)
+        t_write = time.perf_counter() - t0
+        cfg = ConsistencyConfig(feature_dtype=dtype, scratch_dir=scratch)
+        base = PeakRSS.now()
+        with PeakRSS() as mem:
+            t0, c0 = time.perf_counter(), time.process_time()
+            res = consistency_frames(lambda i: (pts[i], val[i], np.load(paths[i], mmap_mode="r")),
+                                     len(pts), eps, config=cfg)
+            t_h, c_h = time.perf_counter() - t0, time.process_time() - c0
+    return dict(H=res.H, t_h=t_h, c_h=c_h, rss=mem.peak, rss_extra=mem.peak - base,
+                t_write=t_write, stats=res.stats, dtype=dtype)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=100)
@@ -235,9 +277,17 @@ def main():
     ap.add_argument("--query", type=int, default=20000, help="Open3D loop query points")
     ap.add_argument("--small", type=int, nargs=3, default=(30, 320, 240),
                     metavar=("FRAMES", "W", "H"))
+    ap.add_argument("--dim", type=int, default=64, help="feature channels (0: no feature run)")
+    ap.add_argument("--scratch", default=None, help="folder for the feature files (default: tmp)")
     args = ap.parse_args()
     t_warm = warm_up(args.eps)
     rows = [run(args.frames, *args.hw, args.eps, args.query), run(*args.small, args.eps)]
+    feat = None
+    if args.dim:
+        pts, val, ids = make_scene(args.frames, *args.hw)  # the first row's scene, again
+        feat = [run_features(pts, val, ids, args.eps, args.dim, args.scratch, d)
+                for d in ("float32", "float16")]
+        del pts, val, ids
     load = os.getloadavg()[0]
     print(f"\nexact H(I,M), eps = {args.eps} m, {os.cpu_count()} cores, load average {load:.1f}")
     print("(CPU = user + system seconds of all threads; on a shared machine wall time >= CPU / "
@@ -255,6 +305,25 @@ def main():
           + ", ".join(f"{k[5:]} {v:.1f}" for k, v in st.items() if k.startswith("wall_"))
           + f"; points examined per pixel (before per-point trimming): "
           f"{st.get('candidates_per_point', float('nan')):.0f}")
+    if feat:
+        r = rows[0]
+        print(f"\nfeature maps ({args.frames} x {args.hw[0]}x{args.hw[1]}, {args.dim}-dim float32 "
+              f".npy per frame, memory-mapped; written in {feat[0]['t_write']:.0f} s), beside the "
+              "ID maps of the same scene:")
+        print("| outputs | stored as | H exact | wall H | CPU H | peak RSS (H extra) | blocks | "
+              "features on disk |")
+        print("|---|---|---|---|---|---|---|---|")
+        print(f"| ID maps | int64 | {r['H']:.6f} | {r['t_h']:.1f} s | {r['c_h']:.1f} s | "
+              f"{r['rss'] / 2**30:.2f} GiB ({r['rss_extra'] / 2**30:.2f}) | - | - |")
+        for f in feat:
+            st = f["stats"]
+            print(f"| {args.dim}-dim features | {f['dtype']} | {f['H']:.6f} | {f['t_h']:.1f} s | "
+                  f"{f['c_h']:.1f} s | {f['rss'] / 2**30:.2f} GiB ({f['rss_extra'] / 2**30:.2f}) | "
+                  f"{st.get('blocks', 1):.0f} | {'yes' if st.get('features_on_disk') else 'no'} |")
+        st = feat[0]["stats"]
+        print("float32 features, where the time went (wall s): "
+              + ", ".join(f"{k[5:]} {v:.1f}" for k, v in st.items() if k.startswith("wall_"))
+              + f"; |H float16 - H float32| = {abs(feat[1]['H'] - feat[0]['H']):.2e}")
     if "o3d_per_point" in r:
         print(f"\nmean neighbours per point (all frames, itself included): {r['mean_nb']:.0f}; "
               f"pixels with a neighbour: {100 * r['with_nb']:.1f} %")
