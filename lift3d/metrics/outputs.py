@@ -381,7 +381,7 @@ def summary_lines(doc: dict) -> list[str]:
                      f"{doc['feature_dim']}-dim, stored {doc['feature_dtype']} (H within "
                      f"{doc['feature_error_bound']:.1e})")
     if doc.get("run_H") is not None:
-        lines.append(f"the segment run reported H = {doc['run_H']:.4f}")
+        lines.append(f"(the segment run's report: H = {doc['run_H']:.4f} for its own labels)")
     if doc["constant"]:
         what = "one ID" if doc["kind"] == "ids" else "one feature direction"
         lines.append(f"note: these outputs are constant ({what} everywhere): H = 1 here says "
