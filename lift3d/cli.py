@@ -233,7 +233,8 @@ def consistency_cmd(
     doc = measure_outputs(scene, outputs, out, cfg)
     for line in summary_lines(doc):
         typer.echo(line)
-    typer.echo(f"wrote {out}/consistency.json" + (", heatmaps/" if heatmaps else ""))
+    typer.echo(f"wrote {out}/consistency.json"
+               + (", heatmaps/" if (out / "heatmaps").is_dir() else ""))
 
 
 @app.command("make-scene")

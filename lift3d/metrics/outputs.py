@@ -24,7 +24,9 @@ centres aligned, per channel), then normalised, since H compares unit vectors (c
 
 What comes out (``out``): ``consistency.json`` (the figures below) and ``heatmaps/<stem>.png``
 per frame: the frame beside its per-pixel h (blue = agrees with the other views, red =
-disagrees, grey = no other view sees the point within eps).
+disagrees, grey = no other view sees the point within eps). On 2D (flow) geometry, where
+matches between consecutive frames stand in for 3D points, there are no heat maps and no
+per-mask approximation.
 
 H of a constant map is 1: H says how much the outputs agree across views, not whether they
 are right. Report it beside a quality figure (`lift3d eval`, ground truth).
@@ -291,9 +293,6 @@ def measure_outputs(scene: str | Path, outputs: str | Path | None = None,
                              "output folder as the scene to score its labels/")
         outputs = ss.run_dir / "labels"
     outs, kind = read_outputs(outputs, ss.scene, config.feature_resize)
-    if kind == "features" and ss.geometry.kind != "3d":
-        raise InputError("feature maps need world points; this scene's geometry is 2D (flow)",
-                         scene, "use a posed RGB-D scene (rgbd) or --geometry mast3r")
     watch = _Watch(outs, kind)
     kcfg = ConsistencyConfig(workers=config.workers, feature_dtype=config.feature_dtype)
     figs, res = consistency_figures(ss.geometry, watch, ss.metric, kcfg,

@@ -64,7 +64,8 @@ def consistency_figures(geometry, outputs: Sequence[np.ndarray], cfg: MetricConf
     else:
         from lift3d.metrics.consistency2d import consistency_matches
 
-        res = consistency_matches(geometry, outputs, eps)
+        dtype = getattr(config, "feature_dtype", "float32")
+        res = consistency_matches(geometry, outputs, eps, feature_dtype=dtype)
     figs = ConsistencyFigures(
         H=_num(res.H), eps=float(eps), eps_units=units, per_frame=[_num(v) for v in res.per_frame],
         pixels_with_neighbours=int(res.n_with_neighbours),

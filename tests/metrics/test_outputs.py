@@ -138,3 +138,26 @@ def test_bad_outputs_are_named(run, tmp_path):
         measure_outputs(scene, m)
     res = runner.invoke(app, ["consistency", str(scene)])
     assert res.exit_code == 1 and "no outputs given" in res.output
+
+
+def test_image_folder_scene_scores_ids_and_features_on_flow(run, tmp_path):
+    """A plain folder of images (flow geometry: matches stand in for 3D points): ID maps and
+    their one-hot features score the same H; there are no per-pixel maps and no per-mask
+    approximation without 3D points."""
+    scene, out = run
+    _, names, labels = _labels(out)
+    images = tmp_path / "images"
+    shutil.copytree(scene / "color", images)
+    stems = sorted(p.stem for p in images.iterdir())
+    (tmp_path / "ids").mkdir()
+    (tmp_path / "f").mkdir()
+    dim = max(int(m.max()) for m in labels) + 1
+    for stem, m in zip(stems, labels, strict=True):
+        cv2.imwrite(str(tmp_path / "ids" / f"{stem}.png"), m)
+        np.save(tmp_path / "f" / f"{stem}.npy", np.eye(dim, dtype=np.float32)[m])
+    a = measure_outputs(images, tmp_path / "ids", tmp_path / "a")
+    b = measure_outputs(images, tmp_path / "f", tmp_path / "b")
+    assert a["geometry"] == "2d" and a["eps_units"] == "pixels"
+    assert a["H"] == b["H"] and 0 < a["H"] < 1 and a["H_per_mask"] is None
+    assert (tmp_path / "b" / "consistency.json").is_file()
+    assert not (tmp_path / "b" / "heatmaps").exists()
