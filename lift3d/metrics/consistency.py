@@ -4,7 +4,7 @@ Definition (the one every function here implements; ``consistency_reference`` sp
 as a plain loop):
 
 * The inputs are F frames, each with world points ``x`` (H, W, 3), a validity mask and a
-  per-pixel output: an ID map (H, W) int or a feature map (H, W, D) float.
+  per-pixel output: an ID map (H, W) int or a feature map (H, W, D) of any real dtype.
 * The *query pixels* are the valid pixels (with ``exclude_unlabelled``: the valid pixels whose
   ID is not 0).
 * The *neighbours* N(p) of a query pixel p of frame f are the query pixels q of every frame
@@ -33,6 +33,13 @@ maps add O(neighbours x D). For one fixed radius a grid of cell eps is the natur
 (constant-time cell look-up, candidates read in memory order); the neighbours it finds are
 exactly a KD-tree's ε-ball, which the tests check against ``consistency_reference`` (scipy's
 cKDTree, one query per point).
+
+Feature maps are normalised once per frame (in float64) and stored as unit float32 vectors
+(float16 on request): the kernel's sums are float64, so the stored rounding is the only error,
+at most :func:`feature_error_bound` on any h and on H (about 1.2e-7 for float32). They are
+kept in memory up to ``ConsistencyConfig.feature_memory`` and in memory-mapped scratch files
+beyond, and handed to the kernel one spatial block at a time (:mod:`lift3d.metrics._ball`):
+no (N, D) float64 array is ever made outside :func:`consistency_reference`.
 
 Units: ``eps`` is in the units of the points — metres for RGB-D and metric MASt3R pointmaps.
 ``ConsistencyConfig.eps`` defaults to 0.01 m, about two pixel footprints of a 640x480 depth
