@@ -242,31 +242,26 @@ def write_features(ids: list[np.ndarray], dim: int, folder: str, seed: int = 0) 
         u, inv = np.unique(m, return_inverse=True)
         table = np.stack([emb.setdefault(int(i), rng.normal(size=dim)) for i in u]).astype(np.float32)
         f = table[inv.reshape(m.shape)]
-        f += rng.normal(0, 0.5, f.shape).astype(np.float32)
+        f += 0.5 * rng.standard_normal(f.shape, dtype=np.float32)
         paths.append(os.path.join(folder, f"{k:04d}.npy"))
         np.save(paths[-1], f)
         del f
     return paths
 
 
-def run_features(pts, val, ids, eps: float, dim: int, scratch: str, dtype: str = "float32"):
-    """Exact H of 64-dim float32 feature maps read from .npy files (memory-mapped, one frame at
-    a time), as `lift3d consistency` reads a model's outputs."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="bench-features-", dir=scratch) as folder:
-        t0 = time.perf_counter()
-        paths = write_features(ids, dim, folder)
-        t_write = time.perf_counter() - t0
-        cfg = ConsistencyConfig(feature_dtype=dtype, scratch_dir=scratch)
-        base = PeakRSS.now()
-        with PeakRSS() as mem:
-            t0, c0 = time.perf_counter(), time.process_time()
-            res = consistency_frames(lambda i: (pts[i], val[i], np.load(paths[i], mmap_mode="r")),
-                                     len(pts), eps, config=cfg)
-            t_h, c_h = time.perf_counter() - t0, time.process_time() - c0
+def run_features(pts, val, paths: list[str], eps: float, scratch: str | None,
+                 dtype: str = "float32"):
+    """Exact H of the feature maps in ``paths`` (.npy, memory-mapped, one frame at a time), as
+    `lift3d consistency` reads a model's outputs."""
+    cfg = ConsistencyConfig(feature_dtype=dtype, scratch_dir=scratch)
+    base = PeakRSS.now()
+    with PeakRSS() as mem:
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = consistency_frames(lambda i: (pts[i], val[i], np.load(paths[i], mmap_mode="r")),
+                                 len(pts), eps, config=cfg)
+        t_h, c_h = time.perf_counter() - t0, time.process_time() - c0
     return dict(H=res.H, t_h=t_h, c_h=c_h, rss=mem.peak, rss_extra=mem.peak - base,
-                t_write=t_write, stats=res.stats, dtype=dtype)
+                stats=res.stats, dtype=dtype)
 
 
 def main():
@@ -284,9 +279,15 @@ def main():
     rows = [run(args.frames, *args.hw, args.eps, args.query), run(*args.small, args.eps)]
     feat = None
     if args.dim:
+        import tempfile
+
         pts, val, ids = make_scene(args.frames, *args.hw)  # the first row's scene, again
-        feat = [run_features(pts, val, ids, args.eps, args.dim, args.scratch, d)
-                for d in ("float32", "float16")]
+        with tempfile.TemporaryDirectory(prefix="bench-features-", dir=args.scratch) as folder:
+            t0 = time.perf_counter()
+            paths = write_features(ids, args.dim, folder)
+            t_write = time.perf_counter() - t0
+            feat = [run_features(pts, val, paths, args.eps, args.scratch, d)
+                    for d in ("float32", "float16")]
         del pts, val, ids
     load = os.getloadavg()[0]
     print(f"\nexact H(I,M), eps = {args.eps} m, {os.cpu_count()} cores, load average {load:.1f}")
@@ -308,7 +309,7 @@ def main():
     if feat:
         r = rows[0]
         print(f"\nfeature maps ({args.frames} x {args.hw[0]}x{args.hw[1]}, {args.dim}-dim float32 "
-              f".npy per frame, memory-mapped; written in {feat[0]['t_write']:.0f} s), beside the "
+              f".npy per frame, memory-mapped; written in {t_write:.0f} s), beside the "
               "ID maps of the same scene:")
         print("| outputs | stored as | H exact | wall H | CPU H | peak RSS (H extra) | blocks | "
               "features on disk |")
