@@ -161,3 +161,16 @@ def test_image_folder_scene_scores_ids_and_features_on_flow(run, tmp_path):
     assert a["H"] == b["H"] and 0 < a["H"] < 1 and a["H_per_mask"] is None
     assert (tmp_path / "b" / "consistency.json").is_file()
     assert not (tmp_path / "b" / "heatmaps").exists()
+
+
+def test_heatmap_colours_agreement_blue_disagreement_red_undefined_grey():
+    from lift3d.metrics.outputs import heatmap
+
+    h = np.array([[1.0, 0.0, np.nan, -0.5]], np.float32).repeat(8, 0).repeat(8, 1)
+    pic = heatmap(np.zeros((8, 32, 3), np.uint8), h)
+    right = pic[:8, 32:].astype(int)
+    agree, disagree, undefined, negative = (right[4, 4 + 8 * k] for k in range(4))
+    assert agree[2] > agree[0] + 80  # blue
+    assert disagree[0] > disagree[2] + 80  # red
+    assert (undefined == 128).all() and (negative == disagree).all()  # h <= 0 reads as 0
+    assert pic.shape[0] > 8 and pic.shape[1] == 64  # the colour bar below
