@@ -131,18 +131,30 @@ def _sum_ids(xs, ys, zs, frame, lab, p, runs, n_runs, eps2):
 
 
 @njit(cache=True, nogil=True)
-def _sum_features(xs, ys, zs, frame, feat, base, p, runs, n_runs, eps2, acc):
+def _add_rows(feat, base, hits, k, acc):
+    """acc += feat[hits[t] - base] for t < k, in float64 (independent lanes: vectorised)."""
+    dim = feat.shape[1]
+    for t in range(k):
+        row = feat[hits[t] - base]
+        for d in range(dim):
+            acc[d] += np.float64(row[d])
+
+
+@njit(cache=True, nogil=True)
+def _sum_features(xs, ys, zs, frame, feat, base, p, runs, n_runs, eps2, acc, hits):
     """Other-frame points within eps of point p in the runs, and the sum of f_p . f_q.
 
     feat holds the rows of sorted points base, base + 1, ... (one spatial block). The sum is
-    taken as f_p . (sum_q f_q): one vector add per neighbour (independent lanes, so it
-    vectorises without reordering any sum) and one dot per point. Products and sums are
-    float64: a float32 product is exact there, so the stored features are the only rounding."""
+    taken as f_p . (sum_q f_q): one vector add per neighbour and one dot per point. The
+    distance loop is branch-free, writing every candidate into ``hits`` and advancing only
+    on a neighbour; full buffers are added up in order. Products and sums are float64: a
+    float32 product is exact there, so the stored features are the only rounding."""
     xp, yp, zp = np.float64(xs[p]), np.float64(ys[p]), np.float64(zs[p])
     fp = frame[p]
-    dim = feat.shape[1]
     acc[:] = 0.0
     n_all = 0
+    k = 0
+    cap = hits.size
     for r in range(n_runs):
         b0, b1 = runs[r, 0], runs[r, 1]
         qx, qy, qz, qf = xs[b0:b1], ys[b0:b1], zs[b0:b1], frame[b0:b1]
@@ -150,14 +162,18 @@ def _sum_features(xs, ys, zs, frame, feat, base, p, runs, n_runs, eps2, acc):
             dx = np.float64(qx[q]) - xp
             dy = np.float64(qy[q]) - yp
             dz = np.float64(qz[q]) - zp
-            if (dx * dx + dy * dy) + dz * dz <= eps2 and qf[q] != fp:
-                n_all += 1
-                row = feat[b0 + q - base]
-                for d in range(dim):
-                    acc[d] += np.float64(row[d])
+            hit = ((dx * dx + dy * dy) + dz * dz <= eps2) & (qf[q] != fp)
+            hits[k] = b0 + q
+            k += hit
+            if k == cap:
+                _add_rows(feat, base, hits, k, acc)
+                n_all += k
+                k = 0
+    _add_rows(feat, base, hits, k, acc)
+    n_all += k
     s = 0.0
     own = feat[p - base]
-    for d in range(dim):
+    for d in range(feat.shape[1]):
         s += np.float64(own[d]) * acc[d]
     return n_all, s
 
@@ -175,6 +191,7 @@ def _ball(xs, ys, zs, frame, lab, feat, use_feat, ukey, start, cell_ijk, lo, siz
         lo_cell = np.empty(3)
         xi = np.empty(3)
         acc = np.empty(feat.shape[1])
+        hits = np.empty(256, np.int64)
         for c in range(c_lo + b * chunk, min(c_hi, c_lo + (b + 1) * chunk)):
             _column_bounds(ukey, start, c, strides, bounds)
             for a in range(3):
@@ -185,7 +202,7 @@ def _ball(xs, ys, zs, frame, lab, feat, use_feat, ukey, start, cell_ijk, lo, siz
                 n_runs = _point_runs(gap, bounds, lim2, runs)
                 if use_feat:
                     n, v = _sum_features(xs, ys, zs, frame, feat, base, p, runs, n_runs, eps2,
-                                         acc)
+                                         acc, hits)
                 else:
                     n, v = _sum_ids(xs, ys, zs, frame, lab, p, runs, n_runs, eps2)
                 cnt[order[p]] = n  # results go back to the input order
