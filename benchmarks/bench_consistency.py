@@ -13,8 +13,21 @@ Figures:
       subset of query points, extrapolated per point to all points, and the ratio;
   (c) exact H on 30 frames of 320 x 240.
 
+  (d) feature maps (issue 14): the same 100 frames with 64-dim float32 features, one .npy per
+      frame read memory-mapped (as `lift3d consistency` reads a model's outputs): exact H,
+      wall / CPU seconds and peak RSS beside the ID maps', stored as float32 and as float16.
+
 Run from the repository root:  PYTHONPATH=. python benchmarks/bench_consistency.py
-(``--frames 20 --hw 256 192`` for a quick run). eps defaults to 0.01 m.
+(``--frames 20 --hw 256 192`` for a quick run; ``--dim 0`` skips the features, ``--scratch``
+puts the 5 GB of feature files and the metric's scratch elsewhere). eps defaults to 0.01 m.
+
+Measured 2026-12-07 under heavy load (load average 17-20 on the 2-core machine, run under
+``nice -n 10``: compare CPU seconds and ratios, not wall time), 100 x 512x384 (19.7 M points,
+134 neighbours each): ID maps 12.1 CPU s (44 s wall), peak RSS 1.94 GiB; 64-dim float32 features
+70.9 CPU s (5.9x the ID maps; 296 s wall), peak RSS 3.11 GiB (2.34 GiB above the scene the
+script holds), 24 spatial blocks, features spilled to memory-mapped scratch files; float16
+storage 74.4 CPU s, 3.04 GiB, |H float16 - H float32| = 5.2e-8. The path this replaced made two
+(N, D) float64 copies: 2 x 19.7 M x 64 x 8 B = 20 GB, more than the machine can spare.
 
 Measured 2026-11-24 on the 2-core dev machine, quiet (load average ~1.3), compiled grid kernel:
 100 x 512x384 (19.7 M points, 133 neighbours per point on average, 592 examined): exact H
