@@ -1,4 +1,4 @@
-"""The `lift3d` command line: segment | make-scene | view | export | eval | info.
+"""The `lift3d` command line: segment | consistency | make-scene | view | export | eval | info.
 
 Errors meant for people (:class:`~lift3d.errors.Lift3DError`) print as one line and exit 1;
 ``--debug`` shows the traceback instead.
@@ -195,6 +195,49 @@ def eval_cmd(
     for line in results["verdicts"]:
         typer.echo(f"note: {line}")
     typer.echo(f"wrote {out}/results.json, results.md, plots/")
+
+
+@app.command("consistency")
+@friendly
+def consistency_cmd(
+    scene: Path = typer.Argument(..., help="Scene folder (any layout lift3d reads), or the output "
+                                 "folder of `lift3d segment` (its report names the scene, geometry "
+                                 "and radius of H)."),
+    outputs: Path | None = typer.Option(
+        None, "--outputs", "-m", help="Folder with one file per frame, named by the frame's stem: "
+        "an ID map (.png, uint8/uint16) or a feature map (.npy/.npz, (H, W, D), any real dtype). "
+        "Default: a segment folder's labels/."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Where consistency.json and "
+                                    "heatmaps/ go (default: OUTPUTS_DIR-consistency/, or "
+                                    "SCENE/consistency/ for a segment folder's labels)."),
+    eps: float | None = typer.Option(None, help="Radius of H, scene units (pixels for flow); "
+                                     "default: the run's, else 1% of the scene scale."),
+    geometry: str = typer.Option("auto", help="auto | rgbd | flow | mast3r (scene folders only)."),
+    feature_resize: str = typer.Option(
+        "bilinear", help="Maps of another resolution (same aspect ratio) are resized to the frame: "
+        "ID maps by nearest neighbour, always; feature maps bilinear (per channel, pixel centres "
+        "aligned, then normalised) or nearest."),
+    precision: str = typer.Option("float32", help="Unit features stored as float32 or float16 "
+                                  "(half the memory; H within about 1e-3, see consistency.json)."),
+    heatmaps: bool = typer.Option(True, help="Write heatmaps/<frame>.png (per-pixel h)."),
+) -> None:
+    """H(I,M) of any model's per-pixel outputs: how much they agree across views.
+
+    Prints H, the per-mask approximation beside it, and a reminder: H of a constant map is 1,
+    so H is not quality. Writes consistency.json and a heat map of per-pixel h per frame.
+    """
+    from lift3d.metrics.outputs import OutputsConfig, is_run_dir, measure_outputs, summary_lines
+
+    if out is None:
+        out = (scene / "consistency" if outputs is None and is_run_dir(scene)
+               else Path(f"{outputs}-consistency") if outputs is not None else Path("consistency"))
+    cfg = OutputsConfig(eps=eps, geometry=geometry, feature_resize=feature_resize,
+                        feature_dtype=precision, heatmaps=heatmaps)
+    doc = measure_outputs(scene, outputs, out, cfg)
+    for line in summary_lines(doc):
+        typer.echo(line)
+    typer.echo(f"wrote {out}/consistency.json"
+               + (", heatmaps/" if (out / "heatmaps").is_dir() else ""))
 
 
 @app.command("make-scene")
