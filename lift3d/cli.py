@@ -1,4 +1,4 @@
-"""The `lift3d` command line: segment | make-scene | view | export | eval | info.
+"""The `lift3d` command line: segment | consistency | make-scene | view | export | eval | info.
 
 Errors meant for people (:class:`~lift3d.errors.Lift3DError`) print as one line and exit 1;
 ``--debug`` shows the traceback instead.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -19,6 +20,8 @@ app = typer.Typer(
     help="Lift 2D segmentation into 3D that stays consistent across views.",
 )
 _DEBUG = {"on": False}
+SEGMENTER_HELP = ("auto | sam | geometric | classical (auto: sam if a checkpoint exists, else "
+                  "geometric when the scene has depth, else classical).")
 
 
 @app.callback()
@@ -48,7 +51,7 @@ def segment(
     scene_dir: Path = typer.Argument(..., help="Scene folder (ScanNet/7-Scenes/TUM layout, or images)."),
     out: Path = typer.Option(Path("out"), "--out", "-o", help="Output folder."),
     geometry: str = typer.Option("rgbd", help="rgbd | flow | mast3r"),
-    segmenter: str = typer.Option("auto", help="auto | sam | classical (auto: sam if a checkpoint exists)."),
+    segmenter: str = typer.Option("auto", help=SEGMENTER_HELP),
     baseline: str = typer.Option("tracked", help="tracked (the method) | independent (each frame alone)."),
     associate: str = typer.Option(
         "off", help="Merge tracked IDs that are one object: auto (3d on 3D geometry, tracklets on "
@@ -122,7 +125,7 @@ def batch(
     gpus_per_scene: float = typer.Option(0.0, min=0.0, help="GPUs per scene's task (SAM, MASt3R on CUDA)."),
     max_retries: int = typer.Option(1, min=0, help="Reruns of a task whose worker died (killed, OOM)."),
     geometry: str = typer.Option("rgbd", help="rgbd | flow | mast3r"),
-    segmenter: str = typer.Option("auto", help="auto | sam | classical (auto: sam if a checkpoint exists)."),
+    segmenter: str = typer.Option("auto", help=SEGMENTER_HELP),
     baseline: str = typer.Option("tracked", help="tracked (the method) | independent (each frame alone)."),
     associate: str = typer.Option(
         "off", help="Merge tracked IDs that are one object: auto | 3d | tracklets | off (see segment)."),
@@ -161,7 +164,7 @@ def eval_cmd(
     out: Path = typer.Option(Path("eval_out"), "--out", "-o", help="Output folder (runs are cached here)."),
     methods: str = typer.Option("tracked,associated,independent",
                                 help="Comma-separated: tracked, associated, independent."),
-    segmenter: str = typer.Option("classical", help="classical | sam | auto (same for every method)."),
+    segmenter: str = typer.Option("classical", help="classical | geometric | sam | auto (same for all)."),
     geometry: str = typer.Option("auto", help="auto (flow: video, rgbd: RGB-D) | rgbd | flow | mast3r."),
     associate: str = typer.Option(
         "auto", help="Association of the `associated` method: auto | 3d | tracklets | off."),
@@ -203,6 +206,49 @@ def eval_cmd(
     typer.echo(f"wrote {out}/results.json, results.md, plots/")
 
 
+@app.command("consistency")
+@friendly
+def consistency_cmd(
+    scene: Path = typer.Argument(..., help="Scene folder (any layout lift3d reads), or the output "
+                                 "folder of `lift3d segment` (its report names the scene, geometry "
+                                 "and radius of H)."),
+    outputs: Path | None = typer.Option(
+        None, "--outputs", "-m", help="Folder with one file per frame, named by the frame's stem: "
+        "an ID map (.png, uint8/uint16) or a feature map (.npy/.npz, (H, W, D), any real dtype). "
+        "Default: a segment folder's labels/."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Where consistency.json and "
+                                    "heatmaps/ go (default: OUTPUTS_DIR-consistency/, or "
+                                    "SCENE/consistency/ for a segment folder's labels)."),
+    eps: float | None = typer.Option(None, help="Radius of H, scene units (pixels for flow); "
+                                     "default: the run's, else 1% of the scene scale."),
+    geometry: str = typer.Option("auto", help="auto | rgbd | flow | mast3r (scene folders only)."),
+    feature_resize: str = typer.Option(
+        "bilinear", help="Maps of another resolution (same aspect ratio) are resized to the frame: "
+        "ID maps by nearest neighbour, always; feature maps bilinear (per channel, pixel centres "
+        "aligned, then normalised) or nearest."),
+    precision: str = typer.Option("float32", help="Unit features stored as float32 or float16 "
+                                  "(half the memory; H within about 1e-3, see consistency.json)."),
+    heatmaps: bool = typer.Option(True, help="Write heatmaps/<frame>.png (per-pixel h)."),
+) -> None:
+    """H(I,M) of any model's per-pixel outputs: how much they agree across views.
+
+    Prints H, the per-mask approximation beside it, and a reminder: H of a constant map is 1,
+    so H is not quality. Writes consistency.json and a heat map of per-pixel h per frame.
+    """
+    from lift3d.metrics.outputs import OutputsConfig, is_run_dir, measure_outputs, summary_lines
+
+    if out is None:
+        out = (scene / "consistency" if outputs is None and is_run_dir(scene)
+               else Path(f"{outputs}-consistency") if outputs is not None else Path("consistency"))
+    cfg = OutputsConfig(eps=eps, geometry=geometry, feature_resize=feature_resize,
+                        feature_dtype=precision, heatmaps=heatmaps)
+    doc = measure_outputs(scene, outputs, out, cfg)
+    for line in summary_lines(doc):
+        typer.echo(line)
+    typer.echo(f"wrote {out}/consistency.json"
+               + (", heatmaps/" if (out / "heatmaps").is_dir() else ""))
+
+
 @app.command("make-scene")
 @friendly
 def make_scene_cmd(
@@ -211,11 +257,14 @@ def make_scene_cmd(
     frames: int = typer.Option(30, min=2, help="Number of frames."),
     width: int = typer.Option(320, min=16),
     height: int = typer.Option(240, min=16),
+    preset: str = typer.Option("objects", help="objects: primitives on the floor; room: "
+                               "furniture (tables, chairs, shelves...) along walls."),
 ) -> None:
     """Generate a synthetic posed RGB-D scene with ground-truth instances."""
-    from lift3d.synth import make_scene
+    from lift3d.synth import make_scene, preset_config
 
-    path = make_scene(out, seed=seed, n_frames=frames, width=width, height=height)
+    path = make_scene(out, seed=seed, n_frames=frames, width=width, height=height,
+                      config=preset_config(preset))
     typer.echo(f"wrote {path}")
 
 
@@ -235,16 +284,35 @@ def export_cmd(
     out: Path = typer.Argument(..., help="output folder of `lift3d segment`"),
     to: str = typer.Option(..., "--to", help="format: ply | colmap | gaussian-grouping | nerfstudio"),
     dest: Path = typer.Option(..., "-o", "--dest", help="folder (or .ply file) to write"),
+    # Annotated: plain defaults, so the function can also be called from Python
+    mask_bits: Annotated[int | None, typer.Option(
+        "--mask-bits", help="gaussian-grouping: 8 (default; its stock setup, at most 255 "
+        "objects, the least observed folded into 0) or 16 (every object)")] = None,
+    resolution: Annotated[int | None, typer.Option(
+        "--resolution", help="gaussian-grouping: write images and masks at 1/N size "
+        "(default 1); train with -r 1")] = None,
 ) -> None:
     """Export a lift3d output folder to the layout a 3D pipeline trains from.
 
     Prints the result and, for COLMAP layouts, a note when 3D Gaussian splatting would
-    misplace the cameras.
+    misplace the cameras; for Gaussian Grouping, the -r and num_classes to train with.
     """
     from lift3d.export import export, principal_point_offset
 
-    path = export(out, to, dest)
+    gg = None
+    if mask_bits is not None or resolution is not None:
+        from lift3d.export.gaussian_grouping import GaussianGroupingConfig
+
+        gg = GaussianGroupingConfig(mask_bits=mask_bits or 8, resolution=resolution or 1)
+    path = export(out, to, dest, gaussian_grouping=gg)
     typer.echo(f"lift3d export: wrote {to} to {path}")
+    if to == "gaussian-grouping":
+        import json
+
+        from lift3d.export.gaussian_grouping import training_note
+
+        for line in training_note(json.loads(path.read_text())).splitlines():
+            typer.echo(f"lift3d export: {line}")
     if to in ("colmap", "gaussian-grouping"):
         off = principal_point_offset(Path(out) / "cameras.json")
         if off > 1.0:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lift3d.associate import Association, apply_mapping
-from lift3d.config import SegmentConfig, build_segmenter
+from lift3d.config import SegmentConfig, build_segmenter, scene_has_depth
 from lift3d.fuse import FuseAccumulator, fuse_voxel
 from lift3d.io.atomic import write_json, write_with
 from lift3d.io.outputs import read_label_png, write_cameras, write_label_png, write_ply
@@ -108,7 +108,7 @@ def run_segment(
                            progress=progress, lazy=True)
     with timer("geometry"):
         geometry = build_geometry(cfg.geometry)(scene, cache_dir=out / "cache")
-    segmenter = build_segmenter(cfg.segmenter)
+    segmenter = build_segmenter(cfg.segmenter, has_depth=scene_has_depth(scene))
     associator = None
     if cfg.mode == "tracked":
         from lift3d.associate import build_associator
@@ -267,7 +267,8 @@ def label_frames(
 
     if done < len(scene):
         if cfg.mode == "independent":
-            independent_labels(images, segmenter, cfg.track, on_frame, first=done, collect=False)
+            independent_labels(images, segmenter, cfg.track, on_frame, first=done, collect=False,
+                               geometry=geometry)
         elif cfg.mode == "tracked":
             track_sequence(images, geometry, segmenter, cfg.track, state, on_frame, collect=False)
         else:

@@ -41,6 +41,22 @@ def pixel_grid(h: int, w: int) -> np.ndarray:
     return pix
 
 
+def scale_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """(3, 3) float64 intrinsics of an image resized by ``sx`` (width) and ``sy`` (height).
+
+    Pixel centres stay pixel centres: a pixel edge at ``x - 0.5`` maps to ``(x - 0.5) * sx``,
+    so ``cx' = (cx + 0.5) * sx - 0.5`` (and likewise for y).
+    """
+    check_shape("K", K, (3, 3))
+    out = np.asarray(K, np.float64).copy()
+    out[0] *= sx
+    out[1] *= sy
+    out[0, 2] += 0.5 * sx - 0.5
+    out[1, 2] += 0.5 * sy - 0.5
+    out[2] = (0.0, 0.0, 1.0)
+    return out
+
+
 def backproject(depth: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
     """World points of every pixel of a depth map.
 
@@ -59,6 +75,21 @@ def backproject(depth: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray) -> n
     pts *= np.asarray(depth, np.float32).reshape(-1, 1)
     pts += pose[:3, 3].astype(np.float32)
     return pts.reshape(h, w, 3)
+
+
+def camera_depth(points: np.ndarray, valid: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
+    """(H, W) float32 camera z (metres) of a world point map, 0 where not ``valid`` or behind
+    the camera: the depth map of geometry that has points but no sensor depth (MASt3R).
+
+    points: (H, W, 3) world coordinates; valid: (H, W) bool; cam_to_world: (4, 4).
+    """
+    check_shape("points", points, (None, None, 3))
+    check_shape("valid", valid, points.shape[:2])
+    world_to_cam = invert_pose(cam_to_world)
+    z = points.reshape(-1, 3) @ world_to_cam[2, :3].astype(np.float32) + np.float32(
+        world_to_cam[2, 3])
+    z = z.reshape(valid.shape)
+    return np.where(valid & np.isfinite(z) & (z > 0), z, 0.0).astype(np.float32)
 
 
 def project(

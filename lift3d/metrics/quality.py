@@ -37,43 +37,49 @@ class ConsistencyFigures:
         return d
 
 
-def exact_h(load: Callable[[int], tuple], n_frames: int, eps: float):
-    """Exact H over frames ``load(i) -> (points (H,W,3), valid (H,W), labels (H,W))``.
+def exact_h(load: Callable[[int], tuple], n_frames: int, eps: float, config=None,
+            return_maps: bool = False):
+    """Exact H over frames ``load(i) -> (points (H,W,3), valid (H,W), outputs)`` (ID maps or
+    feature maps), read one at a time: :func:`~lift3d.metrics.consistency.consistency_frames`."""
+    from lift3d.metrics.consistency import consistency_frames
 
-    Bounded memory through :func:`lift3d.metrics.consistency.consistency_frames` where the
-    metric has it; otherwise (an adapter, until it does) the frames are gathered and
-    :func:`~lift3d.metrics.consistency.consistency` runs on them: the same H either way.
-    """
-    from lift3d.metrics import consistency as c
+    return consistency_frames(load, n_frames, eps, return_maps=return_maps, config=config)
 
-    frames_fn = getattr(c, "consistency_frames", None)
-    if frames_fn is not None:
-        return frames_fn(load, n_frames, eps)
-    pts, val, out = zip(*(load(i) for i in range(n_frames))) if n_frames else ((), (), ())
-    return c.consistency(list(pts), list(val), list(out), eps)
+
+def consistency_figures(geometry, outputs: Sequence[np.ndarray], cfg: MetricConfig, config=None,
+                        return_maps: bool = False) -> tuple[ConsistencyFigures, object]:
+    """H(I,M) of per-pixel ``outputs`` (a sequence, lazy or not: (H, W) int ID maps or
+    (H, W, D) feature maps) on ``geometry``, with the radius of ``cfg``; and the
+    :class:`~lift3d.metrics.consistency.ConsistencyResult` (per-pixel maps with
+    ``return_maps``). ``config``: the kernel's
+    :class:`~lift3d.metrics.consistency.ConsistencyConfig` (threads, feature storage)."""
+    eps, units = cfg.radius(geometry)
+    picks = cfg.frames(len(outputs))
+    if geometry.kind == "3d":
+        def load(k: int):
+            pm = geometry[picks[k]]
+            return pm.points, pm.valid, outputs[picks[k]]
+
+        res = exact_h(load, len(picks), eps, config, return_maps)
+    else:
+        from lift3d.metrics.consistency2d import consistency_matches
+
+        dtype = getattr(config, "feature_dtype", "float32")
+        res = consistency_matches(geometry, outputs, eps, feature_dtype=dtype)
+    figs = ConsistencyFigures(
+        H=_num(res.H), eps=float(eps), eps_units=units, per_frame=[_num(v) for v in res.per_frame],
+        pixels_with_neighbours=int(res.n_with_neighbours),
+        frames=None if len(picks) == len(outputs) else picks,
+    )
+    return figs, res
 
 
 def measure_consistency(geometry, labels: Sequence[np.ndarray], cfg: MetricConfig
                         ) -> ConsistencyFigures:
     """H(I,M) of the ID maps ``labels`` (a sequence, lazy or not) on ``geometry``, with the
-    radius of ``cfg``."""
-    eps, units = cfg.radius(geometry)
-    picks = cfg.frames(len(labels))
-    if geometry.kind == "3d":
-        def load(k: int):
-            pm = geometry[picks[k]]
-            return pm.points, pm.valid, labels[picks[k]]
-
-        res = exact_h(load, len(picks), eps)
-    else:
-        from lift3d.metrics.consistency2d import consistency_matches
-
-        res = consistency_matches(geometry, labels, eps)
-    return ConsistencyFigures(
-        H=_num(res.H), eps=float(eps), eps_units=units, per_frame=[_num(v) for v in res.per_frame],
-        pixels_with_neighbours=int(res.n_with_neighbours),
-        frames=None if len(picks) == len(labels) else picks,
-    )
+    radius of ``cfg`` (what `lift3d segment` reports; `lift3d consistency` makes the same
+    call through :func:`consistency_figures`)."""
+    return consistency_figures(geometry, labels, cfg)[0]
 
 
 def id_survival(sequence_iou: float | None, frame_iou: float | None) -> float | None:
