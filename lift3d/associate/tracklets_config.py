@@ -39,7 +39,7 @@ class TrackletConfig:
     other, or an ID of one is born with at least this share of its first mask carried there
     from an ID of the other (a handover: the tracker dropped an ID and re-seeded the object
     under a new one), or they are gap-linked with this overlap."""
-    max_group_share: float = 0.3
+    max_group_share: float = 0.25
     """No merge may make a group cover more than this share of the frame (its pixels over
     the frames from its first to its last, per frame): an object is not most of the picture,
     and a chain of merges must not carry the object into the background."""
