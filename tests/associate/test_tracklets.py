@@ -141,7 +141,7 @@ def test_auto_links_tracklets_on_2d_geometry():
 def davis_clip(tmp_path_factory):
     """The first frames of DAVIS dog, downscaled, as an image folder (skips without
     ../shared)."""
-    from conftest import shared_path
+    from tests.conftest import shared_path
 
     src = shared_path("data", "davis2016_480p", "JPEGImages", "480p", "dog")
     out = tmp_path_factory.mktemp("dog")
