@@ -8,10 +8,24 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+FILE_MODE = 0o666
+"""Mode of a new file before the umask (what ``open(path, "w")`` uses)."""
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting and restoring it: POSIX has no getter)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -27,7 +41,12 @@ def atomic_path(path: str | Path, suffix: str | None = None):
         prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
         dir=path.parent,
     )
-    os.close(fd)
+    try:
+        # mkstemp creates 0600 whatever the umask; results must be as readable as any file
+        # the user creates (other users, containers mounting the folder)
+        os.fchmod(fd, FILE_MODE & ~current_umask())
+    finally:
+        os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
