@@ -38,6 +38,17 @@ def friendly(fn):
                 raise
             typer.echo(f"lift3d: error: {err}", err=True)
             raise typer.Exit(1) from None
+        except OSError as err:  # a write or read the code did not wrap: still one line
+            if _DEBUG["on"]:
+                raise
+            # copies (shutil) name the source first and the destination second
+            names = [str(n) for n in (err.filename, err.filename2) if n]
+            where = " -> ".join(names) + ": " if names else ""
+            typer.echo(f"lift3d: error: {where}{err.strerror or err}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("lift3d: interrupted: rerun the same command to resume", err=True)
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -46,7 +57,8 @@ def friendly(fn):
 @friendly
 def segment(
     scene_dir: Path = typer.Argument(..., help="Scene folder (ScanNet/7-Scenes/TUM layout, or images)."),
-    out: Path = typer.Option(Path("out"), "--out", "-o", help="Output folder."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder (default: out/<scene folder name>/)."),
     geometry: str = typer.Option("rgbd", help="rgbd | flow | mast3r"),
     segmenter: str = typer.Option("auto", help="auto | sam | classical (auto: sam if a checkpoint exists)."),
     baseline: str = typer.Option("tracked", help="tracked (the method) | independent (each frame alone)."),
@@ -68,8 +80,20 @@ def segment(
 
     cfg = _segment_config(geometry, segmenter, baseline, stride, max_frames, eps, sam_checkpoint,
                           sam_model_type, mast3r_checkpoint, device, associate)
+    if out is None:  # one folder per scene: two scenes never share (and mix) one
+        out = DEFAULT_OUT_ROOT / scene_output_name(scene_dir)
     report = run_segment(scene_dir, out, cfg, progress=not quiet, fresh=fresh)
     _print_summary(report, out)
+
+
+DEFAULT_OUT_ROOT = Path("out")
+"""Where `segment` writes without -o: DEFAULT_OUT_ROOT/<scene name>/."""
+
+
+def scene_output_name(scene_dir: Path) -> str:
+    """The default output folder name of a scene: its folder's name (a video's file stem)."""
+    p = Path(scene_dir).expanduser().resolve()
+    return p.stem if p.is_file() else p.name
 
 
 def _segment_config(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ import numpy as np
 
 from lift3d.associate import Association, apply_mapping
 from lift3d.config import SegmentConfig, build_segmenter
+from lift3d.errors import InputError
 from lift3d.fuse import FuseAccumulator, fuse_voxel
 from lift3d.io.atomic import write_json, write_with
 from lift3d.io.outputs import read_label_png, write_cameras, write_label_png, write_ply
@@ -83,29 +85,50 @@ class _FrameLog:
     K: list = field(default_factory=list)
     poses: list = field(default_factory=list)
     paths: list = field(default_factory=list)
+    no_depth: list = field(default_factory=list)
+    """Names of the frames whose geometry has no valid pixel (3D geometry only)."""
 
 
 def run_fingerprint(scene: Scene, cfg: SegmentConfig, segmenter_name: str) -> dict:
-    """What must be equal for cached per-frame results to be reused."""
+    """What must be equal for cached per-frame results to be reused: the scene (where, which
+    frames, and what its files hold), the configuration, the segmenter and the code."""
+    from lift3d.io.run_folder import code_version, inputs_digest
+
     config = cfg.to_json()
     config.pop("overlays")  # pictures only: they do not change the labels
     return {"scene": str(scene.source.resolve()), "frames": scene.names, "config": config,
-            "segmenter": segmenter_name}
+            "segmenter": segmenter_name, "inputs": inputs_digest(scene.source),
+            "code": code_version()}
 
 
 def run_segment(
     scene_dir: str | Path, out_dir: str | Path, cfg: SegmentConfig = SegmentConfig(),
     progress: bool = True, fresh: bool = False,
 ) -> dict:
-    """Run the whole flow on ``scene_dir`` and write ``out_dir``; return the report dict."""
-    from lift3d.geometry import build_geometry
-    from lift3d.io import load_scene
+    """Run the whole flow on ``scene_dir`` and write ``out_dir``; return the report dict.
 
-    out = Path(out_dir)
+    Options, checkpoints, the device and whether ``out_dir`` can be written are checked before
+    anything is loaded; ``out_dir`` is locked against other runs
+    (:class:`~lift3d.io.run_folder.FolderLock`) before anything is written."""
+    from lift3d.io import load_scene
+    from lift3d.io.run_folder import FolderLock, check_writable
+    from lift3d.preflight import check_run
+
+    check_run(cfg)
+    check_writable(out_dir)
     timer = Timer()
     with timer("load"):
         scene = load_scene(scene_dir, stride=cfg.stride, max_frames=cfg.max_frames,
                            progress=progress, lazy=True)
+    with FolderLock(out_dir):
+        return _run_segment(scene, scene_dir, out_dir, cfg, progress, fresh, timer)
+
+
+def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: SegmentConfig,
+                 progress: bool, fresh: bool, timer: Timer) -> dict:
+    from lift3d.geometry import build_geometry
+
+    out = Path(out_dir)
     with timer("geometry"):
         geometry = build_geometry(cfg.geometry)(scene, cache_dir=out / "cache")
     segmenter = build_segmenter(cfg.segmenter)
@@ -123,6 +146,11 @@ def run_segment(
     def finished(t: int, labels: np.ndarray) -> None:
         """A frame is done: fuse it, picture it, log what the report needs."""
         frame, pm = scene.frames[t], geometry[t]
+        if geometry.kind == "3d" and not pm.valid.any():
+            log.no_depth.append(frame.name)
+            warnings.warn(f"{frame.path}: frame {frame.name} has no valid depth (every pixel is "
+                          "0 or outside the geometry's working range): it adds nothing to the "
+                          "cloud or the metric", stacklevel=2)
         if fusion is not None:
             with timer("fuse"):
                 fusion.add_frame(pm, frame.image, labels)
@@ -143,6 +171,11 @@ def run_segment(
 
     with timer("track"):
         label_frames(scene, geometry, segmenter, cfg, out, progress, fresh, finished)
+    if geometry.kind == "3d" and len(log.no_depth) == len(scene):
+        raise InputError(
+            f"no frame has valid depth ({len(scene)} frames: every pixel 0 or outside the "
+            "working range, e.g. 65535 or 8-bit depth)", scene.source,
+            "check the depth maps: 16-bit PNGs in the layout's units (ScanNet: millimetres)")
     association = None
     if associator is not None:
         with timer("associate"):
@@ -224,7 +257,12 @@ def _saved_labels(out: Path, scene: Scene) -> Lazy:
 def _quality(scene: Scene, labels, cloud: LabelledCloud | None) -> dict:
     from lift3d.metrics.quality import measure_quality
 
-    return measure_quality(labels, scene.gt_labels, cloud, scene.gt_points, scene.gt_point_labels)
+    gt, pred = scene.gt_labels, labels
+    have = [t for t in range(len(gt)) if gt[t] is not None]  # a reader's None: no GT there
+    if len(have) < len(gt):
+        pred = Lazy(len(have), lambda k: labels[have[k]], keep=0)
+        gt = Lazy(len(have), lambda k: scene.gt_labels[have[k]], keep=0)
+    return measure_quality(pred, gt, cloud, scene.gt_points, scene.gt_point_labels)
 
 
 def label_frames(
@@ -246,8 +284,10 @@ def label_frames(
         done = _frames_done(out, scene, cfg, state_path)
         if cfg.mode == "tracked" and done > 0:
             state = load_state(state_path)
-    else:
-        (cache / "association.json").unlink(missing_ok=True)  # solved for another run
+    else:  # another run's results (or none): none of them may survive into this one
+        from lift3d.io.run_folder import clear_results
+
+        clear_results(out)
         write_json(run_json, fingerprint)
     names = scene.names
     for t in range(done):  # finished by an earlier run: read back for the later stages
@@ -309,4 +349,8 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
     import cv2
 
     bgr = np.ascontiguousarray(rgb[..., ::-1])
-    write_with(path, lambda tmp: cv2.imwrite(str(tmp), bgr))
+    def write(tmp: Path) -> None:
+        if not cv2.imwrite(str(tmp), bgr):
+            raise OSError(f"could not write {tmp}")
+
+    write_with(path, write)

@@ -9,7 +9,8 @@ synthetic ground truth stored beside it.
       pose/<i>.txt                     4x4 camera-to-world (OpenCV axes); -inf/NaN = lost track
       intrinsic/intrinsic_color.txt    4x4 (or 3x3), top-left 3x3 = K of the colour images
       intrinsic/intrinsic_depth.txt    4x4 (or 3x3), top-left 3x3 = K of the depth images
-      instance/<i>.png                 optional uint16 instance IDs, 0 = background
+      instance/<i>.png                 optional uint16 instance IDs, 0 = background; a frame
+                                       without one gets None in ``gt_labels`` and a warning
                                        (``instance-filt/`` of real ScanNet is read the same way)
       gt_cloud.ply                     optional ground-truth cloud with a ``label`` property
 
@@ -141,7 +142,11 @@ def load_scannet(path: str | Path, stride: int = 1, max_frames: int | None = Non
         return Frame(image=image, name=str(idx), depth=depth, K=K.copy(),
                      cam_to_world=poses[idx], path=color_path)
 
-    def read_gt(k: int) -> np.ndarray:
+    missing_gt = _missing_instance_maps(root, instance_dir, kept)
+
+    def read_gt(k: int) -> np.ndarray | None:
+        if kept[k][0] in missing_gt:
+            return None
         return _read_instance(instance_dir, kept[k][0], color_hw, depth_hw)
 
     if lazy:  # streamed: each frame read when a stage asks for it (lift3d.types.LazyFrames)
@@ -242,6 +247,21 @@ def _read_frame(root: Path, idx: int, color_path: Path, color_hw: tuple[int, int
     check_size(depth, depth_hw, depth_path, "the size of the scene's first depth frame",
                "every depth frame of a scene must have one size")
     return resize_area(image, depth_hw), depth
+
+
+def _missing_instance_maps(root: Path, instance_dir: Path | None,
+                           kept: list[tuple[int, Path]]) -> set[int]:
+    """Indices of the kept frames without an instance map (ground truth is optional per
+    frame: those frames are left out of the scoring, with a warning naming them)."""
+    if instance_dir is None:
+        return set()
+    missing = [idx for idx, _ in kept if not (instance_dir / f"{idx}.png").is_file()]
+    if missing:
+        warnings.warn(
+            f"{instance_dir}: no instance map for {len(missing)} of {len(kept)} frame(s) ("
+            + ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            + "): they are left out of the ground-truth scores", stacklevel=3)
+    return set(missing)
 
 
 def _read_instance(instance_dir: Path, idx: int, color_hw: tuple[int, int],
