@@ -72,6 +72,9 @@ def segment(
     sam_model_type: str | None = typer.Option(None, help="vit_h | vit_l | vit_b (default: from the file)."),
     mast3r_checkpoint: Path | None = typer.Option(None, help="MASt3R checkpoint (.pth or .safetensors)."),
     device: str | None = typer.Option(None, help="cuda | mps | cpu (default: best available)."),
+    max_side: int | None = typer.Option(
+        None, min=16, help="Work on frames whose long side is at most this many pixels (for "
+        "large photos); labels and cameras stay at the input resolution."),
     fresh: bool = typer.Option(False, help="Ignore cached per-frame results in OUT."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -79,7 +82,7 @@ def segment(
     from lift3d.pipeline import run_segment
 
     cfg = _segment_config(geometry, segmenter, baseline, stride, max_frames, eps, sam_checkpoint,
-                          sam_model_type, mast3r_checkpoint, device, associate)
+                          sam_model_type, mast3r_checkpoint, device, associate, max_side)
     if out is None:  # one folder per scene: two scenes never share (and mix) one
         out = DEFAULT_OUT_ROOT / scene_output_name(scene_dir)
     report = run_segment(scene_dir, out, cfg, progress=not quiet, fresh=fresh)
@@ -100,6 +103,7 @@ def _segment_config(
     geometry: str, segmenter: str, baseline: str, stride: int, max_frames: int | None,
     eps: float | None, sam_checkpoint: Path | None, sam_model_type: str | None,
     mast3r_checkpoint: Path | None, device: str | None, associate: str = "off",
+    max_side: int | None = None,
 ):
     """The SegmentConfig of `segment`'s options (`batch` takes the same ones)."""
     from lift3d.associate import AssociateConfig
@@ -115,7 +119,7 @@ def _segment_config(
             name=segmenter, device=device, sam_model_type=sam_model_type,
             sam_checkpoint=None if sam_checkpoint is None else str(sam_checkpoint)),
         mode=baseline, stride=stride, max_frames=max_frames, metric=MetricConfig(eps=eps),
-        associate=AssociateConfig(method=associate),
+        associate=AssociateConfig(method=associate), max_side=max_side,
     )
     return cfg
 

@@ -27,6 +27,7 @@ from lift3d.errors import InputError
 from lift3d.fuse import FuseAccumulator, fuse_voxel
 from lift3d.io.atomic import write_json, write_with
 from lift3d.io.outputs import read_label_png, write_cameras, write_label_png, write_ply
+from lift3d.io.working_resolution import shrink_labels
 from lift3d.track import TrackState, independent_labels, load_state, save_state, track_sequence
 from lift3d.types import Geometry, LabelledCloud, Lazy, Scene
 
@@ -112,6 +113,7 @@ def run_segment(
     (:class:`~lift3d.io.run_folder.FolderLock`) before anything is written."""
     from lift3d.io import load_scene
     from lift3d.io.run_folder import FolderLock, check_writable
+    from lift3d.io.working_resolution import warn_if_too_big
     from lift3d.preflight import check_run
 
     check_run(cfg)
@@ -120,6 +122,7 @@ def run_segment(
     with timer("load"):
         scene = load_scene(scene_dir, stride=cfg.stride, max_frames=cfg.max_frames,
                            progress=progress, lazy=True)
+    warn_if_too_big(scene, cfg.max_side)
     with FolderLock(out_dir):
         return _run_segment(scene, scene_dir, out_dir, cfg, progress, fresh, timer)
 
@@ -127,8 +130,11 @@ def run_segment(
 def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: SegmentConfig,
                  progress: bool, fresh: bool, timer: Timer) -> dict:
     from lift3d.geometry import build_geometry
+    from lift3d.io.working_resolution import WorkingScene
 
     out = Path(out_dir)
+    work = WorkingScene(scene, cfg.max_side)  # frames shrunk to --max-side; outputs are not
+    scene = work.scene
     with timer("geometry"):
         geometry = build_geometry(cfg.geometry)(scene, cache_dir=out / "cache")
     segmenter = build_segmenter(cfg.segmenter)
@@ -164,13 +170,14 @@ def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: 
         ids = ids[ids > 0]
         log.ids.update(ids.tolist())
         log.ids_per_frame.append(len(ids))
-        log.sizes.append(frame.hw)
-        log.K.append(pm.K)
+        hw, K = work.camera(t, frame.hw, pm.K)  # cameras.json: the input resolution's
+        log.sizes.append(hw)
+        log.K.append(K)
         log.poses.append(pm.cam_to_world)
         log.paths.append(frame.path)
 
     with timer("track"):
-        label_frames(scene, geometry, segmenter, cfg, out, progress, fresh, finished)
+        label_frames(scene, geometry, segmenter, cfg, out, progress, fresh, finished, work)
     if geometry.kind == "3d" and len(log.no_depth) == len(scene):
         raise InputError(
             f"no frame has valid depth ({len(scene)} frames: every pixel 0 or outside the "
@@ -179,7 +186,8 @@ def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: 
     association = None
     if associator is not None:
         with timer("associate"):
-            association = associate_labels(associator, fusion, scene, out, cfg.overlays, progress)
+            association = associate_labels(associator, fusion, scene, out, cfg.overlays, progress,
+                                           cfg.max_side)
         log.ids = set(apply_mapping(np.array(sorted(log.ids), np.int64), association).tolist())
         log.ids_per_frame = _ids_per_frame(out, scene)
     cloud = None
@@ -188,7 +196,7 @@ def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: 
             lut = None if association is None else association.lut(max(log.ids, default=0))
             cloud = fusion.cloud(lut)
             write_ply(out / "cloud.ply", cloud)
-    labels = _saved_labels(out, scene)
+    labels = _saved_labels(out, scene, cfg.max_side)
     report = RunReport(
         scene=str(Path(scene_dir).resolve()), layout=scene.layout, n_frames=len(scene),
         geometry=cfg.geometry.backend, segmenter=segmenter.name, mode=cfg.mode,
@@ -215,7 +223,7 @@ def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: 
 
 
 def associate_labels(associator, fusion, scene: Scene, out: Path, overlays: bool,
-                     progress: bool) -> Association:
+                     progress: bool, max_side: int | None = None) -> Association:
     """Solve the association (or read it back from ``cache/association.json`` when a run
     was killed after solving), then rewrite every frame's ``labels/`` (and overlay) with the
     merged IDs. Object IDs are the smallest ID of their group, so rewriting a frame twice
@@ -236,7 +244,8 @@ def associate_labels(associator, fusion, scene: Scene, out: Path, overlays: bool
         if association.mapping and not np.array_equal(merged, labels):
             write_label_png(p, merged)
         if overlays:
-            _write_overlay(out / "overlays" / f"{frame_name}.png", scene.frames[t].image, merged)
+            _write_overlay(out / "overlays" / f"{frame_name}.png", scene.frames[t].image,
+                           shrink_labels(merged, max_side))
     return association
 
 
@@ -248,10 +257,11 @@ def _ids_per_frame(out: Path, scene: Scene) -> list[int]:
     return counts
 
 
-def _saved_labels(out: Path, scene: Scene) -> Lazy:
-    """The run's ID maps, read back from ``labels/`` when asked."""
+def _saved_labels(out: Path, scene: Scene, max_side: int | None = None) -> Lazy:
+    """The run's ID maps, read back from ``labels/`` (at the working resolution) when asked."""
     names = scene.names
-    return Lazy(len(names), lambda t: read_label_png(out / "labels" / f"{names[t]}.png"), keep=2)
+    return Lazy(len(names), lambda t: shrink_labels(
+        read_label_png(out / "labels" / f"{names[t]}.png"), max_side), keep=2)
 
 
 def _quality(scene: Scene, labels, cloud: LabelledCloud | None) -> dict:
@@ -267,7 +277,7 @@ def _quality(scene: Scene, labels, cloud: LabelledCloud | None) -> dict:
 
 def label_frames(
     scene: Scene, geometry: Geometry, segmenter, cfg: SegmentConfig, out: Path, progress: bool,
-    fresh: bool, finished=None,
+    fresh: bool, finished=None, work=None,
 ) -> None:
     """Track (or label independently) every frame, writing each result as it is made; resume
     if possible. ``finished(t, labels)`` is called once per frame in order (also for the
@@ -292,13 +302,18 @@ def label_frames(
     names = scene.names
     for t in range(done):  # finished by an earlier run: read back for the later stages
         if finished is not None:
-            finished(t, read_label_png(out / "labels" / f"{names[t]}.png"))
+            finished(t, shrink_labels(read_label_png(out / "labels" / f"{names[t]}.png"),
+                                      cfg.max_side))
     images = Lazy(len(scene), lambda t: scene.frames[t].image, keep=0)
     bar = tqdm(total=len(scene), initial=done, desc=f"{cfg.mode} labels", disable=not progress,
                unit="frame")
 
     def on_frame(t, lab, scores, st):
-        write_label_png(out / "labels" / f"{names[t]}.png", lab)
+        path = out / "labels" / f"{names[t]}.png"
+        if work is None:
+            write_label_png(path, lab)
+        else:  # at the frame's input resolution
+            work.write_labels(t, lab, write_label_png, path)
         if st is not None:
             save_state(state_path, st)
         if finished is not None:

@@ -404,3 +404,70 @@ def test_default_output_folder_is_named_after_the_scene(scenes, tmp_path, monkey
     for scene in (a, b):
         report = json.loads((tmp_path / "out" / scene.name / "report.json").read_text())
         assert report["scene"] == str(scene.resolve())
+
+
+# ------------------------------------------------------------------ case 10: large images
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory):
+    """A 320x240 scene run whole and at --max-side 160 (a stand-in for 6000x4000 photos)."""
+    root = tmp_path_factory.mktemp("large")
+    scene = make_scene(root / "scene", seed=0, n_frames=8, width=320, height=240)
+    small = SegmentConfig(segmenter="classical", max_side=160)
+    rep = run_segment(scene, root / "half", small, progress=False)
+    return scene, root / "half", small, rep
+
+
+def test_max_side_writes_outputs_at_the_input_resolution(large):
+    from lift3d.io import load_scene
+    from lift3d.io.outputs import read_cameras
+    from lift3d.metrics.video import sequence_iou
+
+    scene_dir, out, _, rep = large
+    scene = load_scene(scene_dir)
+    cams = read_cameras(out / "cameras.json")
+    for f, cam in zip(scene.frames, cams):
+        assert (cam["height"], cam["width"]) == (240, 320)
+        np.testing.assert_allclose(cam["K"], f.K, rtol=1e-6)
+        assert read_label_png(out / "labels" / f"{f.name}.png").shape == (240, 320)
+    labels = [read_label_png(out / "labels" / f"{n}.png") for n in scene.names]
+    full = sequence_iou(labels, scene.gt_labels).sequence_iou
+    work = rep["quality"]["sequence"]["sequence_iou"]
+    assert full > 0.25 and abs(full - work) < 0.03, (full, work)  # scored at either size
+    assert rep["cloud_points"] > 5000
+
+
+def test_max_side_run_resumes_to_identical_outputs(large, tmp_path, monkeypatch):
+    """Labels are written grown to the input size and read back shrunk: a run stopped half-way
+    (the 6th write fails) resumes to the files of the uninterrupted run."""
+    import lift3d.io.atomic as atomic
+
+    scene_dir, ref, cfg, _ = large
+    out = tmp_path / "out"
+    real, calls = os.replace, []
+
+    def full(src, dst):
+        calls.append(dst)
+        if len(calls) == 6:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(atomic.os, "replace", full)
+        with pytest.raises(errors.OutputError):
+            run_segment(scene_dir, out, cfg, progress=False)
+    assert 0 < len(list((out / "labels").glob("*.png"))) < 8
+    run_segment(scene_dir, out, cfg, progress=False)
+    assert_same_labels(out, ref)
+    for name in ("cloud.ply", "cameras.json"):
+        assert (out / name).read_bytes() == (ref / name).read_bytes(), name
+
+
+def test_a_run_that_will_not_fit_in_memory_warns(scenes, tmp_path, monkeypatch):
+    import lift3d.io.working_resolution as wr
+
+    monkeypatch.setattr(wr, "_available_memory", lambda: 64 * 2**20)  # a 64 MiB machine
+    with pytest.warns(UserWarning, match=r"160x120 need about .* GiB, 0\.1 GiB available.*"
+                      r"--max-side"):
+        run_segment(scenes[0][0], tmp_path / "out", CFG, progress=False)

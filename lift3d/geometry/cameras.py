@@ -32,6 +32,20 @@ def invert_pose(pose: np.ndarray) -> np.ndarray:
     return out
 
 
+def scale_intrinsics(K: np.ndarray, from_hw: tuple[int, int], to_hw: tuple[int, int]
+                     ) -> np.ndarray:
+    """(3, 3) K of the same camera after resizing its (H, W) = ``from_hw`` images to ``to_hw``.
+
+    Pixel centres are integers, so an image edge is at -0.5: x' = s (x + 0.5) - 0.5 per axis,
+    i.e. f' = s f and c' = s (c + 0.5) - 0.5.
+    """
+    K = np.asarray(K, np.float64)
+    check_shape("K", K, (3, 3))
+    sy, sx = to_hw[0] / from_hw[0], to_hw[1] / from_hw[1]
+    S = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+    return S @ K
+
+
 def pixel_grid(h: int, w: int) -> np.ndarray:
     """(H, W, 3) float32 homogeneous pixel coordinates ``[x, y, 1]`` of every pixel."""
     pix = np.empty((h, w, 3), np.float32)
