@@ -24,7 +24,14 @@ _UMASK_LOCK = threading.Lock()
 
 
 def current_umask() -> int:
-    """The process's umask (read by setting and restoring it: POSIX has no getter)."""
+    """The process's umask: from ``/proc/self/status`` on Linux, else by setting and restoring
+    it (POSIX has no getter; the swap is briefly visible to other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     with _UMASK_LOCK:
         mask = os.umask(0o022)
         os.umask(mask)
