@@ -282,7 +282,16 @@ def _register_view() -> None:
 _register_view()
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as users read them: ``lift3d: warning: <message>`` (the message names the
+    file at fault; lift3d's own source line would only be noise)."""
+    return f"lift3d: warning: {message}\n"
+
+
 def main() -> None:  # pragma: no cover - console entry
+    import warnings
+
+    warnings.formatwarning = one_line_warning
     try:
         app()
     except KeyboardInterrupt:

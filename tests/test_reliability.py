@@ -471,3 +471,16 @@ def test_a_run_that_will_not_fit_in_memory_warns(scenes, tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match=r"160x120 need about .* GiB, 0\.1 GiB available.*"
                       r"--max-side"):
         run_segment(scenes[0][0], tmp_path / "out", CFG, progress=False)
+
+
+def test_cli_warnings_are_one_line_each(scenes, tmp_path):
+    """`lift3d` prints a warning as users read one: no source line of lift3d's own."""
+    scene = copy_scene(scenes[0][0], tmp_path / "scene")
+    (scene / "instance" / "5.png").unlink()
+    r = subprocess.run([sys.executable, "-m", "lift3d", "segment", str(scene), "-o",
+                        str(tmp_path / "out"), "--segmenter", "classical", "-q"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines == [f"lift3d: warning: {scene / 'instance'}: no instance map for 1 of 8 "
+                     "frame(s) (5): they are left out of the ground-truth scores"], r.stderr
