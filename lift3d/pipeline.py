@@ -5,8 +5,10 @@ and its labels and overlay written as soon as it is done; nothing holds every fr
 metric reads the frames again (pointmaps from geometry, labels from ``labels/``) and the strip
 picture re-reads a few. Per-frame results are written atomically (``labels/<frame>.png`` and
 the tracker state in ``cache/``), so a run that dies half-way resumes at the first frame it
-had not finished, provided the scene and the configuration are the same (``cache/run.json``
-records both); geometry backends keep their own expensive results under ``cache/`` too.
+had not finished, provided the scene, the configuration and the code are the same (``cache/run.json``
+fingerprints them, the scene's files by content: lift3d/io/run_folder.py; when it differs the
+old results are removed first); geometry backends keep their own expensive results under
+``cache/`` too. ``.lift3d.lock`` keeps a second run out of the folder while one runs.
 """
 
 from __future__ import annotations
