@@ -41,6 +41,17 @@ def friendly(fn):
                 raise
             typer.echo(f"lift3d: error: {err}", err=True)
             raise typer.Exit(1) from None
+        except OSError as err:  # a write or read the code did not wrap: still one line
+            if _DEBUG["on"]:
+                raise
+            # copies (shutil) name the source first and the destination second
+            names = [str(n) for n in (err.filename, err.filename2) if n]
+            where = " -> ".join(names) + ": " if names else ""
+            typer.echo(f"lift3d: error: {where}{err.strerror or err}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("lift3d: interrupted: rerun the same command to resume", err=True)
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -49,7 +60,8 @@ def friendly(fn):
 @friendly
 def segment(
     scene_dir: Path = typer.Argument(..., help="Scene folder (ScanNet/7-Scenes/TUM layout, or images)."),
-    out: Path = typer.Option(Path("out"), "--out", "-o", help="Output folder."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder (default: out/<scene folder name>/)."),
     geometry: str = typer.Option("rgbd", help="rgbd | flow | mast3r"),
     segmenter: str = typer.Option("auto", help=SEGMENTER_HELP),
     baseline: str = typer.Option("tracked", help="tracked (the method) | independent (each frame alone)."),
@@ -63,6 +75,9 @@ def segment(
     sam_model_type: str | None = typer.Option(None, help="vit_h | vit_l | vit_b (default: from the file)."),
     mast3r_checkpoint: Path | None = typer.Option(None, help="MASt3R checkpoint (.pth or .safetensors)."),
     device: str | None = typer.Option(None, help="cuda | mps | cpu (default: best available)."),
+    max_side: int | None = typer.Option(
+        None, min=16, help="Work on frames whose long side is at most this many pixels (for "
+        "large photos); labels and cameras stay at the input resolution."),
     fresh: bool = typer.Option(False, help="Ignore cached per-frame results in OUT."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -70,15 +85,28 @@ def segment(
     from lift3d.pipeline import run_segment
 
     cfg = _segment_config(geometry, segmenter, baseline, stride, max_frames, eps, sam_checkpoint,
-                          sam_model_type, mast3r_checkpoint, device, associate)
+                          sam_model_type, mast3r_checkpoint, device, associate, max_side)
+    if out is None:  # one folder per scene: two scenes never share (and mix) one
+        out = DEFAULT_OUT_ROOT / scene_output_name(scene_dir)
     report = run_segment(scene_dir, out, cfg, progress=not quiet, fresh=fresh)
     _print_summary(report, out)
+
+
+DEFAULT_OUT_ROOT = Path("out")
+"""Where `segment` writes without -o: DEFAULT_OUT_ROOT/<scene name>/."""
+
+
+def scene_output_name(scene_dir: Path) -> str:
+    """The default output folder name of a scene: its folder's name (a video's file stem)."""
+    p = Path(scene_dir).expanduser().resolve()
+    return p.stem if p.is_file() else p.name
 
 
 def _segment_config(
     geometry: str, segmenter: str, baseline: str, stride: int, max_frames: int | None,
     eps: float | None, sam_checkpoint: Path | None, sam_model_type: str | None,
     mast3r_checkpoint: Path | None, device: str | None, associate: str = "off",
+    max_side: int | None = None,
 ):
     """The SegmentConfig of `segment`'s options (`batch` takes the same ones)."""
     from lift3d.associate import AssociateConfig
@@ -94,7 +122,7 @@ def _segment_config(
             name=segmenter, device=device, sam_model_type=sam_model_type,
             sam_checkpoint=None if sam_checkpoint is None else str(sam_checkpoint)),
         mode=baseline, stride=stride, max_frames=max_frames, metric=MetricConfig(eps=eps),
-        associate=AssociateConfig(method=associate),
+        associate=AssociateConfig(method=associate), max_side=max_side,
     )
     return cfg
 
@@ -331,7 +359,16 @@ def _register_view() -> None:
 _register_view()
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as users read them: ``lift3d: warning: <message>`` (the message names the
+    file at fault; lift3d's own source line would only be noise)."""
+    return f"lift3d: warning: {message}\n"
+
+
 def main() -> None:  # pragma: no cover - console entry
+    import warnings
+
+    warnings.formatwarning = one_line_warning
     try:
         app()
     except KeyboardInterrupt:
