@@ -41,7 +41,9 @@ camera at 2 m; pass a value in the units of your points.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from time import perf_counter
 
 import numpy as np
@@ -50,6 +52,7 @@ from scipy.spatial import cKDTree
 from lift3d.checks import check_shape
 from lift3d.errors import InputError, ShapeError
 from lift3d.metrics._dense import dense_index
+from lift3d.metrics.config import BLOCK_POINTS
 
 
 @dataclass(frozen=True)
@@ -318,3 +321,218 @@ def consistency_of_labels(geometry, labels, config: ConsistencyConfig | None = N
                          fix="use an RGB-D or MASt3R geometry source")
     return consistency(geometry.points, geometry.valid, labels.maps, cfg.eps,
                        cfg.exclude_unlabelled, return_maps, cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Long sequences: exact H in bounded memory
+
+
+def _query(i: int, p, v, o, exclude_unlabelled: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Frame i's query points (K, 3) and IDs (K,), in pixel order (as :func:`_flatten`)."""
+    o = np.asarray(o)
+    h, w = np.shape(v)[:2]
+    check_shape(f"points[{i}]", p, (h, w, 3), np.floating)
+    check_shape(f"valid[{i}]", v, (h, w), np.bool_)
+    if not np.issubdtype(o.dtype, np.integer):
+        raise ShapeError(f"consistency_frames: outputs[{i}] are not ID maps",
+                         fix="feature maps go through consistency()")
+    check_shape(f"outputs[{i}]", o, (h, w), np.integer)
+    p = np.asarray(p)
+    finite = np.isfinite(p)
+    m = np.array(v, bool)
+    for a in range(3):
+        m &= finite[..., a]
+    if exclude_unlabelled:
+        m &= o != 0
+    m = m.ravel()
+    return p.reshape(h * w, 3)[m], o.reshape(h * w)[m]
+
+
+class _PairwiseMean:
+    """The mean numpy's ``a.mean()`` gives for a 1-D float64 array of known length ``n``,
+    fed in order in pieces: numpy sums pairwise (halves rounded down to a multiple of 8, runs
+    of <= 128 summed 8-way), so the same tree is evaluated here with ``np.add.reduce`` on
+    each subtree of at most ``leaf`` values and the top of the tree in Python. Bit for bit
+    equal to ``np.concatenate(pieces).mean()``; holds at most ``leaf`` values."""
+
+    def __init__(self, n: int, leaf: int = 1 << 20) -> None:
+        self.n = n
+        self.sizes: list[int] = []
+        self.tree = self._plan(n, max(leaf, 128))
+        self.values: list[float] = []
+        self.buf: list[np.ndarray] = []
+        self.held = 0
+
+    def _plan(self, n: int, leaf: int):
+        if n <= leaf:
+            self.sizes.append(n)
+            return len(self.sizes) - 1
+        n2 = n // 2
+        n2 -= n2 % 8
+        return (self._plan(n2, leaf), self._plan(n - n2, leaf))
+
+    def add(self, a: np.ndarray) -> None:
+        self.buf.append(a)
+        self.held += a.size
+        k = len(self.values)
+        if k == len(self.sizes) or self.held < self.sizes[k]:
+            return
+        allv, s = np.concatenate(self.buf), 0
+        while k < len(self.sizes) and allv.size - s >= self.sizes[k]:
+            self.values.append(float(np.add.reduce(allv[s:s + self.sizes[k]])))
+            s += self.sizes[k]
+            k += 1
+        self.buf = [allv[s:].copy()]
+        self.held = self.buf[0].size
+
+    def mean(self) -> float:
+        if self.n == 0:
+            return float("nan")
+
+        def ev(t):
+            return self.values[t] if isinstance(t, int) else ev(t[0]) + ev(t[1])
+
+        return float(np.float64(ev(self.tree)) / self.n)
+
+
+def consistency_frames(
+    load, n_frames: int, eps: float, exclude_unlabelled: bool = False,
+    block_points: int = BLOCK_POINTS, spill_dir=None, config: ConsistencyConfig | None = None,
+) -> ConsistencyResult:
+    """Exact H(I, M) of ID maps over ``n_frames`` frames read by ``load(i) -> (points (H, W,
+    3), valid (H, W), ids (H, W))``, in memory bounded by ``block_points`` whatever the number
+    of frames. Equal bit for bit to :func:`consistency` on the same frames (H, per_frame,
+    n_pixels, n_with_neighbours; no maps).
+
+    When the query points fit in one block they are gathered and measured as
+    :func:`consistency` does. Otherwise (three reads of each frame in all): a first pass
+    counts the points per grid bin, a k-d tree of bin boxes owning at most ``block_points``
+    each is cut from the counts (:mod:`lift3d.metrics._blocks`); a second pass reads the
+    frames again and writes each box's points, plus those within eps of its faces, to files
+    under ``spill_dir`` (default: the system's temporary folder; about 20 bytes per point);
+    the kernel then runs box by box, and per-pixel h is gathered back frame by frame. Each
+    owned point sees every point within eps of it, so its h is the one of a single run; H
+    and the per-frame means are summed in the same order as :func:`consistency` sums them.
+    """
+    from lift3d.metrics._ball import _numba_threads
+    from lift3d.metrics._blocks import Histogram, KdTree, route
+
+    if not eps > 0:
+        raise InputError(f"consistency: eps must be > 0, got {eps}", fix="pass a radius in the "
+                         "units of the points, e.g. 0.01 for metres")
+    if n_frames == 0:
+        raise InputError("consistency: no frames given", fix="pass at least one frame")
+    cfg = config or ConsistencyConfig(eps=eps, exclude_unlabelled=exclude_unlabelled)
+    t0 = perf_counter()
+    # pass 1: counts per frame and per bin; the frames themselves while they fit one block
+    hist = Histogram(8.0 * eps)
+    counts = np.zeros(n_frames, np.int64)
+    kept: list | None = []
+    dtypes = set()
+    for f in range(n_frames):
+        x, ids = _query(f, *load(f), exclude_unlabelled)
+        counts[f] = x.shape[0]
+        dtypes.add(x.dtype)
+        hist.add(x)
+        if kept is not None:
+            kept.append((x, ids))
+            if counts.sum() > block_points:
+                kept = None
+    if kept is not None:  # one block: what consistency() does, without the per-pixel maps
+        x = np.concatenate([k[0] for k in kept]) if kept else np.zeros((0, 3))
+        out = np.concatenate([k[1] for k in kept]).astype(np.int64)
+        flat = _Flat(x, np.repeat(np.arange(n_frames, dtype=np.int32), counts), [None] *
+                     n_frames, out, True, [(0, 0)] * n_frames)
+        del kept
+        stats = {"wall_flatten": perf_counter() - t0, "blocks": 1}
+        return _result(flat, _h_exact(flat, eps, cfg, stats), False, stats)
+    tree = KdTree(hist, block_points)
+    nb = tree.n_blocks
+    size = hist.size
+    mu = eps / size * (1 + 1e-6) + 1e-6
+    xdt = np.result_type(*dtypes)
+    stats: dict[str, float] = {"blocks": nb, "wall_sort": 0.0, "wall_sums": 0.0}
+    with tempfile.TemporaryDirectory(prefix="lift3d-h-", dir=spill_dir) as tmp:
+        tmp_path = Path(tmp)
+        own_n = np.zeros((nb, n_frames), np.int64)
+        extra_n = np.zeros((nb, n_frames), np.int64)
+        owner_dt = np.uint16 if nb < 2**16 else np.int32
+        # pass 2: each frame's points to the files of the blocks that own or need them
+        files = [(open(tmp_path / f"x{b}", "wb"), open(tmp_path / f"l{b}", "wb"))
+                 for b in range(nb)]
+        try:
+            with open(tmp_path / "owner", "wb") as fo, _numba_threads(cfg.workers):
+                for f in range(n_frames):
+                    x, ids = _query(f, *load(f), exclude_unlabelled)
+                    if x.shape[0] != counts[f]:
+                        raise InputError(f"consistency_frames: frame {f} gave {x.shape[0]} "
+                                         f"points, then {counts[f]}",
+                                         fix="load(i) must return the same frame every time")
+                    x = np.ascontiguousarray(x, xdt)
+                    ids = ids.astype(np.int64)
+                    own = np.empty(x.shape[0], np.int64)
+                    e_idx = np.empty(7 * x.shape[0], np.int64)
+                    e_blk = np.empty(7 * x.shape[0], np.int64)
+                    m = route(x, size, mu, *tree.arrays, own, e_idx, e_blk)
+                    own.astype(owner_dt).tofile(fo)
+                    by_own = np.argsort(own, kind="stable")
+                    own_n[:, f] = np.bincount(own, minlength=nb)
+                    e_ord = np.argsort(e_blk[:m], kind="stable")
+                    e_idx, e_blk = e_idx[:m][e_ord], e_blk[:m][e_ord]
+                    extra_n[:, f] = np.bincount(e_blk, minlength=nb)
+                    o_end = np.cumsum(own_n[:, f])
+                    e_end = np.cumsum(extra_n[:, f])
+                    for b in np.flatnonzero(own_n[:, f] + extra_n[:, f]):
+                        sel = np.concatenate([by_own[o_end[b] - own_n[b, f]:o_end[b]],
+                                              e_idx[e_end[b] - extra_n[b, f]:e_end[b]]])
+                        x[sel].tofile(files[b][0])
+                        ids[sel].tofile(files[b][1])
+        finally:
+            for fx, fl in files:
+                fx.close()
+                fl.close()
+        # the kernel, block by block: per owned point h (NaN = no neighbour), frame-major
+        n_cand, n_ok = 0.0, 0
+        for b in range(nb):
+            x = np.fromfile(tmp_path / f"x{b}", xdt).reshape(-1, 3)
+            ids = np.fromfile(tmp_path / f"l{b}", np.int64)
+            seg = np.stack([own_n[b], extra_n[b]], 1).ravel()
+            frame = np.repeat(np.repeat(np.arange(n_frames, dtype=np.int32), 2), seg)
+            mine = np.repeat(np.tile(np.array([True, False]), n_frames), seg)
+            st: dict[str, float] = {}
+            flat = _Flat(x, frame, [], ids, True, [])
+            h = _h_exact(flat, eps, cfg, st)[mine]
+            n_ok += int(np.count_nonzero(~np.isnan(h)))
+            del x, ids, frame, flat
+            h.tofile(tmp_path / f"h{b}")
+            (tmp_path / f"x{b}").unlink()
+            (tmp_path / f"l{b}").unlink()
+            stats["wall_sort"] += st.get("wall_sort", 0.0)
+            stats["wall_sums"] += st.get("wall_sums", 0.0)
+            n_cand += st.get("candidates_per_point", 0.0) * seg.sum()
+        stats["candidates_per_point"] = n_cand / max(int((own_n + extra_n).sum()), 1)
+        stats["points_seen_per_point"] = float((own_n + extra_n).sum() / max(counts.sum(), 1))
+        # gather: per frame, its h in pixel order; sums in consistency()'s order
+        per_frame = np.full(n_frames, np.nan)
+        mean = _PairwiseMean(n_ok)
+        hfiles = [open(tmp_path / f"h{b}", "rb") for b in range(nb)]
+        try:
+            with open(tmp_path / "owner", "rb") as fo:
+                for f in range(n_frames):
+                    own = np.fromfile(fo, owner_dt, int(counts[f])).astype(np.int64)
+                    h = np.empty(own.size)
+                    by_own = np.argsort(own, kind="stable")
+                    o_end = np.cumsum(own_n[:, f])
+                    for b in np.flatnonzero(own_n[:, f]):
+                        h[by_own[o_end[b] - own_n[b, f]:o_end[b]]] = np.fromfile(
+                            hfiles[b], np.float64, int(own_n[b, f]))
+                    hk = h[~np.isnan(h)]
+                    mean.add(hk)
+                    if hk.size:  # np.bincount's sum, as _result takes it
+                        per_frame[f] = np.bincount(np.zeros(hk.size, np.intp), weights=hk)[0] \
+                            / hk.size
+        finally:
+            for fh in hfiles:
+                fh.close()
+    stats["wall_total"] = perf_counter() - t0
+    return ConsistencyResult(mean.mean(), per_frame, int(counts.sum()), n_ok, None, stats)

@@ -39,39 +39,41 @@ def consistency_matches(
 
     n = len(labels)
     offs = disk_offsets(eps)
-    same = [np.zeros(m.size, np.int64) for m in labels]
-    total = [np.zeros(m.size, np.int64) for m in labels]
+    # frame by frame (the labels are read as asked: a lazy sequence streams)
+    per_frame = np.full(n, np.nan)
+    hsum, hcount, npix = 0.0, 0, 0
     for i in range(n):
+        lab_i = labels[i]
+        same = np.zeros(lab_i.size, np.int64)
+        total = np.zeros(lab_i.size, np.int64)
         for j in (i - 1, i + 1):
             if not 0 <= j < n:
                 continue
             m = geometry.matches(i, j)
             keep = m.conf >= min_conf
             src, dst = m.xy_i[keep].astype(np.int64), m.xy_j[keep].astype(np.int64)
-            li = labels[i][src[:, 1], src[:, 0]]
-            src_flat = src[:, 1] * labels[i].shape[1] + src[:, 0]
+            li = lab_i[src[:, 1], src[:, 0]]
+            src_flat = src[:, 1] * lab_i.shape[1] + src[:, 0]
             if exclude_unlabelled:
                 ok = li > 0
                 src_flat, dst, li = src_flat[ok], dst[ok], li[ok]
-            h, w = labels[j].shape
+            lab_j = labels[j]
+            h, w = lab_j.shape
             valid_j = geometry.valid[j]
             for dx, dy in offs:
                 qx, qy = dst[:, 0] + dx, dst[:, 1] + dy
                 inside = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h)
                 qx, qy = np.clip(qx, 0, w - 1), np.clip(qy, 0, h - 1)
-                lj = labels[j][qy, qx]
+                lj = lab_j[qy, qx]
                 ok = inside & valid_j[qy, qx]
                 if exclude_unlabelled:
                     ok &= lj > 0
-                total[i] += np.bincount(src_flat[ok], minlength=labels[i].size)
-                same[i] += np.bincount(src_flat[ok & (lj == li)], minlength=labels[i].size)
-    per_frame = np.full(n, np.nan)
-    hsum, hcount, npix = 0.0, 0, 0
-    for i in range(n):
-        has = total[i] > 0
+                total += np.bincount(src_flat[ok], minlength=lab_i.size)
+                same += np.bincount(src_flat[ok & (lj == li)], minlength=lab_i.size)
+        has = total > 0
         npix += int(geometry.valid[i].sum())
         if has.any():
-            h_i = same[i][has] / total[i][has]
+            h_i = same[has] / total[has]
             per_frame[i] = float(h_i.mean())
             hsum += float(h_i.sum())
             hcount += int(has.sum())

@@ -37,20 +37,16 @@ class ConsistencyFigures:
         return d
 
 
-def exact_h(load: Callable[[int], tuple], n_frames: int, eps: float):
-    """Exact H over frames ``load(i) -> (points (H,W,3), valid (H,W), labels (H,W))``.
+def exact_h(load: Callable[[int], tuple], n_frames: int, eps: float,
+            block_points: int | None = None):
+    """Exact H over frames ``load(i) -> (points (H,W,3), valid (H,W), labels (H,W))``, in
+    memory bounded by ``block_points`` (:func:`lift3d.metrics.consistency.consistency_frames`:
+    spatial blocks with an eps margin; the same H, bit for bit, as one run over all frames)."""
+    from lift3d.metrics.config import BLOCK_POINTS
+    from lift3d.metrics.consistency import consistency_frames
 
-    Bounded memory through :func:`lift3d.metrics.consistency.consistency_frames` where the
-    metric has it; otherwise (an adapter, until it does) the frames are gathered and
-    :func:`~lift3d.metrics.consistency.consistency` runs on them: the same H either way.
-    """
-    from lift3d.metrics import consistency as c
-
-    frames_fn = getattr(c, "consistency_frames", None)
-    if frames_fn is not None:
-        return frames_fn(load, n_frames, eps)
-    pts, val, out = zip(*(load(i) for i in range(n_frames))) if n_frames else ((), (), ())
-    return c.consistency(list(pts), list(val), list(out), eps)
+    return consistency_frames(load, n_frames, eps,
+                              block_points=BLOCK_POINTS if block_points is None else block_points)
 
 
 def measure_consistency(geometry, labels: Sequence[np.ndarray], cfg: MetricConfig
@@ -64,7 +60,7 @@ def measure_consistency(geometry, labels: Sequence[np.ndarray], cfg: MetricConfi
             pm = geometry[picks[k]]
             return pm.points, pm.valid, labels[picks[k]]
 
-        res = exact_h(load, len(picks), eps)
+        res = exact_h(load, len(picks), eps, cfg.block_points)
     else:
         from lift3d.metrics.consistency2d import consistency_matches
 
