@@ -26,7 +26,7 @@ class MetricConfig:
     records which frames were used."""
     block_points: int = BLOCK_POINTS
     """Query points per spatial block of exact H on a 3D geometry: memory is bounded by about
-    100 bytes x this many points (plus ~20 bytes per point spilled to the temporary folder)
+    100 bytes x this many points (plus ~30 bytes per point spilled to the temporary folder)
     whatever the number of frames; H is the same for any value."""
 
     def radius(self, geometry) -> tuple[float, str]:

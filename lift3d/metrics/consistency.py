@@ -405,17 +405,16 @@ def consistency_frames(
     n_pixels, n_with_neighbours; no maps).
 
     When the query points fit in one block they are gathered and measured as
-    :func:`consistency` does. Otherwise (three reads of each frame in all): a first pass
-    counts the points per grid bin, a k-d tree of bin boxes owning at most ``block_points``
-    each is cut from the counts (:mod:`lift3d.metrics._blocks`); a second pass reads the
-    frames again and writes each box's points, plus those within eps of its faces, to files
-    under ``spill_dir`` (default: the system's temporary folder; about 20 bytes per point);
-    the kernel then runs box by box, and per-pixel h is gathered back frame by frame. Each
-    owned point sees every point within eps of it, so its h is the one of a single run; H
-    and the per-frame means are summed in the same order as :func:`consistency` sums them.
+    :func:`consistency` does. Otherwise (two reads of each frame): a first pass counts the
+    points per grid bin, a k-d tree of bin boxes owning at most ``block_points`` each is cut
+    from the counts (:mod:`lift3d.metrics._blocks`); a second pass reads the frames again and
+    writes each box's points, plus those within eps of its faces, to files under
+    ``spill_dir`` (default: the system's temporary folder; about 30 bytes per point); the
+    kernel then runs box by box, and per-pixel h is gathered back frame by frame. Each owned
+    point sees every point within eps of it, so its h is the one of a single run; H and the
+    per-frame means are summed in the same order as :func:`consistency` sums them.
     """
-    from lift3d.metrics._ball import _numba_threads
-    from lift3d.metrics._blocks import Histogram, KdTree, route
+    from lift3d.metrics._blocks import Histogram, KdTree
 
     if not eps > 0:
         raise InputError(f"consistency: eps must be > 0, got {eps}", fix="pass a radius in the "
@@ -428,111 +427,142 @@ def consistency_frames(
     hist = Histogram(8.0 * eps)
     counts = np.zeros(n_frames, np.int64)
     kept: list | None = []
-    dtypes = set()
+    dtypes, id_range = set(), [0, 0]
     for f in range(n_frames):
         x, ids = _query(f, *load(f), exclude_unlabelled)
         counts[f] = x.shape[0]
         dtypes.add(x.dtype)
+        if ids.size:
+            id_range = [min(id_range[0], int(ids.min())), max(id_range[1], int(ids.max()))]
         hist.add(x)
         if kept is not None:
             kept.append((x, ids))
             if counts.sum() > block_points:
                 kept = None
     if kept is not None:  # one block: what consistency() does, without the per-pixel maps
-        x = np.concatenate([k[0] for k in kept]) if kept else np.zeros((0, 3))
+        x = np.concatenate([k[0] for k in kept])
         out = np.concatenate([k[1] for k in kept]).astype(np.int64)
-        flat = _Flat(x, np.repeat(np.arange(n_frames, dtype=np.int32), counts), [None] *
-                     n_frames, out, True, [(0, 0)] * n_frames)
+        flat = _Flat(x, np.repeat(np.arange(n_frames, dtype=np.int32), counts),
+                     [None] * n_frames, out, True, [(0, 0)] * n_frames)
         del kept
         stats = {"wall_flatten": perf_counter() - t0, "blocks": 1}
         return _result(flat, _h_exact(flat, eps, cfg, stats), False, stats)
     tree = KdTree(hist, block_points)
-    nb = tree.n_blocks
-    size = hist.size
-    mu = eps / size * (1 + 1e-6) + 1e-6
-    xdt = np.result_type(*dtypes)
-    stats: dict[str, float] = {"blocks": nb, "wall_sort": 0.0, "wall_sums": 0.0}
+    id_dtype = np.int32 if -(2**31) <= id_range[0] and id_range[1] < 2**31 else np.int64
     with tempfile.TemporaryDirectory(prefix="lift3d-h-", dir=spill_dir) as tmp:
-        tmp_path = Path(tmp)
-        own_n = np.zeros((nb, n_frames), np.int64)
-        extra_n = np.zeros((nb, n_frames), np.int64)
-        owner_dt = np.uint16 if nb < 2**16 else np.int32
-        # pass 2: each frame's points to the files of the blocks that own or need them
-        files = [(open(tmp_path / f"x{b}", "wb"), open(tmp_path / f"l{b}", "wb"))
-                 for b in range(nb)]
-        try:
-            with open(tmp_path / "owner", "wb") as fo, _numba_threads(cfg.workers):
-                for f in range(n_frames):
-                    x, ids = _query(f, *load(f), exclude_unlabelled)
-                    if x.shape[0] != counts[f]:
-                        raise InputError(f"consistency_frames: frame {f} gave {x.shape[0]} "
-                                         f"points, then {counts[f]}",
-                                         fix="load(i) must return the same frame every time")
-                    x = np.ascontiguousarray(x, xdt)
-                    ids = ids.astype(np.int64)
-                    own = np.empty(x.shape[0], np.int64)
-                    e_idx = np.empty(7 * x.shape[0], np.int64)
-                    e_blk = np.empty(7 * x.shape[0], np.int64)
-                    m = route(x, size, mu, *tree.arrays, own, e_idx, e_blk)
-                    own.astype(owner_dt).tofile(fo)
-                    by_own = np.argsort(own, kind="stable")
-                    own_n[:, f] = np.bincount(own, minlength=nb)
-                    e_ord = np.argsort(e_blk[:m], kind="stable")
-                    e_idx, e_blk = e_idx[:m][e_ord], e_blk[:m][e_ord]
-                    extra_n[:, f] = np.bincount(e_blk, minlength=nb)
-                    o_end = np.cumsum(own_n[:, f])
-                    e_end = np.cumsum(extra_n[:, f])
-                    for b in np.flatnonzero(own_n[:, f] + extra_n[:, f]):
-                        sel = np.concatenate([by_own[o_end[b] - own_n[b, f]:o_end[b]],
-                                              e_idx[e_end[b] - extra_n[b, f]:e_end[b]]])
-                        x[sel].tofile(files[b][0])
-                        ids[sel].tofile(files[b][1])
-        finally:
-            for fx, fl in files:
-                fx.close()
-                fl.close()
-        # the kernel, block by block: per owned point h (NaN = no neighbour), frame-major
-        n_cand, n_ok = 0.0, 0
-        for b in range(nb):
-            x = np.fromfile(tmp_path / f"x{b}", xdt).reshape(-1, 3)
-            ids = np.fromfile(tmp_path / f"l{b}", np.int64)
-            seg = np.stack([own_n[b], extra_n[b]], 1).ravel()
+        spill = _Spill(Path(tmp), tree, hist.size, eps, counts, np.result_type(*dtypes), id_dtype)
+        for f in range(n_frames):  # pass 2
+            x, ids = _query(f, *load(f), exclude_unlabelled)
+            spill.add_frame(f, x, ids)
+        spill.close()
+        stats = spill.block_sums(eps, cfg)
+        H, per_frame = spill.gather()
+    stats["wall_total"] = perf_counter() - t0
+    return ConsistencyResult(H, per_frame, int(counts.sum()), spill.n_ok, None, stats)
+
+
+class _Spill:
+    """The files of :func:`consistency_frames` under ``root``: per block b, ``x{b}`` / ``l{b}``
+    its points and IDs (per frame: the owned ones in pixel order, then its margin), then
+    ``h{b}`` the owned points' h; ``owner`` the block of every query pixel, frame by frame.
+    ``own_n`` / ``extra_n`` (blocks, frames): owned and margin points per block and frame."""
+
+    def __init__(self, root: Path, tree, size: float, eps: float, counts: np.ndarray,
+                 x_dtype, id_dtype) -> None:
+        nb, n_frames = tree.n_blocks, counts.size
+        self.root, self.tree, self.size, self.counts = root, tree, size, counts
+        self.mu = eps / size * (1 + 1e-6) + 1e-6  # in bins: a hair over eps (see route)
+        self.x_dtype, self.id_dtype = x_dtype, id_dtype
+        self.owner_dtype = np.uint16 if nb < 2**16 else np.int32
+        self.own_n = np.zeros((nb, n_frames), np.int64)
+        self.extra_n = np.zeros((nb, n_frames), np.int64)
+        self.n_ok = 0
+        self._owner = open(root / "owner", "wb")
+        self._files = [(open(root / f"x{b}", "wb"), open(root / f"l{b}", "wb")) for b in range(nb)]
+
+    def close(self) -> None:
+        self._owner.close()
+        for fx, fl in self._files:
+            fx.close()
+            fl.close()
+
+    def add_frame(self, f: int, x: np.ndarray, ids: np.ndarray) -> None:
+        """Route frame f's query points to the blocks that own or need them."""
+        from lift3d.metrics._blocks import route
+
+        if x.shape[0] != self.counts[f]:
+            self.close()
+            raise InputError(f"consistency_frames: frame {f} gave {self.counts[f]} points, "
+                             f"then {x.shape[0]}", fix="load(i) must return the same frame "
+                             "every time")
+        x, ids = np.ascontiguousarray(x, self.x_dtype), ids.astype(self.id_dtype)
+        n = x.shape[0]
+        own = np.empty(n, np.int64)
+        e_idx, e_blk = np.empty(7 * n, np.int64), np.empty(7 * n, np.int64)
+        m = route(x, self.size, self.mu, *self.tree.arrays, own, e_idx, e_blk)
+        own.astype(self.owner_dtype).tofile(self._owner)
+        nb = self.tree.n_blocks
+        by_own = np.argsort(own, kind="stable")
+        self.own_n[:, f] = np.bincount(own, minlength=nb)
+        e_ord = np.argsort(e_blk[:m], kind="stable")
+        e_idx, e_blk = e_idx[:m][e_ord], e_blk[:m][e_ord]
+        self.extra_n[:, f] = np.bincount(e_blk, minlength=nb)
+        o_end, e_end = np.cumsum(self.own_n[:, f]), np.cumsum(self.extra_n[:, f])
+        for b in np.flatnonzero(self.own_n[:, f] + self.extra_n[:, f]):
+            sel = np.concatenate([by_own[o_end[b] - self.own_n[b, f]:o_end[b]],
+                                  e_idx[e_end[b] - self.extra_n[b, f]:e_end[b]]])
+            x[sel].tofile(self._files[b][0])
+            ids[sel].tofile(self._files[b][1])
+
+    def block_sums(self, eps: float, cfg: ConsistencyConfig) -> dict[str, float]:
+        """The kernel, block by block: ``h{b}`` = its owned points' h (NaN: no neighbour)."""
+        n_frames = self.counts.size
+        stats = {"blocks": self.tree.n_blocks, "wall_sort": 0.0, "wall_sums": 0.0}
+        n_cand = 0.0
+        for b in range(self.tree.n_blocks):
+            seg = np.stack([self.own_n[b], self.extra_n[b]], 1).ravel()
             frame = np.repeat(np.repeat(np.arange(n_frames, dtype=np.int32), 2), seg)
             mine = np.repeat(np.tile(np.array([True, False]), n_frames), seg)
+            flat = _Flat(np.fromfile(self.root / f"x{b}", self.x_dtype).reshape(-1, 3), frame,
+                         [], np.fromfile(self.root / f"l{b}", self.id_dtype), True, [])
             st: dict[str, float] = {}
-            flat = _Flat(x, frame, [], ids, True, [])
             h = _h_exact(flat, eps, cfg, st)[mine]
-            n_ok += int(np.count_nonzero(~np.isnan(h)))
-            del x, ids, frame, flat
-            h.tofile(tmp_path / f"h{b}")
-            (tmp_path / f"x{b}").unlink()
-            (tmp_path / f"l{b}").unlink()
+            del flat, frame
+            self.n_ok += int(np.count_nonzero(~np.isnan(h)))
+            h.tofile(self.root / f"h{b}")
+            (self.root / f"x{b}").unlink()
+            (self.root / f"l{b}").unlink()
             stats["wall_sort"] += st.get("wall_sort", 0.0)
             stats["wall_sums"] += st.get("wall_sums", 0.0)
             n_cand += st.get("candidates_per_point", 0.0) * seg.sum()
-        stats["candidates_per_point"] = n_cand / max(int((own_n + extra_n).sum()), 1)
-        stats["points_seen_per_point"] = float((own_n + extra_n).sum() / max(counts.sum(), 1))
-        # gather: per frame, its h in pixel order; sums in consistency()'s order
+        seen = int((self.own_n + self.extra_n).sum())
+        stats["candidates_per_point"] = n_cand / max(seen, 1)
+        stats["points_seen_per_point"] = seen / max(int(self.counts.sum()), 1)
+        return stats
+
+    def gather(self) -> tuple[float, np.ndarray]:
+        """H and the per-frame means from the blocks' h, frame by frame in pixel order: the
+        order in which :func:`_result` sums them."""
+        n_frames = self.counts.size
         per_frame = np.full(n_frames, np.nan)
-        mean = _PairwiseMean(n_ok)
-        hfiles = [open(tmp_path / f"h{b}", "rb") for b in range(nb)]
+        mean = _PairwiseMean(self.n_ok)
+        hfiles = [open(self.root / f"h{b}", "rb") for b in range(self.tree.n_blocks)]
         try:
-            with open(tmp_path / "owner", "rb") as fo:
+            with open(self.root / "owner", "rb") as fo:
                 for f in range(n_frames):
-                    own = np.fromfile(fo, owner_dt, int(counts[f])).astype(np.int64)
-                    h = np.empty(own.size)
+                    own = np.fromfile(fo, self.owner_dtype, int(self.counts[f])).astype(np.int64)
                     by_own = np.argsort(own, kind="stable")
-                    o_end = np.cumsum(own_n[:, f])
-                    for b in np.flatnonzero(own_n[:, f]):
-                        h[by_own[o_end[b] - own_n[b, f]:o_end[b]]] = np.fromfile(
-                            hfiles[b], np.float64, int(own_n[b, f]))
+                    o_end = np.cumsum(self.own_n[:, f])
+                    h = np.empty(own.size)
+                    for b in np.flatnonzero(self.own_n[:, f]):
+                        h[by_own[o_end[b] - self.own_n[b, f]:o_end[b]]] = np.fromfile(
+                            hfiles[b], np.float64, int(self.own_n[b, f]))
                     hk = h[~np.isnan(h)]
                     mean.add(hk)
-                    if hk.size:  # np.bincount's sum, as _result takes it
-                        per_frame[f] = np.bincount(np.zeros(hk.size, np.intp), weights=hk)[0] \
-                            / hk.size
+                    if hk.size:  # np.bincount's sequential sum, as _result takes it
+                        tot = np.bincount(np.zeros(hk.size, np.intp), weights=hk)[0]
+                        per_frame[f] = tot / hk.size
         finally:
             for fh in hfiles:
                 fh.close()
-    stats["wall_total"] = perf_counter() - t0
-    return ConsistencyResult(mean.mean(), per_frame, int(counts.sum()), n_ok, None, stats)
+        return mean.mean(), per_frame
