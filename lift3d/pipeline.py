@@ -155,6 +155,7 @@ def run_segment(
             lut = None if association is None else association.lut(max(log.ids, default=0))
             cloud = fusion.cloud(lut)
             write_ply(out / "cloud.ply", cloud)
+        fusion = None  # its grid (area x IDs seen there) is in the cloud now: free it for H
     labels = _saved_labels(out, scene)
     report = RunReport(
         scene=str(Path(scene_dir).resolve()), layout=scene.layout, n_frames=len(scene),
