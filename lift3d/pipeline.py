@@ -198,6 +198,7 @@ def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: 
             lut = None if association is None else association.lut(max(log.ids, default=0))
             cloud = fusion.cloud(lut)
             write_ply(out / "cloud.ply", cloud)
+        fusion = None  # its grid (area x IDs seen there) is in the cloud now: free it for H
     labels = _saved_labels(out, scene, cfg.max_side)
     report = RunReport(
         scene=str(Path(scene_dir).resolve()), layout=scene.layout, n_frames=len(scene),
