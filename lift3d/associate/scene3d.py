@@ -34,15 +34,18 @@ from lift3d.associate.base import Association, Merge, groups_to_mapping
 from lift3d.associate.scene3d_config import Scene3DConfig
 from lift3d.types import PointMaps
 
+_QUERY_CHUNK = 1 << 16
+"""Voxels per k-NN query (bounds the query's temporary arrays)."""
 # per-pair counters gathered per frame
 _COVIS, _TOUCH, _CONTACT, _CONVEX, _CONCAVE = range(5)
 
 
 @dataclass
 class VoxelGraph:
-    """The fused voxels' adjacency: edges (E, 2) int64 voxel indices (i < j), each edge's
+    """The fused voxels' adjacency: edges (E, 2) int32 voxel indices (i < j), each edge's
     normal dot product ``dot`` (E,), its convexity ``conv`` (E,) ((n_i - n_j) . (p_i - p_j) /
-    |p_i - p_j|: > 0 convex, < 0 concave) and colour distance ``dcol`` (E,) in [0, 1]."""
+    |p_i - p_j|: > 0 convex, < 0 concave) and colour distance ``dcol`` (E,) in [0, 1]
+    (float32)."""
 
     edges: np.ndarray
     dot: np.ndarray
@@ -214,24 +217,29 @@ def voxel_graph(votes, cfg: Scene3DConfig = Scene3DConfig()) -> VoxelGraph:
         return VoxelGraph(np.zeros((0, 2), np.int64), z, z, z)
     k = min(cfg.knn + 1, len(p))
     tree = cKDTree(p, balanced_tree=False, compact_nodes=False)  # built once: faster so
-    dist, nn = tree.query(p, k=k, distance_upper_bound=cfg.knn_radius * votes.voxel)
-    nn = np.where(np.isfinite(dist), nn, -1)[:, 1:]
-    i = np.repeat(np.arange(len(p)), k - 1)
-    j = nn.ravel()
-    ok = j >= 0
-    i, j = i[ok], j[ok]
-    # each edge once: i -> j is kept when i < j, or when j does not list i (not mutual);
-    # a membership test per edge instead of sorting millions of keys
-    mutual = (nn[j] == i[:, None]).any(1)
-    keep = (i < j) | ~mutual
-    i, j = np.minimum(i, j)[keep], np.maximum(i, j)[keep]
-    dot = (n[i] * n[j]).sum(1)
-    d = p[i] - p[j]
-    conv = ((n[i] - n[j]) * d).sum(1) / np.maximum(np.linalg.norm(d, axis=1), 1e-12)
-    known = (np.abs(n[i]).sum(1) > 0) & (np.abs(n[j]).sum(1) > 0)
-    dot = np.where(known, dot, 0.0)
-    c = votes.colors.astype(np.float64)
-    dcol = np.linalg.norm(c[i] - c[j], axis=1) / (255.0 * np.sqrt(3.0))
+    nn = np.empty((len(p), k - 1), np.int32)
+    for s in range(0, len(p), _QUERY_CHUNK):  # float64 distances for a chunk at a time
+        dist, idx = tree.query(p[s:s + _QUERY_CHUNK], k=k,
+                               distance_upper_bound=cfg.knn_radius * votes.voxel)
+        nn[s:s + _QUERY_CHUNK] = np.where(np.isfinite(dist), idx, -1)[:, 1:]
+    c = votes.colors.astype(np.float32)
+    parts = []
+    for col in range(k - 1):  # one neighbour rank at a time: memory ~ voxels, not edges
+        j = nn[:, col].astype(np.int64)
+        i = np.flatnonzero(j >= 0)
+        j = j[i]
+        # each edge once: i -> j is kept when i < j, or when j does not list i (not mutual);
+        # a membership test instead of sorting millions of keys
+        keep = (i < j) | ~(nn[j] == i[:, None]).any(1)
+        i, j = np.minimum(i, j)[keep], np.maximum(i, j)[keep]
+        ni, nj = n[i], n[j]
+        d = p[i] - p[j]
+        known = (np.abs(ni).sum(1) > 0) & (np.abs(nj).sum(1) > 0)
+        dot = np.where(known, (ni * nj).sum(1), 0.0).astype(np.float32)
+        conv = (((ni - nj) * d).sum(1) / np.maximum(np.linalg.norm(d, axis=1), 1e-12)).astype(np.float32)
+        dcol = (np.linalg.norm(c[i] - c[j], axis=1) / np.float32(255.0 * np.sqrt(3.0))).astype(np.float32)
+        parts.append((i.astype(np.int32), j.astype(np.int32), dot, conv, dcol))
+    i, j, dot, conv, dcol = (np.concatenate(x) for x in zip(*parts, strict=True))
     return VoxelGraph(np.stack([i, j], 1), dot, conv, dcol)
 
 
