@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -202,11 +203,14 @@ def make_scene_cmd(
     frames: int = typer.Option(30, min=2, help="Number of frames."),
     width: int = typer.Option(320, min=16),
     height: int = typer.Option(240, min=16),
+    preset: str = typer.Option("objects", help="objects: primitives on the floor; room: "
+                               "furniture (tables, chairs, shelves...) along walls."),
 ) -> None:
     """Generate a synthetic posed RGB-D scene with ground-truth instances."""
-    from lift3d.synth import make_scene
+    from lift3d.synth import make_scene, preset_config
 
-    path = make_scene(out, seed=seed, n_frames=frames, width=width, height=height)
+    path = make_scene(out, seed=seed, n_frames=frames, width=width, height=height,
+                      config=preset_config(preset))
     typer.echo(f"wrote {path}")
 
 
@@ -226,16 +230,35 @@ def export_cmd(
     out: Path = typer.Argument(..., help="output folder of `lift3d segment`"),
     to: str = typer.Option(..., "--to", help="format: ply | colmap | gaussian-grouping | nerfstudio"),
     dest: Path = typer.Option(..., "-o", "--dest", help="folder (or .ply file) to write"),
+    # Annotated: plain defaults, so the function can also be called from Python
+    mask_bits: Annotated[int | None, typer.Option(
+        "--mask-bits", help="gaussian-grouping: 8 (default; its stock setup, at most 255 "
+        "objects, the least observed folded into 0) or 16 (every object)")] = None,
+    resolution: Annotated[int | None, typer.Option(
+        "--resolution", help="gaussian-grouping: write images and masks at 1/N size "
+        "(default 1); train with -r 1")] = None,
 ) -> None:
     """Export a lift3d output folder to the layout a 3D pipeline trains from.
 
     Prints the result and, for COLMAP layouts, a note when 3D Gaussian splatting would
-    misplace the cameras.
+    misplace the cameras; for Gaussian Grouping, the -r and num_classes to train with.
     """
     from lift3d.export import export, principal_point_offset
 
-    path = export(out, to, dest)
+    gg = None
+    if mask_bits is not None or resolution is not None:
+        from lift3d.export.gaussian_grouping import GaussianGroupingConfig
+
+        gg = GaussianGroupingConfig(mask_bits=mask_bits or 8, resolution=resolution or 1)
+    path = export(out, to, dest, gaussian_grouping=gg)
     typer.echo(f"lift3d export: wrote {to} to {path}")
+    if to == "gaussian-grouping":
+        import json
+
+        from lift3d.export.gaussian_grouping import training_note
+
+        for line in training_note(json.loads(path.read_text())).splitlines():
+            typer.echo(f"lift3d export: {line}")
     if to in ("colmap", "gaussian-grouping"):
         off = principal_point_offset(Path(out) / "cameras.json")
         if off > 1.0:

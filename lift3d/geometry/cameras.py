@@ -96,6 +96,21 @@ def project_world_to_cam(points: np.ndarray, K: np.ndarray, world_to_cam: np.nda
     return uv, P[:, 2]
 
 
+def scale_intrinsics(K: np.ndarray, size: tuple[int, int], new_size: tuple[int, int]
+                     ) -> np.ndarray:
+    """(3, 3) float64 K of the same camera after resizing its image from ``size`` (W, H) to
+    ``new_size`` (W', H'). Pixel edges scale, pixel centres do not: with integer coordinates
+    at pixel centres, c' = (c + 0.5) * W' / W - 0.5."""
+    check_shape("K", K, (3, 3))
+    sx, sy = new_size[0] / size[0], new_size[1] / size[1]
+    K2 = np.array(K, np.float64)
+    K2[0, :] *= sx
+    K2[1, :] *= sy
+    K2[0, 2] += 0.5 * sx - 0.5
+    K2[1, 2] += 0.5 * sy - 0.5
+    return K2
+
+
 def look_at(eye, target, up=(0.0, 0.0, 1.0), roll: float = 0.0) -> np.ndarray:
     """(4, 4) float64 camera-to-world pose, OpenCV axes (x right, y down, z forward), at
     ``eye`` looking at ``target``; ``up`` is the world's up direction (default +z); the camera
