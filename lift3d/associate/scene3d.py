@@ -426,6 +426,11 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
         share2d = float(row[_CONVEX]) / j if j else 0.0
         e.figures["convex_share_2d"] = round(share2d, 3)
         ok3d = e.figures.pop("convex_3d_ok", False)
+        if ("superpoints" in e.reasons and row[_COVIS] >= cfg.sp_min_covisible
+                and row[_TOUCH] < cfg.sp_consensus * row[_COVIS]):
+            # seen together often, yet hardly ever touching: two things in one superpoint
+            # (a superpoint that grew over a wall of cupboards), not one object
+            e.reasons.remove("superpoints")
         if "convex" in e.reasons:
             # a seam judged convex in 3D is checked in the views: both in view and touching
             # in most views that see both (view consensus), and convex there too; IDs never

@@ -42,6 +42,13 @@ class Scene3DConfig:
     sp_share: float = 0.5
     """Two IDs are one object when each puts at least this share of its votes in the same
     superpoint (bidirectional: the superpoint also gives each at least ``sp_min_part``)."""
+    sp_min_covisible: int = 6
+    """View consensus on the superpoint rule: two IDs seen together in at least this many
+    frames ..."""
+    sp_consensus: float = 0.25
+    """... that touch in fewer than this share of them are not merged by superpoints (real
+    scenes: on 7-Scenes' kitchen, superpoints of noisy Kinect normals spanned a wall of
+    cupboards, or a table and the mug on it)."""
     sp_min_part: float = 0.03
     """A superpoint's share of votes an ID must hold there to count as in it."""
 
