@@ -35,7 +35,8 @@ class SegmenterConfig:
     ``--sam-model-type``, ``--device``)."""
 
     name: str = "auto"
-    """sam, classical, or auto (:func:`resolve_segmenter`)."""
+    """sam, geometric (weight-free, reads depth), classical (weight-free, colour), or auto
+    (:func:`resolve_segmenter`)."""
     sam_checkpoint: str | None = None
     """SAM checkpoint file; None: $LIFT3D_SAM_CHECKPOINT, then the user cache."""
     sam_model_type: str | None = None
@@ -68,6 +69,9 @@ class SegmentConfig:
     metric: MetricConfig = field(default_factory=MetricConfig)
     overlays: bool = True
     """Write overlay pictures of the IDs on the frames."""
+    max_side: int | None = None
+    """Work on frames shrunk so their long side is at most this (pixels); labels/ and
+    cameras.json stay at the input resolution. None = the input resolution."""
 
     def __post_init__(self) -> None:
         if isinstance(self.geometry, str):
@@ -87,9 +91,10 @@ class SegmentConfig:
 RunConfig = SegmentConfig
 
 
-def resolve_segmenter(cfg: SegmenterConfig) -> str:
+def resolve_segmenter(cfg: SegmenterConfig, has_depth: bool = False) -> str:
     """The segmenter a config names: ``auto`` is sam when a SAM checkpoint is given or found on
-    this machine (and segment-anything is installed), else classical.
+    this machine (and segment-anything is installed), else geometric when the scene has depth
+    (``has_depth``: :func:`scene_has_depth`), else classical.
 
     Decides by looking for the file only; a checkpoint that is found but damaged still raises
     its CheckpointError when loaded rather than silently falling back to another model.
@@ -100,7 +105,16 @@ def resolve_segmenter(cfg: SegmenterConfig) -> str:
         return "sam"
     from lift3d.info import default_segmenter
 
-    return default_segmenter(None)
+    name = default_segmenter(None)
+    return "geometric" if name == "classical" and has_depth else name
+
+
+def scene_has_depth(scene) -> bool:
+    """Whether a :class:`~lift3d.types.Scene` has depth: a posed RGB-D layout, or frames that
+    carry depth maps (the first frame is read to tell)."""
+    if scene.layout in RGBD_LAYOUTS:
+        return True
+    return len(scene) > 0 and scene.frames[0].depth is not None
 
 
 def resolve_geometry(backend: str, layout: str) -> str:
@@ -111,11 +125,11 @@ def resolve_geometry(backend: str, layout: str) -> str:
     return "rgbd" if layout in RGBD_LAYOUTS else "flow"
 
 
-def build_segmenter(cfg: SegmenterConfig):
+def build_segmenter(cfg: SegmenterConfig, has_depth: bool = False):
     """The configured segmenter (``auto`` resolved by :func:`resolve_segmenter`)."""
     from lift3d.segment import build_segmenter as build
 
-    name = resolve_segmenter(cfg)
+    name = resolve_segmenter(cfg, has_depth)
     if name != "sam":
         return build(name)
     kwargs = {k: v for k, v in (("checkpoint", cfg.sam_checkpoint),

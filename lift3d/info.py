@@ -20,11 +20,14 @@ MAST3R_ENV_VAR = "LIFT3D_MAST3R_CHECKPOINT"
 def backend_report() -> list[tuple[str, bool, str]]:
     """Rows ``(backend, usable here, why)``: segmenters, geometry sources, then devices.
 
-    Names are ``segmenter:classical``, ``segmenter:sam``, ``geometry:rgbd``, ``geometry:flow``,
-    ``geometry:mast3r``, ``device:cuda``, ``device:mps``, ``device:cpu``. Never downloads.
+    Names are ``segmenter:classical``, ``segmenter:geometric``, ``segmenter:sam``,
+    ``geometry:rgbd``, ``geometry:flow``, ``geometry:mast3r``, ``device:cuda``, ``device:mps``,
+    ``device:cpu``. Never downloads.
     """
     rows = [
         ("segmenter:classical", *_module_row("lift3d.segment.classical", "weight-free, CPU")),
+        ("segmenter:geometric", *_module_row(
+            "lift3d.segment.geometric", "weight-free, CPU, reads depth (auto on RGB-D scenes)")),
         ("segmenter:sam", *_sam_row()),
         ("geometry:rgbd", *_package_row("open3d", "posed RGB-D back-projection")),
         ("geometry:flow", *_package_row("cv2", "OpenCV optical flow (2D matches)")),

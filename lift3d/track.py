@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lift3d.geometry.cameras import camera_depth
 from lift3d.geometry.voxels import scene_scale, voxel_keys
 from lift3d.segment.base import Segmenter, depth_kwargs
-from lift3d.types import Geometry
+from lift3d.types import Geometry, PointMaps
 
 __all__ = ["TrackConfig", "TrackState", "independent_labels", "load_state", "save_state",
            "scene_scale", "start", "track_frame", "track_sequence", "voxel_keys"]
@@ -126,20 +127,34 @@ def claim_masks(
 
 
 def init_labels(
-    image: np.ndarray, segmenter: Segmenter, cfg: TrackConfig, first_id: int = 1
+    image: np.ndarray, segmenter: Segmenter, cfg: TrackConfig, first_id: int = 1,
+    pointmaps: PointMaps | None = None,
 ) -> tuple[np.ndarray, int]:
     """Label one frame on its own from the segmenter's automatic masks.
 
     Smaller masks claim pixels first, so parts and small objects survive next to large
     masks. Returns the (H, W) int32 ID map (IDs from ``first_id``) and the next unused ID.
+    ``pointmaps``: the frame's geometry; its depth reaches segmenters that read depth.
     """
     h, w = image.shape[:2]
-    masks = segmenter.auto_masks(image)
+    masks = segmenter.auto_masks(image, **frame_depth_kwargs(segmenter, pointmaps))
     order = sorted(range(len(masks)), key=lambda k: masks[k].area)
     segs = [masks[k].segmentation for k in order]
     ids = list(range(first_id, first_id + len(segs)))
     labels = claim_masks(segs, ids, (h, w), cfg.overlap_thr, int(cfg.min_mask_area * h * w))
     return _compact(labels, first_id)
+
+
+def frame_depth_kwargs(segmenter: Segmenter, pm: PointMaps | None) -> dict:
+    """The depth keywords (:func:`~lift3d.segment.base.depth_kwargs`) of a frame's geometry for
+    ``segmenter``: the sensor depth, else the camera z of the frame's world points (MASt3R);
+    ``{}`` for segmenters that ignore depth or frames without 3D geometry."""
+    if pm is None or not getattr(segmenter, "uses_depth", False):
+        return {}
+    depth = pm.depth
+    if depth is None and pm.points is not None and pm.cam_to_world is not None:
+        depth = camera_depth(pm.points, pm.valid, pm.cam_to_world)
+    return depth_kwargs(segmenter, depth, pm.K)
 
 
 def _compact(labels: np.ndarray, first_id: int) -> tuple[np.ndarray, int]:
@@ -205,12 +220,14 @@ def representative_points(xy: np.ndarray, k: int, seed: int, max_points: int = 1
 
 
 def prompt_ids(
-    image: np.ndarray, carried: dict[int, np.ndarray], segmenter: Segmenter, cfg: TrackConfig
+    image: np.ndarray, carried: dict[int, np.ndarray], segmenter: Segmenter, cfg: TrackConfig,
+    pointmaps: PointMaps | None = None,
 ) -> tuple[list[int], list[np.ndarray], list[float]]:
     """Prompt the segmenter once for all carried IDs and keep the masks that agree.
 
     Returns (ids, masks (H, W) bool, ranks) of accepted masks, ranked by
-    score x support (the share of carried pixels the mask covers).
+    score x support (the share of carried pixels the mask covers). ``pointmaps``: the
+    frame's geometry; its depth reaches segmenters that read depth.
     """
     if not carried:
         return [], [], []
@@ -225,7 +242,8 @@ def prompt_ids(
     for b, p in enumerate(prompts):
         points[b, : len(p)] = p
         point_labels[b, : len(p)] = 1
-    masks, scores = segmenter.prompt(image, points, point_labels)
+    masks, scores = segmenter.prompt(image, points, point_labels,
+                                     **frame_depth_kwargs(segmenter, pointmaps))
     out_ids, out_masks, ranks = [], [], []
     for b, i in enumerate(ids):
         xy = carried[i]
@@ -296,7 +314,7 @@ def start(
     image: np.ndarray, geometry: Geometry, segmenter: Segmenter, cfg: TrackConfig
 ) -> tuple[np.ndarray, TrackState]:
     """Label frame 0 from automatic masks; return its ID map and the tracker state."""
-    labels, next_id = init_labels(image, segmenter, cfg)
+    labels, next_id = init_labels(image, segmenter, cfg, pointmaps=geometry[0])
     voxel = cfg.reid_voxel_rel * scene_scale(geometry) if cfg.reid else 0.0
     state = TrackState(frame=0, labels=labels, next_id=next_id, voxel=voxel)
     if voxel > 0:
@@ -316,7 +334,7 @@ def track_frame(
     h, w = image.shape[:2]
     n_px = h * w
     carried = carry_labels(state.labels, geometry, state.frame, t, cfg)
-    ids, masks, ranks = prompt_ids(image, carried, segmenter, cfg)
+    ids, masks, ranks = prompt_ids(image, carried, segmenter, cfg, geometry[t])
     order = sorted(range(len(ids)), key=lambda k: -ranks[k])
     labels = claim_masks(
         [masks[k] for k in order], [ids[k] for k in order], (h, w), cfg.overlap_thr,
@@ -348,13 +366,13 @@ def unmasked_region(labels: np.ndarray, min_area: int) -> np.ndarray:
 
 def _reseed(
     labels: np.ndarray, image: np.ndarray, geometry: Geometry, t: int, segmenter: Segmenter,
-    state: TrackState, cfg: TrackConfig, depth: np.ndarray | None = None,
+    state: TrackState, cfg: TrackConfig,
 ) -> int:
     """Fill unmasked regions from automatic masks (in place); return the next unused ID.
 
     The segmenter is asked only for masks that can add to the unmasked regions of at least
     the re-seeding area (``where``): SAM then decodes only its grid points there.
-    ``depth`` ((H, W) float32 metres) reaches segmenters with ``uses_depth``.
+    Frame t's depth reaches segmenters with ``uses_depth``.
     """
     h, w = labels.shape
     min_area = int(cfg.reseed_min_area * h * w)
@@ -362,7 +380,8 @@ def _reseed(
     where = unmasked_region(labels, max(min_area, 1))
     if not where.any():
         return next_id
-    found = segmenter.auto_masks(image, where=where, **depth_kwargs(segmenter, depth))
+    found = segmenter.auto_masks(image, where=where,
+                                 **frame_depth_kwargs(segmenter, geometry[t]))
     masks = sorted(found, key=lambda m: m.area)
     present = set(np.unique(labels).tolist())
     candidates = set(state.memory) if cfg.reid_present else set(state.memory) - present
@@ -413,15 +432,17 @@ def track_sequence(
 
 def independent_labels(
     images: Sequence[np.ndarray], segmenter: Segmenter, cfg: TrackConfig, on_frame=None,
-    first: int = 0, collect: bool = True,
+    first: int = 0, collect: bool = True, geometry: Geometry | None = None,
 ) -> list[np.ndarray]:
     """The baseline: every frame labelled on its own (IDs restart at 1 in each frame).
 
-    Frames ``first`` .. end; ``on_frame(t, labels, {}, None)`` after each.
+    Frames ``first`` .. end; ``on_frame(t, labels, {}, None)`` after each. ``geometry``:
+    optional, its depth reaches segmenters that read depth.
     """
     out = []
     for t in range(first, len(images)):
-        labels, _ = init_labels(images[t], segmenter, cfg)
+        pm = geometry[t] if geometry is not None else None
+        labels, _ = init_labels(images[t], segmenter, cfg, pointmaps=pm)
         if collect:
             out.append(labels)
         if on_frame:

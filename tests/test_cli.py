@@ -125,7 +125,9 @@ def test_auto_segmenter_refuses_a_damaged_checkpoint(small_scene, tmp_path, monk
     assert_one_line_error(result, "sam_vit_b_01ec64.pth")
 
 
-def test_auto_segmenter_without_checkpoint_is_classical(small_scene, tmp_path, monkeypatch):
+def test_auto_segmenter_without_checkpoint_is_geometric_on_rgbd(small_scene, tmp_path,
+                                                                monkeypatch):
+    """Without SAM weights, a scene with depth gets the weight-free segmenter that reads it."""
     monkeypatch.delenv("LIFT3D_SAM_CHECKPOINT", raising=False)
     monkeypatch.setenv("LIFT3D_CACHE", str(tmp_path / "empty_cache"))
     out = tmp_path / "o"
@@ -133,4 +135,4 @@ def test_auto_segmenter_without_checkpoint_is_classical(small_scene, tmp_path, m
     assert result.exit_code == 0, result.output
     import json
 
-    assert json.loads((out / "report.json").read_text())["segmenter"] == "classical"
+    assert json.loads((out / "report.json").read_text())["segmenter"] == "geometric"

@@ -113,7 +113,7 @@ def _downscale(out: OutputFolder, maps: list[np.ndarray], factor: int, image_dir
         write_with(path, lambda tmp, a=small: _imwrite(tmp, a))
         small_maps.append(nearest_resize(m, size))
         frames.append(replace(f, width=size[0], height=size[1], image=path,
-                              K=scale_intrinsics(f.K, (f.width, f.height), size)))
+                              K=scale_intrinsics(f.K, size[0] / f.width, size[1] / f.height)))
     return replace(out, frames=frames), small_maps
 
 

@@ -41,6 +41,22 @@ def pixel_grid(h: int, w: int) -> np.ndarray:
     return pix
 
 
+def scale_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """(3, 3) float64 intrinsics of an image resized by ``sx`` (width) and ``sy`` (height).
+
+    Pixel centres stay pixel centres: a pixel edge at ``x - 0.5`` maps to ``(x - 0.5) * sx``,
+    so ``cx' = (cx + 0.5) * sx - 0.5`` (and likewise for y).
+    """
+    check_shape("K", K, (3, 3))
+    out = np.asarray(K, np.float64).copy()
+    out[0] *= sx
+    out[1] *= sy
+    out[0, 2] += 0.5 * sx - 0.5
+    out[1, 2] += 0.5 * sy - 0.5
+    out[2] = (0.0, 0.0, 1.0)
+    return out
+
+
 def backproject(depth: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
     """World points of every pixel of a depth map.
 
@@ -59,6 +75,21 @@ def backproject(depth: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray) -> n
     pts *= np.asarray(depth, np.float32).reshape(-1, 1)
     pts += pose[:3, 3].astype(np.float32)
     return pts.reshape(h, w, 3)
+
+
+def camera_depth(points: np.ndarray, valid: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
+    """(H, W) float32 camera z (metres) of a world point map, 0 where not ``valid`` or behind
+    the camera: the depth map of geometry that has points but no sensor depth (MASt3R).
+
+    points: (H, W, 3) world coordinates; valid: (H, W) bool; cam_to_world: (4, 4).
+    """
+    check_shape("points", points, (None, None, 3))
+    check_shape("valid", valid, points.shape[:2])
+    world_to_cam = invert_pose(cam_to_world)
+    z = points.reshape(-1, 3) @ world_to_cam[2, :3].astype(np.float32) + np.float32(
+        world_to_cam[2, 3])
+    z = z.reshape(valid.shape)
+    return np.where(valid & np.isfinite(z) & (z > 0), z, 0.0).astype(np.float32)
 
 
 def project(
@@ -94,21 +125,6 @@ def project_world_to_cam(points: np.ndarray, K: np.ndarray, world_to_cam: np.nda
     with np.errstate(divide="ignore", invalid="ignore"):
         uv = q[:, :2] / q[:, 2:3]
     return uv, P[:, 2]
-
-
-def scale_intrinsics(K: np.ndarray, size: tuple[int, int], new_size: tuple[int, int]
-                     ) -> np.ndarray:
-    """(3, 3) float64 K of the same camera after resizing its image from ``size`` (W, H) to
-    ``new_size`` (W', H'). Pixel edges scale, pixel centres do not: with integer coordinates
-    at pixel centres, c' = (c + 0.5) * W' / W - 0.5."""
-    check_shape("K", K, (3, 3))
-    sx, sy = new_size[0] / size[0], new_size[1] / size[1]
-    K2 = np.array(K, np.float64)
-    K2[0, :] *= sx
-    K2[1, :] *= sy
-    K2[0, 2] += 0.5 * sx - 0.5
-    K2[1, 2] += 0.5 * sy - 0.5
-    return K2
 
 
 def look_at(eye, target, up=(0.0, 0.0, 1.0), roll: float = 0.0) -> np.ndarray:

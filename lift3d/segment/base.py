@@ -5,10 +5,11 @@ caller still needs masks), and masks from point prompts. Backends keep expensive
 work (SAM's image embedding) cached for the last image they saw, so prompting the same frame
 many times costs one embedding.
 
-Depth: a backend that reads depth sets the class attribute ``uses_depth = True`` and takes an
-optional ``depth=None`` keyword ((H, W) float32 metres, 0 invalid) on ``auto_masks`` and
-``prompt``; callers pass it only to such backends (:func:`depth_kwargs`), so backends that
-ignore depth keep the plain signatures below.
+Depth: a backend that reads depth sets the class attribute ``uses_depth = True`` and takes
+optional ``depth=None`` ((H, W) float32 metres, 0 invalid) and ``K=None`` ((3, 3) intrinsics of
+the image, to back-project the depth; None: the backend assumes a typical field of view)
+keywords on ``auto_masks`` and ``prompt``; callers pass them only to such backends
+(:func:`depth_kwargs`), so backends that ignore depth keep the plain signatures below.
 """
 
 from __future__ import annotations
@@ -79,9 +80,12 @@ def check_where(where: np.ndarray | None, image: np.ndarray) -> np.ndarray | Non
     return where
 
 
-def depth_kwargs(segmenter: object, depth: np.ndarray | None) -> dict:
-    """``{"depth": depth}`` for a segmenter with ``uses_depth = True`` (and a depth map),
-    else ``{}``: the keywords to add to its ``auto_masks`` / ``prompt`` calls."""
-    if depth is not None and getattr(segmenter, "uses_depth", False):
-        return {"depth": depth}
-    return {}
+def depth_kwargs(
+    segmenter: object, depth: np.ndarray | None, K: np.ndarray | None = None
+) -> dict:
+    """``{"depth": depth, "K": K}`` for a segmenter with ``uses_depth = True`` (and a depth
+    map; ``K`` only when given), else ``{}``: the keywords to add to its ``auto_masks`` /
+    ``prompt`` calls."""
+    if depth is None or not getattr(segmenter, "uses_depth", False):
+        return {}
+    return {"depth": depth} if K is None else {"depth": depth, "K": K}

@@ -1,0 +1,167 @@
+"""The geometric segmenter on a generated RGB-D scene with ground truth: whole objects, apart
+from the floor and walls, whatever their shading or colours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import distance_transform_edt
+
+from lift3d.config import SegmenterConfig, resolve_segmenter, scene_has_depth
+from lift3d.geometry.cameras import backproject, camera_depth, scale_intrinsics
+from lift3d.segment import Segmenter, build_segmenter
+from lift3d.segment.classical import ClassicalSegmenter
+from lift3d.segment.geometric import GeometricSegmenter
+from lift3d.synth import render_scene
+from lift3d.types import Frame, Scene
+
+# seed 5, frame 0 at 160x120: a box (ID 10) whose top and front faces are lit differently, a
+# cone painted in two colours (ID 2), on a checkered floor in front of a wall.
+BOX, CONE = 10, 2
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return render_scene(seed=5, n_frames=1, width=160, height=120)
+
+
+@pytest.fixture(scope="module")
+def masks(scene):
+    seg = GeometricSegmenter()
+    return np.stack([m.segmentation for m in seg.auto_masks(scene.images[0],
+                                                           depth=scene.depths[0], K=scene.K)])
+
+
+def best(masks: np.ndarray, target: np.ndarray) -> tuple[float, int]:
+    """Best IoU of ``target`` among ``masks`` (M, H, W) and that mask's index."""
+    inter = (masks & target).sum((1, 2))
+    iou = inter / np.maximum(masks.sum((1, 2)) + target.sum() - inter, 1)
+    return float(iou.max()), int(iou.argmax())
+
+
+def floor_and_walls(scene) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth background split into floor (world z ~ 0) and the rest (walls)."""
+    gt, depth = scene.instances[0], scene.depths[0]
+    z = backproject(depth, scene.K, scene.poses[0])[..., 2]
+    background = (gt == 0) & (depth > 0)
+    return background & (z < 0.02), background & (z >= 0.02)
+
+
+def test_built_by_name_reads_depth():
+    seg = build_segmenter("geometric", jump_rel=0.05)
+    assert isinstance(seg, Segmenter) and isinstance(seg, GeometricSegmenter)
+    assert seg.name == "geometric" and seg.uses_depth and seg.cfg.jump_rel == 0.05
+
+
+def test_box_with_differently_shaded_faces_is_one_mask(scene, masks):
+    box = scene.instances[0] == BOX
+    luma = scene.images[0][box].astype(float).mean(1)
+    lo, hi = np.percentile(luma, [10, 90])
+    assert hi - lo > 25  # the faces are shaded apart...
+    colour_only = ClassicalSegmenter().auto_masks(scene.images[0])
+    assert best(np.stack([m.segmentation for m in colour_only]), box)[0] < 0.7  # ...and split
+    assert best(masks, box)[0] >= 0.85
+
+
+def test_two_coloured_object_is_one_mask(scene, masks):
+    assert len(scene.objects[CONE - 1].colours) == 2
+    assert best(masks, scene.instances[0] == CONE)[0] >= 0.85
+
+
+def test_floor_walls_and_objects_are_apart(scene, masks):
+    floor, walls = floor_and_walls(scene)
+    objects = scene.instances[0] > 0
+    iou, k = best(masks, floor)
+    assert iou >= 0.8
+    assert (masks[k] & objects).sum() < 0.02 * masks[k].sum()
+    assert (masks[k] & walls).sum() < 0.05 * walls.sum()
+    for i in (BOX, CONE):
+        _, k = best(masks, scene.instances[0] == i)
+        assert (masks[k] & (floor | walls)).sum() < 0.1 * masks[k].sum()
+
+
+def test_prompt_returns_the_object_under_the_click(scene):
+    seg = GeometricSegmenter()
+    gt = scene.instances[0]
+    points, targets = [], []
+    for i in (BOX, CONE):
+        inside = distance_transform_edt(gt == i)
+        y, x = np.unravel_index(np.argmax(inside), gt.shape)
+        points.append([[x + 0.5, y + 0.5]])
+        targets.append(gt == i)
+    out, scores = seg.prompt(scene.images[0], np.array(points, np.float32),
+                             np.ones((2, 1), np.int32), depth=scene.depths[0], K=scene.K)
+    assert out.shape == (2, *gt.shape) and np.all((scores > 0) & (scores <= 1))
+    for m, t in zip(out, targets):
+        assert (m & t).sum() / (m | t).sum() >= 0.8
+    assert seg.n_image_passes == 1
+    seg.prompt(scene.images[0], np.array(points, np.float32), np.ones((2, 1), np.int32),
+               depth=scene.depths[0], K=scene.K)
+    assert seg.n_image_passes == 1  # the same image and depth: no second pass
+
+
+def test_invalid_depth_falls_back_to_colour(scene):
+    image, depth = scene.images[0], scene.depths[0]
+    rng = np.random.default_rng(0)
+    holes = depth.copy()
+    holes[rng.random(depth.shape) < 0.2] = 0.0  # sensor dropouts
+    holes[:30, :40] = np.nan  # a block without depth
+    holes[60:, 120:] = 0.0
+    seg = GeometricSegmenter()
+    for d, K in ((holes, scene.K), (np.zeros_like(depth), scene.K), (depth, None), (None, None)):
+        ms = np.stack([m.segmentation for m in seg.auto_masks(image, depth=d, K=K)])
+        assert np.array_equal(ms.sum(0), np.ones(depth.shape))  # they tile the image
+    ms = np.stack([m.segmentation for m in seg.auto_masks(image, depth=holes, K=scene.K)])
+    assert best(ms, scene.instances[0] == BOX)[0] >= 0.8
+
+
+def test_auto_is_geometric_with_depth_and_no_sam_checkpoint(offline_cache, scene):
+    cfg = SegmenterConfig()
+    assert resolve_segmenter(cfg, has_depth=True) == "geometric"
+    assert resolve_segmenter(cfg, has_depth=False) == "classical"
+    assert resolve_segmenter(SegmenterConfig(name="classical"), has_depth=True) == "classical"
+    assert scene_has_depth(scene.as_scene())  # frames with depth, whatever the layout
+    image_only = Scene(frames=[Frame(image=scene.images[0], name="0")], source=scene.as_scene()
+                       .source, layout="images")
+    assert not scene_has_depth(image_only)
+    assert scene_has_depth(Scene(frames=[], source=image_only.source, layout="scannet"))
+
+
+def test_camera_depth_and_scaled_intrinsics(scene):
+    depth, K, pose = scene.depths[0], scene.K, scene.poses[0]
+    valid = depth > 0
+    z = camera_depth(backproject(depth, K, pose), valid, pose)
+    assert np.allclose(z[valid], depth[valid], atol=1e-4) and np.all(z[~valid] == 0)
+    half = scale_intrinsics(K, 0.5, 0.5)
+    # the centre of the image's top-left 2x2 block, (0.5, 0.5), is pixel (0, 0) at half size
+    assert np.allclose(half @ np.linalg.inv(K) @ [0.5, 0.5, 1.0], [0.0, 0.0, 1.0])
+
+
+def main_id_iou(labels: list[np.ndarray], instances: list[np.ndarray]) -> float:
+    """Mean over frames and objects (>= 200 px) of the IoU of the ID covering most of it."""
+    out = []
+    for lab, gt in zip(labels, instances):
+        for i in np.unique(gt)[1:]:
+            obj = gt == i
+            if obj.sum() >= 200:
+                ids, counts = np.unique(lab[obj], return_counts=True)
+                main = lab == ids[np.argmax(counts)]
+                out.append((main & obj).sum() / (main | obj).sum())
+    return float(np.mean(out))
+
+
+def test_the_tracker_gives_it_each_frames_depth():
+    """The first frame's masks, the prompts and the re-seeding all read the frame's depth:
+    tracked and independent labels are far closer to whole objects than the same segmenter's
+    without depth (its colour fallback)."""
+    from lift3d.geometry.rgbd import RGBDGeometry
+    from lift3d.track import TrackConfig, independent_labels, track_sequence
+
+    synthetic = render_scene(seed=5, n_frames=3, width=160, height=120)
+    geometry = RGBDGeometry()(synthetic.as_scene())
+    seg, cfg, gt = GeometricSegmenter(), TrackConfig(), synthetic.instances
+    colour = main_id_iou(independent_labels(synthetic.images, seg, cfg), gt)
+    tracked = main_id_iou(track_sequence(synthetic.images, geometry, seg, cfg), gt)
+    independent = main_id_iou(independent_labels(synthetic.images, seg, cfg, geometry=geometry),
+                              gt)
+    assert tracked >= colour + 0.15 and independent >= colour + 0.15
