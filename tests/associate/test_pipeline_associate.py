@@ -69,7 +69,7 @@ def test_association_improves_quality(runs):
     _, off, on = runs
     q_off, q_on = off["quality"], on["quality"]
     assert q_on["sequence"]["sequence_iou"] > q_off["sequence"]["sequence_iou"] + 0.05
-    assert q_on["instances_3d"]["ap"]["0.5"] >= q_off["instances_3d"]["ap"]["0.5"]
+    assert q_on["instances_3d"]["ap50"] >= q_off["instances_3d"]["ap50"]
     assert on["consistency"]["H"] >= off["consistency"]["H"]
 
 
