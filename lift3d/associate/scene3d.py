@@ -381,7 +381,11 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
     hs, hl, hsh = hs[o], hl[o], hsh[o]
     starts = np.flatnonzero(np.r_[True, hs[1:] != hs[:-1]])
     ends = np.r_[starts[1:], len(hs)]
+    # a superpoint as large as a room's wall is no evidence that what lies in it is one object
+    sp_shapes = id_shapes(sp + 1, votes.points, votes.voxel)
     for s0, s1 in zip(starts.tolist(), ends.tolist(), strict=True):
+        if sp_shapes[int(hs[s0]) + 1].extent > cfg.sp_max_extent:
+            continue
         members = [(int(hl[k]), float(hsh[k])) for k in range(s0, s1) if int(hl[k]) in big]
         for x in range(len(members)):
             for y in range(x + 1, len(members)):
