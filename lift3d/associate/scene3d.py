@@ -361,6 +361,19 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
             ev[key] = PairEvidence(*key)
         return ev[key]
 
+    # the 3D seams between IDs, and which IDs are room structure
+    la, lb = lab[graph.edges[:, 0]], lab[graph.edges[:, 1]]
+    cross = (la != lb) & (la > 0) & (lb > 0)
+    lo, hi = np.minimum(la, lb)[cross], np.maximum(la, lb)[cross]
+    flat = graph.dot[cross] > cfg.flat_dot
+    convex = flat | (graph.conv[cross] > 0)
+    pk, pinv = np.unique((lo << 32) | hi, return_inverse=True)
+    n_edges = np.bincount(pinv.ravel(), minlength=len(pk))
+    n_convex = np.bincount(pinv.ravel(), convex.astype(np.float64), len(pk))
+    touching = {(k >> 32, k & 0xFFFFFFFF) for k, c in zip(pk.tolist(), n_edges.tolist(), strict=True)
+                if c >= cfg.min_boundary}
+    structure = structure_ids(shapes, touching, votes.voxel, cfg)
+
     # superpoints: shared homes
     sp = superpoints(graph, len(lab), cfg) if sp is None else sp
     pos = votes.pair_label > 0
@@ -381,12 +394,12 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
     hs, hl, hsh = hs[o], hl[o], hsh[o]
     starts = np.flatnonzero(np.r_[True, hs[1:] != hs[:-1]])
     ends = np.r_[starts[1:], len(hs)]
-    # a superpoint as large as a room's wall is no evidence that what lies in it is one object
+    # a superpoint as large as a room's wall is no evidence that what lies in it is one
+    # object; it still joins pieces of structure (floor, walls)
     sp_shapes = id_shapes(sp + 1, votes.points, votes.voxel)
     for s0, s1 in zip(starts.tolist(), ends.tolist(), strict=True):
-        if sp_shapes[int(hs[s0]) + 1].extent > cfg.sp_max_extent:
-            continue
-        members = [(int(hl[k]), float(hsh[k])) for k in range(s0, s1) if int(hl[k]) in big]
+        allowed = structure if sp_shapes[int(hs[s0]) + 1].extent > cfg.sp_max_extent else big
+        members = [(int(hl[k]), float(hsh[k])) for k in range(s0, s1) if int(hl[k]) in allowed]
         for x in range(len(members)):
             for y in range(x + 1, len(members)):
                 e = get(members[x][0], members[y][0])
@@ -394,17 +407,6 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
                 e.reasons.append("superpoints")
 
     # 3D boundary convexity
-    la, lb = lab[graph.edges[:, 0]], lab[graph.edges[:, 1]]
-    cross = (la != lb) & (la > 0) & (lb > 0)
-    lo, hi = np.minimum(la, lb)[cross], np.maximum(la, lb)[cross]
-    flat = graph.dot[cross] > cfg.flat_dot
-    convex = flat | (graph.conv[cross] > 0)
-    pk, pinv = np.unique((lo << 32) | hi, return_inverse=True)
-    n_edges = np.bincount(pinv.ravel(), minlength=len(pk))
-    n_convex = np.bincount(pinv.ravel(), convex.astype(np.float64), len(pk))
-    touching = {(k >> 32, k & 0xFFFFFFFF) for k, c in zip(pk.tolist(), n_edges.tolist(), strict=True)
-                if c >= cfg.min_boundary}
-    structure = structure_ids(shapes, touching, votes.voxel, cfg)
     for k, c, nc in zip(pk.tolist(), n_edges.tolist(), n_convex.tolist(), strict=True):
         a, b = k >> 32, k & 0xFFFFFFFF
         if a not in big or b not in big:
