@@ -392,8 +392,9 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
     hs, hl, hsh = ks[home], kl[home], share[home]
     o = np.argsort(hs, kind="stable")
     hs, hl, hsh = hs[o], hl[o], hsh[o]
-    starts = np.flatnonzero(np.r_[True, hs[1:] != hs[:-1]])
-    ends = np.r_[starts[1:], len(hs)]
+    # runs of one superpoint (none when no ID has a home: e.g. random-weight SAM's masks)
+    starts = np.flatnonzero(np.r_[True, hs[1:] != hs[:-1]]) if len(hs) else np.zeros(0, np.int64)
+    ends = np.r_[starts[1:], len(hs)] if len(hs) else starts
     # a superpoint as large as a room's wall is no evidence that what lies in it is one
     # object; it still joins pieces of structure (floor, walls)
     sp_shapes = id_shapes(sp + 1, votes.points, votes.voxel)
