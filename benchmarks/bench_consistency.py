@@ -13,8 +13,21 @@ Figures:
       subset of query points, extrapolated per point to all points, and the ratio;
   (c) exact H on 30 frames of 320 x 240.
 
+  (d) feature maps (issue 14): the same 100 frames with 64-dim float32 features, one .npy per
+      frame read memory-mapped (as `lift3d consistency` reads a model's outputs): exact H,
+      wall / CPU seconds and peak RSS beside the ID maps', stored as float32 and as float16.
+
 Run from the repository root:  PYTHONPATH=. python benchmarks/bench_consistency.py
-(``--frames 20 --hw 256 192`` for a quick run). eps defaults to 0.01 m.
+(``--frames 20 --hw 256 192`` for a quick run; ``--dim 0`` skips the features, ``--scratch``
+puts the 5 GB of feature files and the metric's scratch elsewhere). eps defaults to 0.01 m.
+
+Measured 2026-12-07 under heavy load (load average 17-20 on the 2-core machine, run under
+``nice -n 10``: compare CPU seconds and ratios, not wall time), 100 x 512x384 (19.7 M points,
+134 neighbours each): ID maps 12.1 CPU s (44 s wall), peak RSS 1.94 GiB; 64-dim float32 features
+70.9 CPU s (5.9x the ID maps; 296 s wall), peak RSS 3.11 GiB (2.34 GiB above the scene the
+script holds), 24 spatial blocks, features spilled to memory-mapped scratch files; float16
+storage 74.4 CPU s, 3.04 GiB, |H float16 - H float32| = 5.2e-8. The path this replaced made two
+(N, D) float64 copies: 2 x 19.7 M x 64 x 8 B = 20 GB, more than the machine can spare.
 
 Measured 2026-11-24 on the 2-core dev machine, quiet (load average ~1.3), compiled grid kernel:
 100 x 512x384 (19.7 M points, 133 neighbours per point on average, 592 examined): exact H
@@ -34,7 +47,12 @@ import time
 
 import numpy as np
 
-from lift3d.metrics.consistency import consistency, consistency_per_mask
+from lift3d.metrics.consistency import (
+    ConsistencyConfig,
+    consistency,
+    consistency_frames,
+    consistency_per_mask,
+)
 
 ROOM = (np.array([-2.5, -2.0, 0.0]), np.array([2.5, 2.0, 2.6]))
 BOXES = [  # (lo, hi) furniture
@@ -227,6 +245,38 @@ def run(n_frames, w, h, eps, n_query=0):
     return row
 
 
+def write_features(ids: list[np.ndarray], dim: int, folder: str, seed: int = 0) -> list[str]:
+    """A model's per-pixel features on disk, one (H, W, dim) float32 .npy per frame: a random
+    embedding per ID plus per-pixel noise (cosines between 0.2 and 1, as real features')."""
+    rng = np.random.default_rng(seed)
+    emb = {}
+    paths = []
+    for k, m in enumerate(ids):
+        u, inv = np.unique(m, return_inverse=True)
+        table = np.stack([emb.setdefault(int(i), rng.normal(size=dim)) for i in u]).astype(np.float32)
+        f = table[inv.reshape(m.shape)]
+        f += 0.5 * rng.standard_normal(f.shape, dtype=np.float32)
+        paths.append(os.path.join(folder, f"{k:04d}.npy"))
+        np.save(paths[-1], f)
+        del f
+    return paths
+
+
+def run_features(pts, val, paths: list[str], eps: float, scratch: str | None,
+                 dtype: str = "float32"):
+    """Exact H of the feature maps in ``paths`` (.npy, memory-mapped, one frame at a time), as
+    `lift3d consistency` reads a model's outputs."""
+    cfg = ConsistencyConfig(feature_dtype=dtype, scratch_dir=scratch)
+    base = PeakRSS.now()
+    with PeakRSS() as mem:
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = consistency_frames(lambda i: (pts[i], val[i], np.load(paths[i], mmap_mode="r")),
+                                 len(pts), eps, config=cfg)
+        t_h, c_h = time.perf_counter() - t0, time.process_time() - c0
+    return dict(H=res.H, t_h=t_h, c_h=c_h, rss=mem.peak, rss_extra=mem.peak - base,
+                stats=res.stats, dtype=dtype)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=100)
@@ -235,9 +285,23 @@ def main():
     ap.add_argument("--query", type=int, default=20000, help="Open3D loop query points")
     ap.add_argument("--small", type=int, nargs=3, default=(30, 320, 240),
                     metavar=("FRAMES", "W", "H"))
+    ap.add_argument("--dim", type=int, default=64, help="feature channels (0: no feature run)")
+    ap.add_argument("--scratch", default=None, help="folder for the feature files (default: tmp)")
     args = ap.parse_args()
     t_warm = warm_up(args.eps)
     rows = [run(args.frames, *args.hw, args.eps, args.query), run(*args.small, args.eps)]
+    feat = None
+    if args.dim:
+        import tempfile
+
+        pts, val, ids = make_scene(args.frames, *args.hw)  # the first row's scene, again
+        with tempfile.TemporaryDirectory(prefix="bench-features-", dir=args.scratch) as folder:
+            t0 = time.perf_counter()
+            paths = write_features(ids, args.dim, folder)
+            t_write = time.perf_counter() - t0
+            feat = [run_features(pts, val, paths, args.eps, args.scratch, d)
+                    for d in ("float32", "float16")]
+        del pts, val, ids
     load = os.getloadavg()[0]
     print(f"\nexact H(I,M), eps = {args.eps} m, {os.cpu_count()} cores, load average {load:.1f}")
     print("(CPU = user + system seconds of all threads; on a shared machine wall time >= CPU / "
@@ -255,6 +319,25 @@ def main():
           + ", ".join(f"{k[5:]} {v:.1f}" for k, v in st.items() if k.startswith("wall_"))
           + f"; points examined per pixel (before per-point trimming): "
           f"{st.get('candidates_per_point', float('nan')):.0f}")
+    if feat:
+        r = rows[0]
+        print(f"\nfeature maps ({args.frames} x {args.hw[0]}x{args.hw[1]}, {args.dim}-dim float32 "
+              f".npy per frame, memory-mapped; written in {t_write:.0f} s), beside the "
+              "ID maps of the same scene:")
+        print("| outputs | stored as | H exact | wall H | CPU H | peak RSS (H extra) | blocks | "
+              "features on disk |")
+        print("|---|---|---|---|---|---|---|---|")
+        print(f"| ID maps | int64 | {r['H']:.6f} | {r['t_h']:.1f} s | {r['c_h']:.1f} s | "
+              f"{r['rss'] / 2**30:.2f} GiB ({r['rss_extra'] / 2**30:.2f}) | - | - |")
+        for f in feat:
+            st = f["stats"]
+            print(f"| {args.dim}-dim features | {f['dtype']} | {f['H']:.6f} | {f['t_h']:.1f} s | "
+                  f"{f['c_h']:.1f} s | {f['rss'] / 2**30:.2f} GiB ({f['rss_extra'] / 2**30:.2f}) | "
+                  f"{st.get('blocks', 1):.0f} | {'yes' if st.get('features_on_disk') else 'no'} |")
+        st = feat[0]["stats"]
+        print("float32 features, where the time went (wall s): "
+              + ", ".join(f"{k[5:]} {v:.1f}" for k, v in st.items() if k.startswith("wall_"))
+              + f"; |H float16 - H float32| = {abs(feat[1]['H'] - feat[0]['H']):.2e}")
     if "o3d_per_point" in r:
         print(f"\nmean neighbours per point (all frames, itself included): {r['mean_nb']:.0f}; "
               f"pixels with a neighbour: {100 * r['with_nb']:.1f} %")

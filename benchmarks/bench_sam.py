@@ -8,7 +8,7 @@ on the weights):
 * ``one-by-one``: ``SamSegmenter.prompt`` once per ID (B = 1);
 * ``batched``: ``SamSegmenter.prompt`` once with all N sets in one decoder call;
 * ``default chunks``: ``SamSegmenter.prompt`` once, decoded in chunks of the default
-  ``prompt_batch_size`` (64 on a GPU, 2 on the CPU): what the tracker gets.
+  ``prompt_batch_size`` (64 on a GPU, 16 on the CPU): what the tracker gets.
 
 Each on top of one image embedding (``set_image``), timed separately after a warm-up run.
 Every variant reuses the embedding; re-embedding per ID would add (N - 1) x embed.

@@ -69,6 +69,9 @@ class SegmentConfig:
     metric: MetricConfig = field(default_factory=MetricConfig)
     overlays: bool = True
     """Write overlay pictures of the IDs on the frames."""
+    max_side: int | None = None
+    """Work on frames shrunk so their long side is at most this (pixels); labels/ and
+    cameras.json stay at the input resolution. None = the input resolution."""
 
     def __post_init__(self) -> None:
         if isinstance(self.geometry, str):

@@ -39,3 +39,15 @@ class CheckpointError(Lift3DError):
 
 class BackendUnavailable(Lift3DError):
     """An optional backend cannot run here (missing package, weights, or device)."""
+
+
+class OutputError(Lift3DError):
+    """An output folder or file cannot be written (read-only, disk full, a file in the way)."""
+
+
+class OutputInUse(OutputError):
+    """Another lift3d run holds the output folder's lock."""
+
+
+class ConfigError(Lift3DError):
+    """An option value is out of range or names something that does not exist here."""

@@ -1,13 +1,21 @@
-"""`lift3d eval`: run methods over a dataset and compare them (issue 5).
+"""`lift3d eval`: run methods over a dataset and compare them (issues 5 and 13).
 
-For every sequence of a dataset and every method (``tracked``, the method; ``independent``,
-the per-frame baseline with the same segmenter), :func:`~lift3d.pipeline.run_segment` writes
+Methods (:data:`METHODS`), every one with the same segmenter and geometry:
+
+* ``tracked``: the paper's method as written (IDs carried by the tracker, association off);
+* ``associated``: tracked, then the association stage (``EvalConfig.associate``, ``auto`` by
+  default: 3D merging on 3D geometry, tracklet linking on 2D flow), which merges tracked IDs
+  that are one object;
+* ``independent``: the per-frame baseline (each frame segmented alone).
+
+For every sequence and method, :func:`~lift3d.pipeline.run_segment` writes
 ``OUT/<seq>/<method>/`` (cached and resumable: a finished run with the same configuration is
 read back, a half-finished one resumes). Then the figures are gathered into
 
-* ``OUT/results.json``: per sequence and method, and the mean per method over sequences;
-* ``OUT/results.md``: the same as markdown tables, and where tracking failed to raise the
-  sequence-level ID figures or H over the baseline;
+* ``OUT/results.json``: :class:`EvalResults` as JSON: per sequence and method the
+  :class:`RunFigures` and per-frame curves, and the mean per method over sequences;
+* ``OUT/results.md``: the same as markdown tables, and where tracking (or association) failed
+  to raise the ID figures, AP or H over the method below it;
 * ``OUT/plots/<seq>_per_frame.png`` (per-frame IoU and H), ``OUT/plots/<seq>_strip.png`` (the
   IDs of each method on a strip of frames) and ``OUT/plots/summary.png``.
 
@@ -16,32 +24,32 @@ scene folders with ``scene.json`` (generated synthetic scenes), or a single scen
 layout :func:`~lift3d.io.load_scene` reads. Geometry ``auto`` is ``flow`` for video (DAVIS,
 image folders) and ``rgbd`` for posed RGB-D (ScanNet export, 7-Scenes, TUM).
 
-Figure keys (flat, per sequence and method; absent when they do not apply):
-
-* ``H``: H(I,M) of the ID maps; ``n_ids``, ``ids_per_frame``; ``s_per_frame``: labelling time.
-* single-object protocol (binary ground truth, e.g. DAVIS 2016): ``JF``, ``J``, ``J_recall``,
-  ``J_decay``, ``F``, ``F_recall``, ``F_decay`` (DAVIS, best ID per frame), ``iou``, ``f1``,
-  ``precision``, ``recall`` (best ID per frame), and the same with the ``seq_`` prefix for the
-  per-sequence-ID rule (one ID for the whole sequence: an ID switch costs).
-* ``sequence_iou`` (pooled over frames, one ID per ground-truth instance) and ``frame_iou``.
-* 3D (ground-truth cloud): ``inst_miou``, ``ap25``, ``ap50``, ``n_gt``, ``n_found``,
-  ``n_split``, ``n_merged``, ``n_pred``.
+3D instance figures (class-agnostic AP averaged over IoU 0.50:0.90 as ScanNet's script does,
+AP50, AP25; :mod:`lift3d.metrics.instance3d`) score each run's ``cloud.ply`` against the
+sequence's labelled 3D ground truth (:func:`lift3d.io.gt3d.find_gt3d`: a ScanNet scan's
+``*_vh_clean_2.ply`` + ``*.aggregation.json`` + ``*_vh_clean_2.0.010000.segs.json`` in the
+scene folder, or lift3d's ``gt_cloud.ply``; ``EvalConfig.gt3d`` for a one-sequence dataset),
+carried onto the cloud by nearest neighbour. ID survival = per-frame IoU with one ID per object
+for the whole sequence / per-frame IoU with the best ID in each frame
+(:meth:`lift3d.metrics.quality.QualityFigures.id_survival`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from lift3d.errors import InputError
 from lift3d.io.atomic import write_json, write_text
+from lift3d.metrics.instance3d import InstanceMetricsConfig
+from lift3d.metrics.quality import Instance3DFigures, QualityFigures
 from lift3d.pipeline import SegmentConfig, run_segment
 
-METHODS = ("tracked", "independent")
+METHODS = ("tracked", "associated", "independent")
 VIDEO_LAYOUTS = ("davis", "images")
 RGBD_LAYOUTS = ("scannet", "7scenes", "tum")
 
@@ -51,22 +59,31 @@ class EvalConfig:
     """What `lift3d eval` runs, with its defaults."""
 
     methods: tuple[str, ...] = METHODS
-    """Methods to compare: tracked (the method) and/or independent (per-frame baseline)."""
+    """Methods to compare (:data:`METHODS`): tracked, associated and/or independent."""
     segmenter: str = "classical"
     """Segmenter for every method: classical (weight-free), sam, or auto."""
     geometry: str = "auto"
     """auto (flow for DAVIS / image folders, rgbd for posed RGB-D), or rgbd | flow | mast3r."""
+    associate: str = "auto"
+    """Association of the ``associated`` method: auto | 3d | tracklets | off (off: the same
+    runs as ``tracked``)."""
     stride: int = 1
     """Use every stride-th frame."""
     max_frames: int | None = None
     """Use at most this many frames per sequence (after stride)."""
     sequences: tuple[str, ...] | None = None
     """Only these sequences (names as :func:`discover` gives them); None = all."""
+    gt3d: str | None = None
+    """Labelled 3D ground truth (scan folder, ScanNet mesh or labelled PLY) of a one-sequence
+    dataset; None = found in each scene folder (:func:`lift3d.io.gt3d.find_gt3d`)."""
+    instances: InstanceMetricsConfig = field(default_factory=InstanceMetricsConfig)
+    """How 3D instances are scored (ScanNet's protocol)."""
     strip_frames: int = 8
     """Frames in the strip of ID overlays per sequence."""
     segment: SegmentConfig = field(default_factory=lambda: SegmentConfig(overlays=False))
-    """Base configuration of every run (its geometry, segmenter, mode, stride and max_frames
-    are replaced by the fields above); no per-frame overlays: the eval draws its own strip."""
+    """Base configuration of every run (its geometry, segmenter, mode, association, stride and
+    max_frames are replaced by the fields above); no per-frame overlays: the eval draws its
+    own strip."""
     progress: bool = True
     """Show progress bars."""
 
@@ -122,10 +139,13 @@ def geometry_for(layout: str, geometry: str) -> str:
 def run_config(seq: Sequence, method: str, cfg: EvalConfig) -> SegmentConfig:
     """The :class:`SegmentConfig` of one (sequence, method) run."""
     if method not in METHODS:
-        raise InputError(f"unknown method {method!r}", None, f"use {' and/or '.join(METHODS)}")
-    return replace(cfg.segment, geometry=geometry_for(seq.layout, cfg.geometry),
-                   segmenter=cfg.segmenter, mode=method, stride=cfg.stride,
-                   max_frames=cfg.max_frames)
+        raise InputError(f"unknown method {method!r}", None, f"use any of {', '.join(METHODS)}")
+    base = cfg.segment
+    associate = replace(base.associate, method=cfg.associate if method == "associated" else "off")
+    return replace(base, geometry=replace(base.geometry, backend=geometry_for(seq.layout, cfg.geometry)),
+                   segmenter=replace(base.segmenter, name=cfg.segmenter),
+                   mode="independent" if method == "independent" else "tracked",
+                   associate=associate, stride=cfg.stride, max_frames=cfg.max_frames)
 
 
 def run_one(seq: Sequence, method: str, out: Path, cfg: EvalConfig) -> dict:
@@ -135,64 +155,190 @@ def run_one(seq: Sequence, method: str, out: Path, cfg: EvalConfig) -> dict:
     report_path = out / "report.json"
     if report_path.is_file():
         report = json.loads(report_path.read_text())
-        same = report.get("config") == json.loads(json.dumps(asdict(scfg), default=str))
+        same = report.get("config") == scfg.to_json()
         if same and report.get("scene") == str(seq.path.resolve()) and "timings_s" in report:
             return report
     return run_segment(seq.path, out, scfg, progress=cfg.progress)
 
 
+# ---------------------------------------------------------------------------------------------
+# Figures (typed; turned into JSON once, in EvalResults.to_json)
+
+
+@dataclass
+class RunFigures:
+    """The figures of one run, flat (None where they do not apply).
+
+    Always: n_frames, n_ids, ids_per_frame, H (H(I,M)), s_per_frame (labelling seconds per
+    frame). ID figures: sequence_iou (one ID per ground-truth instance, pooled over frames),
+    frame_iou (best ID per frame), id_survival (per-frame IoU with one ID per object for the
+    whole sequence / with the best ID in each frame, at most 1:
+    :meth:`lift3d.metrics.quality.QualityFigures.id_survival`).
+    Single-object protocol (binary ground truth, e.g. DAVIS 2016): JF, J, J_recall, J_decay, F,
+    F_recall, F_decay (DAVIS, best ID per frame), iou, f1, precision, recall (best ID per frame)
+    and the same with the ``seq_`` prefix for one ID for the whole sequence. 3D (labelled
+    ground-truth cloud): ap (IoU 0.50:0.90), ap50, ap25, inst_miou, n_gt, n_pred, n_found,
+    n_split, n_merged. n_merges: IDs the association merged into others.
+    """
+
+    n_frames: int
+    n_ids: int
+    ids_per_frame: float
+    H: float | None
+    s_per_frame: float
+    sequence_iou: float | None = None
+    frame_iou: float | None = None
+    id_survival: float | None = None
+    JF: float | None = None
+    J: float | None = None
+    J_recall: float | None = None
+    J_decay: float | None = None
+    F: float | None = None
+    F_recall: float | None = None
+    F_decay: float | None = None
+    iou: float | None = None
+    f1: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    seq_JF: float | None = None
+    seq_J: float | None = None
+    seq_J_recall: float | None = None
+    seq_J_decay: float | None = None
+    seq_F: float | None = None
+    seq_F_recall: float | None = None
+    seq_F_decay: float | None = None
+    seq_iou: float | None = None
+    seq_f1: float | None = None
+    seq_precision: float | None = None
+    seq_recall: float | None = None
+    ap: float | None = None
+    ap50: float | None = None
+    ap25: float | None = None
+    inst_miou: float | None = None
+    n_gt: int | None = None
+    n_pred: int | None = None
+    n_found: int | None = None
+    n_split: int | None = None
+    n_merged: int | None = None
+    n_merges: int | None = None
+
+    @classmethod
+    def from_report(cls, report: dict, instances: Instance3DFigures | None = None) -> RunFigures:
+        """The figures of a run's report.json; ``instances``: 3D figures scored by the eval
+        (else the report's own, when it has them)."""
+        t = report.get("timings_s", {})
+        lab_s = t.get("track", float("nan")) + t.get("geometry", 0.0)
+        f = cls(n_frames=report["n_frames"], n_ids=report["n_ids"],
+                ids_per_frame=report["ids_per_frame"], H=report["consistency"]["H"],
+                s_per_frame=lab_s / max(report["n_frames"], 1))
+        if report.get("association") is not None:
+            f.n_merges = report["association"]["n_merged_ids"]
+        if "quality" in report:
+            q = QualityFigures.from_json(report["quality"])
+            f.sequence_iou, f.frame_iou = q.sequence.sequence_iou, q.sequence.frame_iou
+            f.id_survival = q.id_survival()
+            for rule, pre in (("frame", ""), ("sequence", "seq_")):
+                if q.davis is not None:
+                    d = q.davis[rule]
+                    f._set(pre, JF=d.JF, J=d.J["mean"], J_recall=d.J["recall"],
+                           J_decay=d.J["decay"], F=d.F["mean"], F_recall=d.F["recall"],
+                           F_decay=d.F["decay"])
+                if q.single_object is not None:
+                    m = q.single_object[rule]
+                    f._set(pre, iou=m.iou, f1=m.f1, precision=m.precision, recall=m.recall)
+            instances = instances or q.instances_3d
+        if instances is not None:
+            i = instances
+            f.ap, f.ap50, f.ap25, f.inst_miou = i.ap, i.ap50, i.ap25, i.mean_iou
+            f.n_gt, f.n_pred, f.n_found = i.n_gt, i.n_pred, i.n_found
+            f.n_split, f.n_merged = i.n_split, i.n_merged
+        return f
+
+    def _set(self, prefix: str, **values) -> None:
+        for k, v in values.items():
+            setattr(self, prefix + k, v)
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
 def figures(report: dict) -> dict:
-    """Flat figures of one run's report (keys in the module docstring)."""
-    t = report.get("timings_s", {})
-    lab_s = t.get("track", float("nan")) + t.get("geometry", 0.0)
-    f: dict = {
-        "n_frames": report["n_frames"], "n_ids": report["n_ids"],
-        "ids_per_frame": report["ids_per_frame"], "H": report["consistency"]["H"],
-        "s_per_frame": lab_s / max(report["n_frames"], 1),
-    }
-    q = report.get("quality", {})
-    if "sequence" in q:
-        f["sequence_iou"] = q["sequence"]["sequence_iou"]
-        f["frame_iou"] = q["sequence"]["frame_iou"]
-    for rule, pre in (("frame", ""), ("sequence", "seq_")):
-        if "davis" in q:
-            d = q["davis"][rule]
-            f[f"{pre}JF"] = d["JF"]
-            f[f"{pre}J"], f[f"{pre}J_recall"], f[f"{pre}J_decay"] = (
-                d["J"]["mean"], d["J"]["recall"], d["J"]["decay"])
-            f[f"{pre}F"], f[f"{pre}F_recall"], f[f"{pre}F_decay"] = (
-                d["F"]["mean"], d["F"]["recall"], d["F"]["decay"])
-        if "single_object" in q:
-            s = q["single_object"][rule]
-            for k in ("iou", "f1", "precision", "recall"):
-                f[f"{pre}{k}"] = s[k]
-    if "instances_3d" in q:
-        i = q["instances_3d"]
-        f.update(inst_miou=i["mean_iou"], ap25=i["ap"].get("0.25"), ap50=i["ap"].get("0.5"),
-                 n_gt=i["n_gt"], n_pred=i["n_pred"], n_found=i["n_found"],
-                 n_split=i["n_split"], n_merged=i["n_merged"])
-    return f
+    """Flat figures of one run's report as JSON (:class:`RunFigures`; `lift3d batch` lists
+    them per scene)."""
+    return RunFigures.from_report(report).to_json()
 
 
-def per_frame(report: dict) -> dict[str, list]:
-    """Per-frame curves of one run: H, and IoU of the chosen ID by each rule (when measured)."""
-    quality = report.get("quality", {})
-    if "single_object" in quality:  # the same ID choices as the table's IoU and seqID IoU
-        so = quality["single_object"]
-        q = {rule: so[rule]["per_frame_iou"] for rule in ("frame", "sequence")}
-    else:
-        q = quality.get("sequence", {}).get("per_frame_iou", {})
-    return {"H": report["consistency"]["per_frame"], "iou_frame": q.get("frame"),
-            "iou_sequence": q.get("sequence")}
+@dataclass
+class PerFrame:
+    """Per-frame curves of one run: H, and the IoU of the chosen ID by each rule (None when
+    not measured); entries are None where undefined."""
+
+    H: list[float | None]
+    iou_frame: list[float | None] | None = None
+    iou_sequence: list[float | None] | None = None
+
+    @classmethod
+    def from_report(cls, report: dict) -> PerFrame:
+        iou: dict = {}
+        if "quality" in report:
+            q = QualityFigures.from_json(report["quality"])
+            if q.single_object is not None:  # the same ID choices as the table's IoU and seqID IoU
+                iou = {rule: q.single_object[rule].per_frame_iou for rule in ("frame", "sequence")}
+            elif q.sequence.per_frame_iou is not None:
+                iou = q.sequence.per_frame_iou
+        return cls(report["consistency"]["per_frame"], iou.get("frame"), iou.get("sequence"))
 
 
-def mean_figures(rows: list[dict]) -> dict:
-    """Mean of every figure over the sequences that have it (NaN and None left out)."""
-    keys = sorted({k for r in rows for k in r})
-    out = {}
-    for k in keys:
-        vals = [r[k] for r in rows if isinstance(r.get(k), (int, float)) and not _nan(r[k])]
-        out[k] = float(np.mean(vals)) if vals else None
+@dataclass
+class MethodResult:
+    """One (sequence, method): its figures, per-frame curves, and the segmenter that ran."""
+
+    figures: RunFigures
+    per_frame: PerFrame
+    segmenter: str
+
+
+@dataclass
+class SequenceResult:
+    """One sequence: where it is, how it was read, its 3D ground truth, and each method."""
+
+    path: str
+    layout: str
+    geometry: str
+    gt3d: str | None
+    methods: dict[str, MethodResult] = field(default_factory=dict)
+
+
+@dataclass
+class EvalResults:
+    """Everything `lift3d eval` reports; :meth:`to_json` is ``results.json``."""
+
+    dataset: str
+    config: dict
+    sequences: dict[str, SequenceResult] = field(default_factory=dict)
+    mean: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    verdicts: list[str] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+
+    def rows(self, method: str) -> list[RunFigures]:
+        return [s.methods[method].figures for s in self.sequences.values()]
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        for seq in d["sequences"].values():
+            for m in seq["methods"].values():
+                m["figures"] = {k: v for k, v in m["figures"].items() if v is not None}
+        return d
+
+
+def mean_figures(rows: list[RunFigures]) -> dict[str, float | None]:
+    """Mean of every figure over the sequences that have it (figures none has are left out),
+    and ``n_sequences``."""
+    out: dict[str, float | None] = {}
+    for f in fields(RunFigures):
+        vals = [v for v in (getattr(r, f.name) for r in rows) if not _nan(v)]
+        if vals:
+            out[f.name] = float(np.mean(vals))
     out["n_sequences"] = len(rows)
     return out
 
@@ -201,61 +347,99 @@ def _nan(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-# Higher is better for these: the ones tracking must raise over the baseline.
-ID_FIGURES = ("seq_iou", "seq_JF", "sequence_iou", "inst_miou")
+# Higher is better for these: the ones tracking must raise over the baseline, and association
+# over tracking.
+ID_FIGURES = ("seq_iou", "seq_JF", "sequence_iou", "id_survival", "inst_miou", "ap")
+COMPARISONS = (("tracked", "independent", "tracking"), ("associated", "tracked", "association"))
 
 
-def verdicts(results: dict) -> list[str]:
-    """One line per sequence where tracking did not raise H or a sequence-level ID figure."""
+def verdicts(results: EvalResults, associate: str) -> list[str]:
+    """One line per sequence where tracking did not raise H or an ID figure over the per-frame
+    baseline, or association (when on) did not raise an ID figure over tracking."""
     lines = []
-    for name, seq in results["sequences"].items():
-        m = seq["methods"]
-        if "tracked" not in m or "independent" not in m:
-            continue
-        t, b = m["tracked"]["figures"], m["independent"]["figures"]
-        worse = [k for k in ("H", *ID_FIGURES)
-                 if not _nan(t.get(k)) and not _nan(b.get(k)) and t[k] <= b[k]]
-        if worse:
-            lines.append(f"{name}: tracking did not raise {', '.join(worse)} "
-                         f"({'; '.join(f'{k} {t[k]:.3f} vs {b[k]:.3f}' for k in worse)})")
+    for name, seq in results.sequences.items():
+        for upper, lower, what in COMPARISONS:
+            if upper not in seq.methods or lower not in seq.methods:
+                continue
+            if upper == "associated" and associate == "off":
+                continue
+            t, b = seq.methods[upper].figures, seq.methods[lower].figures
+            keys = ID_FIGURES if upper == "associated" else ("H", *ID_FIGURES)
+            worse = [k for k in keys if not _nan(getattr(t, k)) and not _nan(getattr(b, k))
+                     and getattr(t, k) <= getattr(b, k)]
+            if worse:
+                vs = "; ".join(f"{k} {getattr(t, k):.3f} vs {getattr(b, k):.3f}" for k in worse)
+                lines.append(f"{name}: {what} did not raise {', '.join(worse)} ({vs})")
     return lines
 
 
+def score_instances(run_dir: Path, gt, cfg: InstanceMetricsConfig) -> Instance3DFigures | None:
+    """3D figures of a run's ``cloud.ply`` against labelled ground truth (None without a
+    cloud: 2D geometry)."""
+    from lift3d.io.outputs import read_ply
+    from lift3d.metrics.instance3d import score_cloud
+
+    path = run_dir / "cloud.ply"
+    if gt is None or not path.is_file():
+        return None
+    cloud = read_ply(path)
+    if len(cloud) == 0:
+        return None
+    s = score_cloud(cloud.points, cloud.labels, cloud.label_conf, gt.points, gt.labels, cfg)
+    return Instance3DFigures.from_scores(s)
+
+
+def ground_truth_3d(seq: Sequence, cfg: EvalConfig, n_sequences: int):
+    """The sequence's labelled 3D ground truth (:class:`lift3d.io.gt3d.GroundTruth3D`) or
+    None: ``cfg.gt3d`` (one-sequence datasets only), else what its folder holds."""
+    from lift3d.io.gt3d import find_gt3d, load_gt3d
+
+    if cfg.gt3d is not None:
+        if n_sequences != 1:
+            raise InputError(f"--gt3d names one scene's ground truth but the dataset has "
+                             f"{n_sequences} sequences", cfg.gt3d,
+                             "evaluate that scene alone, or put each scene's ground truth in "
+                             "its folder")
+        return load_gt3d(cfg.gt3d)
+    return find_gt3d(seq.path)
+
+
 def evaluate(dataset: str | Path, out: str | Path, cfg: EvalConfig = EvalConfig(),
-             ray=None) -> dict:
+             ray=None) -> EvalResults:
     """Run ``cfg.methods`` over every sequence of ``dataset``; write ``out/results.json``,
-    ``out/results.md`` and ``out/plots/``; return the results dict. ``ray``: a
+    ``out/results.md`` and ``out/plots/``; return the results. ``ray``: a
     :class:`lift3d.batch.BatchConfig` to run the (sequence, method) runs as Ray tasks."""
     from lift3d import plots
 
     out = Path(out)
     seqs = select(discover(dataset), cfg.sequences)
+    for m in cfg.methods:
+        if m not in METHODS:
+            raise InputError(f"unknown method {m!r}", None, f"use any of {', '.join(METHODS)}")
     if ray is not None:  # lift3d batch's fan-out; the figures and plots are made here as usual
         from lift3d.batch import eval_reports
 
         reports = eval_reports(seqs, out, cfg, ray)
-    results: dict = {
-        "dataset": str(Path(dataset).resolve()),
-        "config": json.loads(json.dumps(asdict(cfg), default=str)),
-        "sequences": {}, "mean": {},
-    }
+    results = EvalResults(str(Path(dataset).resolve()),
+                          json.loads(json.dumps(asdict(cfg), default=str)))
     for seq in seqs:
-        entry = {"path": str(seq.path), "layout": seq.layout,
-                 "geometry": geometry_for(seq.layout, cfg.geometry), "methods": {}}
+        gt = ground_truth_3d(seq, cfg, len(seqs))
+        entry = SequenceResult(str(seq.path), seq.layout, geometry_for(seq.layout, cfg.geometry),
+                               None if gt is None else str(gt.source))
         for method in cfg.methods:
+            run_dir = out / seq.name / method
             report = (reports[seq.name, method] if ray is not None
-                      else run_one(seq, method, out / seq.name / method, cfg))
-            entry["methods"][method] = {"figures": figures(report), "per_frame": per_frame(report),
-                                        "segmenter": report["segmenter"]}
-        results["sequences"][seq.name] = entry
-        results["plots"] = results.get("plots", []) + plots.sequence_plots(
-            seq, entry, out, list(cfg.methods), cfg.strip_frames)
+                      else run_one(seq, method, run_dir, cfg))
+            inst = score_instances(run_dir, gt, cfg.instances)
+            entry.methods[method] = MethodResult(RunFigures.from_report(report, inst),
+                                                 PerFrame.from_report(report), report["segmenter"])
+        results.sequences[seq.name] = entry
+        results.plots += plots.sequence_plots(seq, entry, out, list(cfg.methods), cfg.strip_frames)
     for method in cfg.methods:
-        rows = [s["methods"][method]["figures"] for s in results["sequences"].values()]
-        results["mean"][method] = mean_figures(rows)
-    results["verdicts"] = verdicts(results)
-    results.setdefault("plots", []).append(plots.summary_plot(results, out / "plots" / "summary.png"))
-    write_json(out / "results.json", results)
+        results.mean[method] = mean_figures(results.rows(method))
+    results.verdicts = verdicts(results, cfg.associate)
+    results.plots.append(plots.summary_plot(results, out / "plots" / "summary.png"))
+    write_json(out / "results.json", results.to_json())
     write_text(out / "results.md", markdown(results))
     return results
 
@@ -265,17 +449,19 @@ def evaluate(dataset: str | Path, out: str | Path, cfg: EvalConfig = EvalConfig(
 
 COLUMNS = (
     ("n_frames", "frames", "d"), ("n_ids", "IDs", "d"), ("ids_per_frame", "IDs/frame", ".1f"),
-    ("H", "H", ".3f"),
+    ("n_merges", "merged IDs", "d"), ("H", "H", ".3f"),
+    ("ap", "AP", ".3f"), ("ap50", "AP50", ".3f"), ("ap25", "AP25", ".3f"),
+    ("id_survival", "ID survival", ".3f"),
+    ("sequence_iou", "seq IoU (pooled)", ".3f"), ("frame_iou", "frame IoU", ".3f"),
     ("JF", "J&F", ".3f"), ("J", "J", ".3f"), ("J_recall", "J rec", ".3f"),
     ("J_decay", "J decay", ".3f"), ("F", "F", ".3f"), ("F_recall", "F rec", ".3f"),
     ("F_decay", "F decay", ".3f"),
     ("iou", "IoU", ".3f"), ("f1", "F1", ".3f"), ("precision", "P", ".3f"), ("recall", "R", ".3f"),
     ("seq_JF", "seqID J&F", ".3f"), ("seq_iou", "seqID IoU", ".3f"), ("seq_f1", "seqID F1", ".3f"),
     ("seq_precision", "seqID P", ".3f"), ("seq_recall", "seqID R", ".3f"),
-    ("sequence_iou", "seq IoU (pooled)", ".3f"), ("frame_iou", "frame IoU", ".3f"),
-    ("inst_miou", "3D mIoU", ".3f"), ("ap25", "AP25", ".3f"), ("ap50", "AP50", ".3f"),
-    ("n_gt", "GT inst", "d"), ("n_found", "found", "d"), ("n_split", "split", "d"),
-    ("n_merged", "merged", "d"), ("s_per_frame", "s/frame", ".2f"),
+    ("inst_miou", "3D mIoU", ".3f"),
+    ("n_gt", "GT inst", "d"), ("n_pred", "pred inst", "d"), ("n_found", "found", "d"),
+    ("n_split", "split", "d"), ("n_merged", "merged", "d"), ("s_per_frame", "s/frame", ".2f"),
 )
 
 
@@ -287,26 +473,34 @@ def _fmt(v, spec: str) -> str:
     return format(v, spec)
 
 
-def markdown(results: dict) -> str:
+def markdown(results: EvalResults) -> str:
     """results.md: a table of every sequence and method, the means, and the verdicts."""
-    rows = [(name, m, e["figures"]) for name, s in results["sequences"].items()
-            for m, e in s["methods"].items()]
-    rows += [("**mean**", m, f) for m, f in results["mean"].items()]
+    rows = [(name, m, e.figures.to_json()) for name, s in results.sequences.items()
+            for m, e in s.methods.items()]
+    rows += [("**mean**", m, f) for m, f in results.mean.items()]
     cols = [c for c in COLUMNS if any(not _nan(r[2].get(c[0])) for r in rows)]
     head = ["sequence", "method", *(c[1] for c in cols)]
+    c = results.config
+    gts = sorted({s.gt3d for s in results.sequences.values() if s.gt3d})
     lines = [
-        f"# lift3d eval: {results['dataset']}", "",
-        f"segmenter {results['config']['segmenter']}, geometry {results['config']['geometry']}, "
-        f"stride {results['config']['stride']}, max frames {results['config']['max_frames']}. "
+        f"# lift3d eval: {results.dataset}", "",
+        f"segmenter {c['segmenter']}, geometry {c['geometry']}, association of `associated` "
+        f"{c['associate']}, stride {c['stride']}, max frames {c['max_frames']}. "
+        "AP: class-agnostic 3D AP, ScanNet's protocol (mean over IoU 0.50:0.90 as its script "
+        "computes it; AP50, AP25 at one threshold; unannotated points ignored). ID survival: "
+        "per-frame IoU with one ID per object for the whole sequence / with the best ID in each "
+        "frame (at most 1). "
         "seqID = one predicted ID for the whole sequence (single-object protocol); the others "
-        "without the prefix take the best ID in each frame.", "",
+        "without the prefix take the best ID in each frame. Means are over sequences.", "",
         "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
     ]
     for name, m, f in rows:
         lines.append("| " + " | ".join([name, m, *(_fmt(f.get(k), s) for k, _, s in cols)]) + " |")
-    lines += ["", "## Tracking vs the per-frame baseline", ""]
-    lines += [f"- {v}" for v in results["verdicts"]] or [
-        "- tracking raised H and every sequence-level ID figure on every sequence."]
+    if gts:
+        lines += ["", "3D ground truth: " + ", ".join(f"`{g}`" for g in gts)]
+    lines += ["", "## Tracking vs the per-frame baseline, association vs tracking", ""]
+    lines += [f"- {v}" for v in results.verdicts] or [
+        "- every method raised H and the ID figures over the one below it on every sequence."]
     lines += ["", "## Plots", ""] + [f"![{Path(p).stem}](plots/{Path(p).name})"
-                                     for p in results.get("plots", [])]
+                                     for p in results.plots]
     return "\n".join(lines) + "\n"

@@ -5,14 +5,17 @@ and its labels and overlay written as soon as it is done; nothing holds every fr
 metric reads the frames again (pointmaps from geometry, labels from ``labels/``) and the strip
 picture re-reads a few. Per-frame results are written atomically (``labels/<frame>.png`` and
 the tracker state in ``cache/``), so a run that dies half-way resumes at the first frame it
-had not finished, provided the scene and the configuration are the same (``cache/run.json``
-records both); geometry backends keep their own expensive results under ``cache/`` too.
+had not finished, provided the scene, the configuration and the code are the same (``cache/run.json``
+fingerprints them, the scene's files by content: lift3d/io/run_folder.py; when it differs the
+old results are removed first); geometry backends keep their own expensive results under
+``cache/`` too. ``.lift3d.lock`` keeps a second run out of the folder while one runs.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -22,9 +25,11 @@ import numpy as np
 
 from lift3d.associate import Association, apply_mapping
 from lift3d.config import SegmentConfig, build_segmenter, scene_has_depth
+from lift3d.errors import InputError
 from lift3d.fuse import FuseAccumulator, fuse_voxel
 from lift3d.io.atomic import write_json, write_with
 from lift3d.io.outputs import read_label_png, write_cameras, write_label_png, write_ply
+from lift3d.io.working_resolution import shrink_labels
 from lift3d.track import TrackState, independent_labels, load_state, save_state, track_sequence
 from lift3d.types import Geometry, LabelledCloud, Lazy, Scene
 
@@ -83,29 +88,55 @@ class _FrameLog:
     K: list = field(default_factory=list)
     poses: list = field(default_factory=list)
     paths: list = field(default_factory=list)
+    no_depth: list = field(default_factory=list)
+    """Names of the frames whose geometry has no valid pixel (3D geometry only)."""
 
 
 def run_fingerprint(scene: Scene, cfg: SegmentConfig, segmenter_name: str) -> dict:
-    """What must be equal for cached per-frame results to be reused."""
+    """What must be equal for cached per-frame results to be reused: the scene (where, which
+    frames, and what its files hold), the configuration, the segmenter and the code."""
+    from lift3d.io.run_folder import code_version, inputs_digest
+
     config = cfg.to_json()
     config.pop("overlays")  # pictures only: they do not change the labels
     return {"scene": str(scene.source.resolve()), "frames": scene.names, "config": config,
-            "segmenter": segmenter_name}
+            "segmenter": segmenter_name, "inputs": inputs_digest(scene.source),
+            "code": code_version()}
 
 
 def run_segment(
     scene_dir: str | Path, out_dir: str | Path, cfg: SegmentConfig = SegmentConfig(),
     progress: bool = True, fresh: bool = False,
 ) -> dict:
-    """Run the whole flow on ``scene_dir`` and write ``out_dir``; return the report dict."""
-    from lift3d.geometry import build_geometry
-    from lift3d.io import load_scene
+    """Run the whole flow on ``scene_dir`` and write ``out_dir``; return the report dict.
 
-    out = Path(out_dir)
+    Options, checkpoints, the device and whether ``out_dir`` can be written are checked before
+    anything is loaded; ``out_dir`` is locked against other runs
+    (:class:`~lift3d.io.run_folder.FolderLock`) before anything is written."""
+    from lift3d.io import load_scene
+    from lift3d.io.run_folder import FolderLock, check_writable
+    from lift3d.io.working_resolution import warn_if_too_big
+    from lift3d.preflight import check_run
+
+    check_run(cfg)
+    check_writable(out_dir)
     timer = Timer()
     with timer("load"):
         scene = load_scene(scene_dir, stride=cfg.stride, max_frames=cfg.max_frames,
                            progress=progress, lazy=True)
+    warn_if_too_big(scene, cfg.max_side)
+    with FolderLock(out_dir):
+        return _run_segment(scene, scene_dir, out_dir, cfg, progress, fresh, timer)
+
+
+def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: SegmentConfig,
+                 progress: bool, fresh: bool, timer: Timer) -> dict:
+    from lift3d.geometry import build_geometry
+    from lift3d.io.working_resolution import WorkingScene
+
+    out = Path(out_dir)
+    work = WorkingScene(scene, cfg.max_side)  # frames shrunk to --max-side; outputs are not
+    scene = work.scene
     with timer("geometry"):
         geometry = build_geometry(cfg.geometry)(scene, cache_dir=out / "cache")
     segmenter = build_segmenter(cfg.segmenter, has_depth=scene_has_depth(scene))
@@ -123,6 +154,11 @@ def run_segment(
     def finished(t: int, labels: np.ndarray) -> None:
         """A frame is done: fuse it, picture it, log what the report needs."""
         frame, pm = scene.frames[t], geometry[t]
+        if geometry.kind == "3d" and not pm.valid.any():
+            log.no_depth.append(frame.name)
+            warnings.warn(f"{frame.path}: frame {frame.name} has no valid depth (every pixel is "
+                          "0 or outside the geometry's working range): it adds nothing to the "
+                          "cloud or the metric", stacklevel=2)
         if fusion is not None:
             with timer("fuse"):
                 fusion.add_frame(pm, frame.image, labels)
@@ -136,17 +172,24 @@ def run_segment(
         ids = ids[ids > 0]
         log.ids.update(ids.tolist())
         log.ids_per_frame.append(len(ids))
-        log.sizes.append(frame.hw)
-        log.K.append(pm.K)
+        hw, K = work.camera(t, frame.hw, pm.K)  # cameras.json: the input resolution's
+        log.sizes.append(hw)
+        log.K.append(K)
         log.poses.append(pm.cam_to_world)
         log.paths.append(frame.path)
 
     with timer("track"):
-        label_frames(scene, geometry, segmenter, cfg, out, progress, fresh, finished)
+        label_frames(scene, geometry, segmenter, cfg, out, progress, fresh, finished, work)
+    if geometry.kind == "3d" and len(log.no_depth) == len(scene):
+        raise InputError(
+            f"no frame has valid depth ({len(scene)} frames: every pixel 0 or outside the "
+            "working range, e.g. 65535 or 8-bit depth)", scene.source,
+            "check the depth maps: 16-bit PNGs in the layout's units (ScanNet: millimetres)")
     association = None
     if associator is not None:
         with timer("associate"):
-            association = associate_labels(associator, fusion, scene, out, cfg.overlays, progress)
+            association = associate_labels(associator, fusion, scene, out, cfg.overlays, progress,
+                                           cfg.max_side)
         log.ids = set(apply_mapping(np.array(sorted(log.ids), np.int64), association).tolist())
         log.ids_per_frame = _ids_per_frame(out, scene)
     cloud = None
@@ -155,7 +198,7 @@ def run_segment(
             lut = None if association is None else association.lut(max(log.ids, default=0))
             cloud = fusion.cloud(lut)
             write_ply(out / "cloud.ply", cloud)
-    labels = _saved_labels(out, scene)
+    labels = _saved_labels(out, scene, cfg.max_side)
     report = RunReport(
         scene=str(Path(scene_dir).resolve()), layout=scene.layout, n_frames=len(scene),
         geometry=cfg.geometry.backend, segmenter=segmenter.name, mode=cfg.mode,
@@ -182,7 +225,7 @@ def run_segment(
 
 
 def associate_labels(associator, fusion, scene: Scene, out: Path, overlays: bool,
-                     progress: bool) -> Association:
+                     progress: bool, max_side: int | None = None) -> Association:
     """Solve the association (or read it back from ``cache/association.json`` when a run
     was killed after solving), then rewrite every frame's ``labels/`` (and overlay) with the
     merged IDs. Object IDs are the smallest ID of their group, so rewriting a frame twice
@@ -203,7 +246,8 @@ def associate_labels(associator, fusion, scene: Scene, out: Path, overlays: bool
         if association.mapping and not np.array_equal(merged, labels):
             write_label_png(p, merged)
         if overlays:
-            _write_overlay(out / "overlays" / f"{frame_name}.png", scene.frames[t].image, merged)
+            _write_overlay(out / "overlays" / f"{frame_name}.png", scene.frames[t].image,
+                           shrink_labels(merged, max_side))
     return association
 
 
@@ -215,21 +259,27 @@ def _ids_per_frame(out: Path, scene: Scene) -> list[int]:
     return counts
 
 
-def _saved_labels(out: Path, scene: Scene) -> Lazy:
-    """The run's ID maps, read back from ``labels/`` when asked."""
+def _saved_labels(out: Path, scene: Scene, max_side: int | None = None) -> Lazy:
+    """The run's ID maps, read back from ``labels/`` (at the working resolution) when asked."""
     names = scene.names
-    return Lazy(len(names), lambda t: read_label_png(out / "labels" / f"{names[t]}.png"), keep=2)
+    return Lazy(len(names), lambda t: shrink_labels(
+        read_label_png(out / "labels" / f"{names[t]}.png"), max_side), keep=2)
 
 
 def _quality(scene: Scene, labels, cloud: LabelledCloud | None) -> dict:
     from lift3d.metrics.quality import measure_quality
 
-    return measure_quality(labels, scene.gt_labels, cloud, scene.gt_points, scene.gt_point_labels)
+    gt, pred = scene.gt_labels, labels
+    have = [t for t in range(len(gt)) if gt[t] is not None]  # a reader's None: no GT there
+    if len(have) < len(gt):
+        pred = Lazy(len(have), lambda k: labels[have[k]], keep=0)
+        gt = Lazy(len(have), lambda k: scene.gt_labels[have[k]], keep=0)
+    return measure_quality(pred, gt, cloud, scene.gt_points, scene.gt_point_labels)
 
 
 def label_frames(
     scene: Scene, geometry: Geometry, segmenter, cfg: SegmentConfig, out: Path, progress: bool,
-    fresh: bool, finished=None,
+    fresh: bool, finished=None, work=None,
 ) -> None:
     """Track (or label independently) every frame, writing each result as it is made; resume
     if possible. ``finished(t, labels)`` is called once per frame in order (also for the
@@ -246,19 +296,26 @@ def label_frames(
         done = _frames_done(out, scene, cfg, state_path)
         if cfg.mode == "tracked" and done > 0:
             state = load_state(state_path)
-    else:
-        (cache / "association.json").unlink(missing_ok=True)  # solved for another run
+    else:  # another run's results (or none): none of them may survive into this one
+        from lift3d.io.run_folder import clear_results
+
+        clear_results(out)
         write_json(run_json, fingerprint)
     names = scene.names
     for t in range(done):  # finished by an earlier run: read back for the later stages
         if finished is not None:
-            finished(t, read_label_png(out / "labels" / f"{names[t]}.png"))
+            finished(t, shrink_labels(read_label_png(out / "labels" / f"{names[t]}.png"),
+                                      cfg.max_side))
     images = Lazy(len(scene), lambda t: scene.frames[t].image, keep=0)
     bar = tqdm(total=len(scene), initial=done, desc=f"{cfg.mode} labels", disable=not progress,
                unit="frame")
 
     def on_frame(t, lab, scores, st):
-        write_label_png(out / "labels" / f"{names[t]}.png", lab)
+        path = out / "labels" / f"{names[t]}.png"
+        if work is None:
+            write_label_png(path, lab)
+        else:  # at the frame's input resolution
+            work.write_labels(t, lab, write_label_png, path)
         if st is not None:
             save_state(state_path, st)
         if finished is not None:
@@ -310,4 +367,8 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
     import cv2
 
     bgr = np.ascontiguousarray(rgb[..., ::-1])
-    write_with(path, lambda tmp: cv2.imwrite(str(tmp), bgr))
+    def write(tmp: Path) -> None:
+        if not cv2.imwrite(str(tmp), bgr):
+            raise OSError(f"could not write {tmp}")
+
+    write_with(path, write)

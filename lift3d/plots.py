@@ -4,7 +4,8 @@
   dashed) and per-frame H(I,M), one colour per method;
 * :func:`strip_plot`: the ID overlays of each method (one row each) on the same evenly spaced
   frames, so a person can see IDs flicker (colours change from frame to frame) or hold;
-* :func:`summary_plot`: H and the sequence-level ID figure per sequence and method.
+* :func:`summary_plot`: per sequence and method (and their mean), H, the 3D AP figures (AP,
+  AP50, AP25) and the ID figures (ID survival, sequence-level IoU).
 
 Every figure is written atomically (:func:`lift3d.io.atomic.write_with`) as PNG.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-METHOD_COLOURS = {"tracked": "tab:blue", "independent": "tab:orange"}
+METHOD_COLOURS = {"tracked": "tab:blue", "associated": "tab:green", "independent": "tab:orange"}
 
 
 def _plt():
@@ -42,11 +43,12 @@ def _curve(values) -> np.ndarray | None:
     return None if np.isnan(arr).all() else arr
 
 
-def per_frame_plot(name: str, curves: dict[str, dict], path: Path) -> str:
-    """Per-frame IoU (when measured) and H of each method. curves: {method: {"H": (F,),
-    "iou_sequence": (F,) or None, "iou_frame": (F,) or None}} (None entries = undefined)."""
+def per_frame_plot(name: str, curves: dict, path: Path) -> str:
+    """Per-frame IoU (when measured) and H of each method. curves: {method:
+    :class:`lift3d.evaluate.PerFrame`} (H (F,), iou_sequence and iou_frame (F,) or None; None
+    entries = undefined)."""
     plt = _plt()
-    has_iou = any(_curve(c.get("iou_sequence")) is not None for c in curves.values())
+    has_iou = any(_curve(c.iou_sequence) is not None for c in curves.values())
     fig, axes = plt.subplots(2 if has_iou else 1, 1, figsize=(9, 5.5 if has_iou else 3),
                              sharex=True, squeeze=False)
     axes = axes[:, 0]
@@ -55,10 +57,10 @@ def per_frame_plot(name: str, curves: dict[str, dict], path: Path) -> str:
         if has_iou:
             for key, style, rule in (("iou_sequence", "-", "one ID per sequence"),
                                      ("iou_frame", "--", "best ID per frame")):
-                y = _curve(c.get(key))
+                y = _curve(getattr(c, key))
                 if y is not None:
                     axes[0].plot(y, style, color=col, label=f"{method}, {rule}")
-        h = _curve(c.get("H"))
+        h = _curve(c.H)
         if h is not None:
             axes[-1].plot(h, "-", color=col, label=method)
     if has_iou:
@@ -123,13 +125,14 @@ def _load_rgb(path: str | None, hw: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def sequence_plots(seq, entry: dict, out: Path, methods, strip_frames: int) -> list[str]:
-    """The per-frame plot and the strip of one evaluated sequence, from the runs in
-    ``out/<seq>/<method>/`` (labels/ and cameras.json); returns the written paths."""
+def sequence_plots(seq, entry, out: Path, methods, strip_frames: int) -> list[str]:
+    """The per-frame plot and the strip of one evaluated sequence (entry: its
+    :class:`lift3d.evaluate.SequenceResult`), from the runs in ``out/<seq>/<method>/`` (labels/
+    and cameras.json); returns the written paths."""
     from lift3d.io.outputs import read_cameras, read_label_png
 
     folder = out / "plots"
-    curves = {m: entry["methods"][m]["per_frame"] for m in methods}
+    curves = {m: entry.methods[m].per_frame for m in methods}
     written = [per_frame_plot(seq.name, curves, folder / f"{seq.name}_per_frame.png")]
     cams = read_cameras(out / seq.name / methods[0] / "cameras.json")
     picks = np.unique(np.linspace(0, len(cams) - 1, min(strip_frames, len(cams))).round().astype(int))
@@ -142,32 +145,46 @@ def sequence_plots(seq, entry: dict, out: Path, methods, strip_frames: int) -> l
     return written
 
 
-SUMMARY_FIGURES = (("H", "H(I,M)"), ("seq_iou", "IoU, one ID per sequence"),
-                   ("sequence_iou", "sequence IoU (pooled)"), ("inst_miou", "3D instance mIoU"))
+SUMMARY_FIGURES = (("H", "H(I,M)"), ("ap", "3D AP (IoU 0.50:0.90)"), ("ap50", "3D AP50"),
+                   ("ap25", "3D AP25"), ("id_survival", "ID survival (IoU, one ID / best ID per frame)"),
+                   ("seq_iou", "IoU, one ID per sequence"),
+                   ("sequence_iou", "sequence IoU (pooled)"))
 
 
-def summary_plot(results: dict, path: Path) -> str:
-    """Grouped bars: per sequence, each method's H and sequence-level ID figures."""
+def summary_plot(results, path: Path) -> str:
+    """Grouped bars: per sequence and for the mean over sequences, each method's H, 3D AP
+    figures and ID figures (those measured). results: :class:`lift3d.evaluate.EvalResults`."""
     plt = _plt()
-    seqs = list(results["sequences"])
-    methods = list(results["mean"])
+    seqs = list(results.sequences)
+    methods = list(results.mean)
+
+    def value(s: str | None, m: str, key: str):
+        if s is None:
+            return results.mean[m].get(key)
+        return getattr(results.sequences[s].methods[m].figures, key)
+
     figs = [(k, t) for k, t in SUMMARY_FIGURES
-            if any(results["sequences"][s]["methods"][m]["figures"].get(k) is not None
-                   for s in seqs for m in methods)]
-    fig, axes = plt.subplots(1, len(figs), figsize=(max(4, 1.2 * len(seqs) + 1.5) * len(figs), 3.2),
-                             squeeze=False)
-    x = np.arange(len(seqs))
+            if any(value(s, m, k) is not None for s in seqs for m in methods)]
+    groups = [*seqs, None]  # None: the mean
+    ncol = min(len(figs), 4)
+    nrow = -(-len(figs) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, squeeze=False,
+                             figsize=(max(4, 1.0 * len(groups) + 1.5) * ncol, 3.2 * nrow))
+    x = np.arange(len(groups))
     width = 0.8 / max(len(methods), 1)
-    for ax, (key, title) in zip(axes[0], figs):
+    for ax, (key, title) in zip(axes.ravel(), figs):
         for k, m in enumerate(methods):
-            vals = [results["sequences"][s]["methods"][m]["figures"].get(key) for s in seqs]
+            vals = [value(s, m, key) for s in groups]
             vals = [np.nan if v is None else v for v in vals]
             ax.bar(x + (k - (len(methods) - 1) / 2) * width, vals, width, label=m,
                    color=METHOD_COLOURS.get(m))
         ax.set_xticks(x)
-        ax.set_xticklabels(seqs, rotation=30, ha="right", fontsize=7)
+        ax.set_xticklabels([*seqs, "mean"], rotation=30, ha="right", fontsize=7)
         ax.set_ylim(0, 1)
         ax.set_title(title, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
+    for ax in axes.ravel()[len(figs):]:
+        ax.axis("off")
     axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
     return _save(fig, path)

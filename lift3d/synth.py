@@ -1,12 +1,27 @@
 """Synthetic posed RGB-D scenes with ground truth, rendered on the CPU.
 
-A square room (textured floor, four walls, a ceiling; label 0) holds ``n_objects`` objects of
-different shapes on the floor (IDs ``1..n``): boxes, spheres, cylinders, tori, cones and meshes
-built with trimesh (a capsule lying on its side, a lumpy icosphere, an extruded star). Some are
-painted in two colours so that a colour-based segmenter over-segments them. A hand-held camera
-orbits the objects with a sideways sweep of its gaze and seeded jitter, so objects leave the
-view and come back. Frames are ray-cast with Open3D's ``RaycastingScene`` and shaded
-(Lambertian, one directional light with cast shadows, ambient, mild sensor noise).
+Two presets (``SceneConfig.preset``, :func:`preset_config`, ``make-scene --preset``):
+
+* ``objects`` (the default): a square room (textured floor, four walls, a ceiling; label 0)
+  holds ``n_objects`` objects of different shapes on the floor (IDs ``1..n``): boxes, spheres,
+  cylinders, tori, cones and meshes built with trimesh (a capsule lying on its side, a lumpy
+  icosphere, an extruded star). Some are painted in two colours so that a colour-based
+  segmenter over-segments them.
+* ``room``: furniture (:class:`RoomConfig`). A table (top + four legs) with chairs round it
+  (seat + back + four legs) and small objects standing on it; along the walls, shelves (sides,
+  boards, a back panel; boxes standing on the boards), cabinets with drawer fronts, two boxes
+  side by side in contact, a floor lamp (base, pole, shade) and a few primitives. One object
+  is one instance ID however many closed parts it is made of; parts may be painted in two
+  colours, single-part objects in halves, stripes, a 3D checker or a noise texture, and wood
+  has a grain. Floor, walls and ceiling stay background (0), as in ScanNet's instance
+  benchmark, which scores neither wall nor floor (and ignores ground truth 0).
+
+A hand-held camera orbits the room's middle with a sideways sweep of its gaze and seeded
+jitter, so objects leave the view and come back. Frames are ray-cast with Open3D's
+``RaycastingScene`` and shaded (Lambertian, one directional light with cast shadows, ambient,
+mild sensor noise). Depth, normals, per-pixel labels and the ground-truth cloud all come from
+the same triangles, so they agree exactly; cloud samples no camera can see (faces resting on
+the floor, pressed against another part or a wall) are left out.
 
 :func:`render_scene` returns everything in memory (:class:`SyntheticScene`);
 :func:`make_scene` writes it in the ScanNet export layout (what SensReader writes)::
@@ -18,7 +33,7 @@ view and come back. Frames are ray-cast with Open3D's ``RaycastingScene`` and sh
     out/intrinsic/intrinsic_color.txt, intrinsic_depth.txt     4x4 (same K: registered)
     out/intrinsic/extrinsic_color.txt, extrinsic_depth.txt     4x4 identity
     out/gt_cloud.ply             labelled surface samples (label = instance ID, 0 = room)
-    out/scene.json               seed, sizes, objects, camera path; written last
+    out/scene.json               seed, preset, sizes, objects, camera path, config; last
 
 Frame ``i`` is named ``str(i)`` without padding. Conventions: world z up, metres; cameras
 OpenCV (x right, y down, z forward); pixel ``(x, y)`` is the integer index of a pixel and the
@@ -42,14 +57,63 @@ from lift3d.types import Frame, LabelledCloud, Scene
 GENERATOR = "lift3d.synth"
 FORMAT_VERSION = 1
 SHAPES = ("box", "sphere", "cylinder", "torus", "cone", "capsule", "blob", "star_prism")
+PRESETS = ("objects", "room")
+FURNITURE = ("table", "chair", "shelf", "cabinet", "lamp")
+PATTERNS = ("plain", "halves", "stripes", "checker", "noise", "parts")
 _PARTIAL = ".lift3d-synth-incomplete"  # present while a scene is being written
 _STREAM_LAYOUT, _STREAM_CAMERA, _STREAM_CLOUD, _STREAM_NOISE = range(4)
 
 
 @dataclass(frozen=True)
-class SceneConfig:
-    """Every knob of a synthetic scene. Lengths in metres, angles in degrees."""
+class RoomConfig:
+    """The ``room`` preset's furniture. A ``(lo, hi)`` pair is a range drawn uniformly per
+    scene (integers inclusive). Lengths in metres. Only read when ``SceneConfig.preset`` is
+    ``room``."""
 
+    table_length_m: tuple[float, float] = (1.1, 1.5)  # table top, long side
+    table_width_m: tuple[float, float] = (0.7, 0.9)  # table top, short side
+    table_height_m: tuple[float, float] = (0.72, 0.78)  # floor to the top's upper face
+    table_offset_m: float = 0.15  # the table's centre lies this close to the room's axis
+    board_m: float = 0.035  # thickness of table tops, seats, shelf boards and sides
+    leg_m: float = 0.05  # side of the square section of table and chair legs
+    n_chairs: tuple[int, int] = (2, 4)  # chairs round the table, at most one per side
+    chair_seat_m: tuple[float, float] = (0.40, 0.46)  # side of the square seat
+    chair_seat_height_m: float = 0.45  # floor to the seat's upper face
+    chair_back_m: tuple[float, float] = (0.35, 0.50)  # height of the back above the seat
+    chair_gap_m: tuple[float, float] = (0.06, 0.18)  # seat edge to the table's edge
+    chair_turn_deg: float = 8.0  # chairs turn up to this much away from facing the table
+    table_items: tuple[int, int] = (1, 3)  # small objects resting on the table top
+    item_size_m: tuple[float, float] = (0.12, 0.22)  # footprint of a small object
+    n_shelves: tuple[int, int] = (1, 2)  # shelves against the walls
+    shelf_width_m: tuple[float, float] = (0.7, 1.1)
+    shelf_depth_m: float = 0.32
+    shelf_height_m: tuple[float, float] = (1.3, 1.8)
+    shelf_boards: tuple[int, int] = (3, 5)  # horizontal boards, bottom and top included
+    shelf_items: tuple[int, int] = (1, 3)  # boxes standing on the shelves' boards
+    n_cabinets: tuple[int, int] = (1, 1)  # low cabinets with drawer fronts, against a wall
+    cabinet_width_m: tuple[float, float] = (0.6, 1.0)
+    cabinet_height_m: tuple[float, float] = (0.6, 0.9)
+    cabinet_depth_m: float = 0.45
+    drawers: tuple[int, int] = (2, 3)  # drawer fronts (a second part colour) on a cabinet
+    n_box_pairs: tuple[int, int] = (1, 1)  # two boxes side by side, in contact, by a wall
+    box_size_m: tuple[float, float] = (0.3, 0.5)
+    n_lamps: tuple[int, int] = (1, 1)  # floor lamps (base, pole, shade) near a wall
+    lamp_height_m: tuple[float, float] = (1.3, 1.6)
+    n_floor_shapes: tuple[int, int] = (1, 2)  # primitives (SHAPES) on the floor by a wall
+    wall_gap_m: tuple[float, float] = (0.0, 0.06)  # back of a wall piece to its wall
+    corner_margin_m: float = 0.6  # wall pieces keep this far from the room's corners
+    two_colour_fraction: float = 0.6  # share of objects painted in two colours (or parts)
+    texture_cell_m: tuple[float, float] = (0.04, 0.08)  # checker cell, stripe, noise scale
+    grain: float = 0.12  # amplitude of the wood grain on tables and shelves
+    camera_clearance_m: float = 0.35  # least distance from the camera path to any object
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Every knob of a synthetic scene. Lengths in metres, angles in degrees. The default is
+    the ``objects`` preset; :func:`preset_config` gives the others."""
+
+    preset: str = "objects"  # objects: primitives on the floor; room: furniture (PRESETS)
     n_objects: int = 10  # objects on the floor, IDs 1..n; >= 8 uses every shape at least once
     room_size_m: float = 6.0  # side of the square room, centred on the origin
     room_height_m: float = 2.6  # floor at z = 0, ceiling here
@@ -77,8 +141,12 @@ class SceneConfig:
     jpeg_quality: int = 95
     object_points_per_m2: float = 8000.0  # ground-truth cloud density on objects
     room_points_per_m2: float = 150.0  # ground-truth cloud density on floor, walls, ceiling
+    room: RoomConfig = field(default_factory=RoomConfig)  # the room preset's furniture
 
     def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise Lift3DError(f"SceneConfig: unknown preset {self.preset!r}",
+                              fix=f"use one of {', '.join(PRESETS)}")
         lo, hi = self.object_size_m
         if self.n_objects < 1 or not 0 < lo <= hi:
             raise Lift3DError(
@@ -96,13 +164,22 @@ class SceneConfig:
 
 @dataclass
 class SceneObject:
-    """One object. ``colours``: 1 or 2 RGB uint8 triples; ``pattern``: ``plain``, ``halves``
-    (two sides of a plane through its middle, perpendicular to ``pattern_axis``) or
-    ``stripes`` (four bands along ``pattern_axis``).
+    """One object (one instance ID), possibly made of several closed parts (a table's top and
+    legs). ``colours``: 1 or 2 RGB uint8 triples; ``pattern`` (one of PATTERNS): ``plain``,
+    ``halves`` (two sides of a plane through its middle, perpendicular to ``pattern_axis``),
+    ``stripes`` (four bands along ``pattern_axis``), ``checker`` (3D checker of cells
+    ``texture_m`` wide in the object's frame), ``noise`` (the two colours blended by a smooth
+    noise of wavelength about ``texture_m``) or ``parts`` (each face painted
+    ``colours[face_colour[face]]``). ``grain`` > 0 multiplies any pattern by 1 + grain x noise
+    (wood grain).
 
     vertices (V, 3) float64 / faces (F, 3) int64 / vertex_normals (V, 3): the mesh in world
     coordinates (split at sharp edges, so interpolated normals shade edges crisply).
     rotation (3, 3), translation (3,): object frame -> world. centre, extent (3,): world AABB.
+    face_part (F,) int64 or None (one part): the closed part each face belongs to.
+    noise (k, 4) or None: noise waves in the object frame (3 wave-vector components in 1/m,
+    a phase). support: ID of the object it rests on (0: the floor); wall: the wall it stands
+    against (``wall_xn`` ...), or None.
     """
 
     id: int
@@ -116,6 +193,13 @@ class SceneObject:
     vertex_normals: np.ndarray = field(repr=False)
     pattern_axis: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 1.0]))
     pattern_range: tuple[float, float] = (0.0, 1.0)  # the mesh's span along pattern_axis
+    face_colour: np.ndarray | None = field(default=None, repr=False)
+    face_part: np.ndarray | None = field(default=None, repr=False)
+    texture_m: float = 0.05
+    grain: float = 0.0
+    noise: np.ndarray | None = field(default=None, repr=False)
+    support: int = 0
+    wall: str | None = None
 
     @property
     def centre(self) -> np.ndarray:
@@ -125,11 +209,22 @@ class SceneObject:
     def extent(self) -> np.ndarray:
         return self.vertices.max(0) - self.vertices.min(0)
 
+    @property
+    def n_parts(self) -> int:
+        return 1 if self.face_part is None else int(self.face_part.max()) + 1
+
+    def part_meshes(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(vertices, faces) of each closed part (faces index the object's vertices)."""
+        if self.face_part is None:
+            return [(self.vertices, self.faces)]
+        return [(self.vertices, self.faces[self.face_part == k]) for k in range(self.n_parts)]
+
     def to_json(self) -> dict:
         return {
             "id": self.id, "shape": self.shape, "colours": [list(c) for c in self.colours],
             "pattern": self.pattern, "centre": np.round(self.centre, 6).tolist(),
-            "extent": np.round(self.extent, 6).tolist(),
+            "extent": np.round(self.extent, 6).tolist(), "parts": self.n_parts,
+            "support": self.support, "wall": self.wall,
         }
 
 
@@ -183,14 +278,15 @@ class SyntheticScene:
         h, w = self.hw
         return {
             "generator": GENERATOR, "format_version": FORMAT_VERSION, "seed": self.seed,
-            "n_frames": len(self), "size": {"width": w, "height": h},
+            "preset": self.config.preset, "n_frames": len(self), "size": {"width": w, "height": h},
             "K": self.K.tolist(),
             "conventions": {
                 "world": "z up, metres",
                 "camera": "OpenCV axes (x right, y down, z forward); pose = camera-to-world",
                 "pixels": "ray of integer pixel (x, y) passes through K^-1 (x, y, 1)",
                 "depth": "uint16 millimetres of z, 0 = invalid",
-                "instance": "uint16, 0 = background (floor, walls, ceiling)",
+                "instance": "uint16, 0 = background (floor, walls, ceiling); an object made "
+                            "of several parts (a table's top and legs) is one ID",
             },
             "objects": [o.to_json() for o in self.objects],
             "camera_path": self.camera, "config": asdict(self.config),
@@ -326,6 +422,358 @@ def _room_meshes(cfg: SceneConfig) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return [(k, np.array(q, np.float64), faces) for k, q in quads.items()]
 
 
+# ----------------------------------------------------------------------------- room preset
+
+_WALLS = {  # wall name -> inward unit normal (x, y); the wall plane is at -half_size * normal
+    "wall_xn": (1.0, 0.0), "wall_xp": (-1.0, 0.0), "wall_yn": (0.0, 1.0), "wall_yp": (0.0, -1.0),
+}
+_ITEM_SHAPES = ("box", "cylinder", "sphere", "cone", "blob")  # small objects on a table
+_N_NOISE_WAVES = 4  # sine waves summed into an object's noise texture
+
+
+class _Parts:
+    """Closed meshes of one object in its own frame (z up, resting on z = 0), each painted
+    one colour index; :meth:`build` concatenates them."""
+
+    def __init__(self) -> None:
+        self.meshes: list = []
+        self.colours: list[int] = []
+
+    def add(self, mesh, colour: int = 0) -> None:
+        self.meshes.append(mesh.smooth_shaded)
+        self.colours.append(colour)
+
+    def cuboid(self, lo, hi, colour: int = 0) -> None:
+        """An axis-aligned box from corner ``lo`` to corner ``hi`` (object frame)."""
+        import trimesh
+
+        lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+        box = trimesh.creation.box(extents=hi - lo)
+        box.apply_translation((lo + hi) / 2)
+        self.add(box, colour)
+
+    def cylinder(self, radius: float, z0: float, z1: float, colour: int = 0) -> None:
+        import trimesh
+
+        cyl = trimesh.creation.cylinder(radius=radius, height=z1 - z0, sections=40)
+        cyl.apply_translation((0.0, 0.0, (z0 + z1) / 2))
+        self.add(cyl, colour)
+
+    def build(self) -> tuple[np.ndarray, ...]:
+        """vertices (V, 3), faces (F, 3), vertex normals (V, 3), face colour (F,), face part
+        (F,), in the object frame."""
+        vs, fs, ns, fc, fp, n_v = [], [], [], [], [], 0
+        for k, (mesh, colour) in enumerate(zip(self.meshes, self.colours, strict=True)):
+            vs.append(np.asarray(mesh.vertices, np.float64))
+            ns.append(np.asarray(mesh.vertex_normals, np.float64))
+            fs.append(np.asarray(mesh.faces, np.int64) + n_v)
+            fc.append(np.full(len(mesh.faces), colour, np.int64))
+            fp.append(np.full(len(mesh.faces), k, np.int64))
+            n_v += len(mesh.vertices)
+        return tuple(np.concatenate(x) for x in (vs, fs, ns, fc, fp))
+
+
+class _RoomBuilder:
+    """Draws the room preset's objects one by one (IDs in order of creation)."""
+
+    def __init__(self, cfg: SceneConfig, rng: np.random.Generator):
+        self.cfg, self.rc, self.rng = cfg, cfg.room, rng
+        self.objects: list[SceneObject] = []
+        self._colours = _palette(128, rng)
+
+    def uniform(self, lo_hi: tuple[float, float]) -> float:
+        return float(self.rng.uniform(*lo_hi))
+
+    def count(self, lo_hi: tuple[int, int]) -> int:
+        return int(self.rng.integers(lo_hi[0], lo_hi[1] + 1))
+
+    def colour(self, wood: bool = False) -> tuple[int, int, int]:
+        """The next palette colour, or a wood tone."""
+        if wood:
+            base = np.array([0.55, 0.38, 0.22]) * self.rng.uniform(0.7, 1.25)
+            c = np.clip(base + self.rng.normal(0, 0.03, 3), 0, 1)
+        else:
+            c = self._colours[len(self.objects) * 2 + int(self.rng.integers(2))]
+        return tuple(int(x) for x in np.round(np.asarray(c) * 255))
+
+    def two_colours(self) -> bool:
+        return bool(self.rng.uniform() < self.rc.two_colour_fraction)
+
+    def add(self, shape: str, parts: _Parts, yaw: float, t, colours: list, pattern: str,
+            grain: float = 0.0, support: int = 0, wall: str | None = None) -> SceneObject:
+        """Place ``parts`` (object frame) rotated by ``yaw`` about z and moved to ``t``."""
+        v, f, n, fc, fp = parts.build()
+        rot = _rot_z(yaw)
+        t = np.asarray(t, np.float64)
+        obj = SceneObject(
+            id=len(self.objects) + 1, shape=shape, colours=colours, pattern=pattern,
+            rotation=rot, translation=t, vertices=v @ rot.T + t, faces=f,
+            vertex_normals=n @ rot.T, face_colour=fc, face_part=fp if fp.max() > 0 else None,
+            texture_m=self.uniform(self.rc.texture_cell_m), grain=grain,
+            noise=self._noise_waves(), support=support, wall=wall,
+        )
+        if pattern in ("halves", "stripes"):
+            axis = 0 if pattern == "halves" else 2
+            obj.pattern_axis = rot[:, axis].copy()
+            obj.pattern_range = (float(v[:, axis].min()), float(v[:, axis].max()))
+        self.objects.append(obj)
+        return obj
+
+    def _noise_waves(self) -> np.ndarray:
+        """(k, 4): wave vectors (1/m, wavelength ~ 2-4 texture cells) and phases."""
+        d = self.rng.normal(size=(_N_NOISE_WAVES, 3))
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        freq = 2 * np.pi / (self.uniform(self.rc.texture_cell_m) * self.rng.uniform(
+            2.0, 4.0, (_N_NOISE_WAVES, 1)))
+        return np.hstack([d * freq, self.rng.uniform(0, 2 * np.pi, (_N_NOISE_WAVES, 1))])
+
+    def single(self, shape: str, mesh, yaw: float, t, support: int = 0,
+               wall: str | None = None) -> SceneObject:
+        """A one-part object: plain, or two-coloured (halves, stripes, checker, noise)."""
+        parts = _Parts()
+        parts.add(mesh)
+        pattern = "plain"
+        if self.two_colours():
+            pattern = str(self.rng.choice(("halves", "stripes", "checker", "noise")))
+        cols = [self.colour()] + ([self.colour()] if pattern != "plain" else [])
+        return self.add(shape, parts, yaw, t, cols, pattern, support=support, wall=wall)
+
+    def compound(self, shape: str, parts: _Parts, yaw: float, t, wood: bool = False,
+                 wall: str | None = None) -> SceneObject:
+        """A several-part object: its parts in one colour, or in two (``parts``)."""
+        two = self.two_colours()
+        cols = [self.colour(wood)] + ([self.colour()] if two else [])
+        if not two:
+            parts.colours = [0] * len(parts.colours)
+        return self.add(shape, parts, yaw, t, cols, "parts" if two else "plain",
+                        grain=self.rc.grain if wood else 0.0, wall=wall)
+
+    # -- furniture, in the object frame ------------------------------------------------
+
+    def table(self) -> SceneObject:
+        rc = self.rc
+        L, W, H = (self.uniform(rc.table_length_m), self.uniform(rc.table_width_m),
+                   self.uniform(rc.table_height_m))
+        parts = _Parts()
+        parts.cuboid((-L / 2, -W / 2, H - rc.board_m), (L / 2, W / 2, H), 0)
+        inset = 0.04 + rc.leg_m / 2
+        for sx in (-1, 1):
+            for sy in (-1, 1):
+                x, y = sx * (L / 2 - inset), sy * (W / 2 - inset)
+                parts.cuboid((x - rc.leg_m / 2, y - rc.leg_m / 2, 0.0),
+                             (x + rc.leg_m / 2, y + rc.leg_m / 2, H - rc.board_m), 1)
+        r = rc.table_offset_m * np.sqrt(self.rng.uniform())
+        a = self.rng.uniform(0, 2 * np.pi)
+        table = self.compound("table", parts, float(self.rng.uniform(0, np.pi)),
+                              (r * np.cos(a), r * np.sin(a), 0.0), wood=True)
+        table_dims = (L, W, H)
+        self._chairs(table, table_dims)
+        self._table_items(table, table_dims)
+        return table
+
+    def _chairs(self, table: SceneObject, dims: tuple[float, float, float]) -> None:
+        rc = self.rc
+        L, W, _ = dims
+        sides = self.rng.permutation(4)[: min(self.count(rc.n_chairs), 4)]
+        yaw_t = float(np.arctan2(table.rotation[1, 0], table.rotation[0, 0]))
+        for side in sides:
+            S = self.uniform(rc.chair_seat_m)
+            hs, b = rc.chair_seat_height_m, rc.board_m
+            parts = _Parts()
+            parts.cuboid((-S / 2, -S / 2, hs - b), (S / 2, S / 2, hs), 0)
+            parts.cuboid((-S / 2, S / 2 - 0.03, hs), (S / 2, S / 2, hs + self.uniform(
+                rc.chair_back_m)), 0)
+            leg = rc.leg_m * 0.7
+            for sx in (-1, 1):
+                for sy in (-1, 1):
+                    x, y = sx * (S / 2 - 0.02 - leg / 2), sy * (S / 2 - 0.02 - leg / 2)
+                    parts.cuboid((x - leg / 2, y - leg / 2, 0.0), (x + leg / 2, y + leg / 2,
+                                                                  hs - b), 1)
+            out = float(side) * np.pi / 2  # direction from the table's centre, table frame
+            half = L / 2 if side % 2 == 0 else W / 2
+            dist = half + self.uniform(rc.chair_gap_m) + S / 2
+            d = table.rotation @ np.array([np.cos(out), np.sin(out), 0.0])
+            t = table.translation + dist * d
+            turn = np.radians(self.rng.uniform(-rc.chair_turn_deg, rc.chair_turn_deg))
+            # local +y (the back) points away from the table
+            self.compound("chair", parts, yaw_t + out - np.pi / 2 + turn, t)
+
+    def _table_items(self, table: SceneObject, dims: tuple[float, float, float]) -> None:
+        L, W, H = dims
+        placed: list[tuple[np.ndarray, float]] = []
+        for _ in range(self.count(self.rc.table_items)):
+            shape = str(self.rng.choice(_ITEM_SHAPES))
+            mesh = _shape_mesh(shape, self.uniform(self.rc.item_size_m), self.rng)
+            v = np.asarray(mesh.vertices)
+            r = float(np.linalg.norm(v[:, :2], axis=1).max())
+            xy = self._free_rect_spot(L / 2 - r - 0.02, W / 2 - r - 0.02, r, placed)
+            if xy is None:
+                continue
+            placed.append((xy, r))
+            t = table.translation + table.rotation @ np.array([xy[0], xy[1], 0.0])
+            t[2] = H - v[:, 2].min()
+            self.single(shape, mesh, float(self.rng.uniform(0, 2 * np.pi)), t,
+                        support=table.id)
+
+    def _free_rect_spot(self, hx: float, hy: float, r: float, placed) -> np.ndarray | None:
+        """A point in [-hx, hx] x [-hy, hy] whose disc of radius r clears ``placed``."""
+        if hx <= 0 or hy <= 0:
+            return None
+        for _ in range(200):
+            xy = self.rng.uniform((-hx, -hy), (hx, hy))
+            if all(np.linalg.norm(xy - p) > r + q + 0.03 for p, q in placed):
+                return xy
+        return None
+
+    def shelf(self) -> tuple[_Parts, float, float, dict]:
+        rc = self.rc
+        w, d, h, b = (self.uniform(rc.shelf_width_m), rc.shelf_depth_m,
+                      self.uniform(rc.shelf_height_m), rc.board_m)
+        parts = _Parts()
+        for sx in (-1, 1):
+            parts.cuboid((sx * w / 2 - (b if sx > 0 else 0), 0.0, 0.0),
+                         (sx * w / 2 + (b if sx < 0 else 0), d, h), 0)
+        back = 0.012
+        parts.cuboid((-w / 2 + b, 0.0, 0.0), (w / 2 - b, back, h), 1)
+        n = self.count(rc.shelf_boards)
+        tops = np.linspace(b, h, n)  # upper faces of the boards
+        for z in tops:
+            parts.cuboid((-w / 2 + b, back, z - b), (w / 2 - b, d, z), 0)
+        return parts, w, d, {"tops": tops, "inner": (w / 2 - b, d, back)}
+
+    def cabinet(self) -> tuple[_Parts, float, float, dict]:
+        rc = self.rc
+        w, h, d = self.uniform(rc.cabinet_width_m), self.uniform(rc.cabinet_height_m), \
+            rc.cabinet_depth_m
+        parts = _Parts()
+        parts.cuboid((-w / 2, 0.0, 0.0), (w / 2, d, h), 0)
+        n = self.count(rc.drawers)
+        edges = np.linspace(0.06, h - 0.03, n + 1)
+        for z0, z1 in zip(edges[:-1], edges[1:], strict=True):
+            parts.cuboid((-w / 2 + 0.03, d, z0 + 0.015), (w / 2 - 0.03, d + 0.015, z1 - 0.015), 1)
+        return parts, w, d + 0.015, {}
+
+    def lamp(self) -> tuple[_Parts, float, float, dict]:
+        h = self.uniform(self.rc.lamp_height_m)
+        shade_r, shade_h, base_r = 0.17, 0.25, 0.14
+        parts = _Parts()
+        parts.cylinder(base_r, 0.0, 0.03, 0)
+        parts.cylinder(0.012, 0.03, h - shade_h, 0)
+        parts.cylinder(shade_r, h - shade_h, h, 1)
+        # the pole's centre stands off the wall by the shade's radius and a margin
+        for m in parts.meshes:
+            m.apply_translation((0.0, shade_r + 0.05, 0.0))
+        return parts, 2 * shade_r, 2 * shade_r + 0.05, {}
+
+
+def _place_room(cfg: SceneConfig, rng: np.random.Generator) -> list[SceneObject]:
+    """The room preset's objects: a table with chairs and small objects on it in the middle;
+    shelves (with boxes on their boards), cabinets, box pairs in contact, floor lamps and a
+    few primitives along the walls."""
+    rc = cfg.room
+    bld = _RoomBuilder(cfg, rng)
+    bld.table()
+    pieces: list[str] = (["shelf"] * bld.count(rc.n_shelves) + ["cabinet"] * bld.count(
+        rc.n_cabinets) + ["box_pair"] * bld.count(rc.n_box_pairs) + ["lamp"] * bld.count(
+        rc.n_lamps) + ["shape"] * bld.count(rc.n_floor_shapes))
+    slots: dict[str, list[tuple[float, float]]] = {w: [] for w in _WALLS}
+    for kind in rng.permutation(pieces):
+        _place_wall_piece(bld, str(kind), slots)
+    return bld.objects
+
+
+def _wall_frame(cfg: SceneConfig, wall: str, x: float, gap: float) -> tuple[float, np.ndarray]:
+    """yaw and translation of a wall piece whose back (object frame y = 0) stands ``gap``
+    from ``wall``, centred at ``x`` along it (object frame +y points into the room)."""
+    n = np.asarray(_WALLS[wall])
+    yaw = float(np.arctan2(n[1], n[0]) - np.pi / 2)
+    along = _rot_z(yaw)[:2, 0]
+    xy = -(cfg.room_size_m / 2) * n + x * along + gap * n
+    return yaw, np.array([xy[0], xy[1], 0.0])
+
+
+def _wall_slot(bld: _RoomBuilder, width: float, slots) -> tuple[str, float]:
+    """A wall and a position along it where a piece ``width`` wide clears the others."""
+    cfg = bld.cfg
+    half = cfg.room_size_m / 2 - bld.rc.corner_margin_m - width / 2
+    for _ in range(500):
+        wall = str(bld.rng.choice(list(_WALLS)))
+        if half <= 0:
+            break
+        x = float(bld.rng.uniform(-half, half))
+        if all(abs(x - c) > (width + w2) / 2 + cfg.min_gap_m for c, w2 in slots[wall]):
+            slots[wall].append((x, width))
+            return wall, x
+    raise Lift3DError(
+        f"cannot place the room's furniture along the walls of a {cfg.room_size_m} m room",
+        fix="use a bigger room_size_m or fewer wall pieces (RoomConfig)",
+    )
+
+
+def _place_wall_piece(bld: _RoomBuilder, kind: str, slots) -> None:
+    rc = bld.rc
+    gap = bld.uniform(rc.wall_gap_m)
+    if kind in ("shelf", "cabinet", "lamp"):
+        parts, width, _, info = getattr(bld, kind)()
+        wall, x = _wall_slot(bld, width, slots)
+        yaw, t = _wall_frame(bld.cfg, wall, x, 0.0 if kind != "lamp" else gap)
+        obj = bld.compound(kind, parts, yaw, t, wood=kind == "shelf", wall=wall)
+        if kind == "shelf":
+            _shelf_items(bld, obj, info)
+        return
+    if kind == "box_pair":
+        sizes = [bld.rng.uniform(*rc.box_size_m, 3) * (1.0, 0.8, 0.9) for _ in range(2)]
+        width = sizes[0][0] + sizes[1][0]
+        wall, x = _wall_slot(bld, width, slots)
+        yaw, t = _wall_frame(bld.cfg, wall, x, gap)
+        left = -width / 2
+        for w, d, h in sizes:  # side by side, faces in contact
+            parts = _Parts()
+            parts.cuboid((left, 0.0, 0.0), (left + w, d, h))
+            left += w
+            bld.single("box", parts.meshes[0], yaw, t, wall=wall)
+        return
+    shape = str(bld.rng.choice(SHAPES))
+    mesh = _shape_mesh(shape, bld.uniform(bld.cfg.object_size_m), bld.rng)
+    tilt = _rot_x(np.pi / 2) if shape == "capsule" else np.eye(3)
+    v = np.asarray(mesh.vertices) @ tilt.T
+    r = float(np.linalg.norm(v[:, :2], axis=1).max())
+    wall, x = _wall_slot(bld, 2 * r, slots)
+    yaw, t = _wall_frame(bld.cfg, wall, x, gap + r)
+    mesh.vertices = v  # lying down: the capsule's axis is horizontal
+    t[2] = -v[:, 2].min()
+    bld.single(shape, mesh, yaw, t, wall=wall)
+
+
+def _shelf_items(bld: _RoomBuilder, shelf: SceneObject, info: dict) -> None:
+    """Boxes standing on the shelf's boards (books, storage boxes), apart from each other."""
+    tops = info["tops"]
+    hx, depth, back = info["inner"]
+    spacing = tops[1] - tops[0] - bld.rc.board_m
+    used: dict[int, list[tuple[float, float]]] = {}
+    for _ in range(bld.count(bld.rc.shelf_items)):
+        level = int(bld.rng.integers(len(tops)))
+        max_h = spacing - 0.04 if level < len(tops) - 1 else 0.3
+        w = float(bld.rng.uniform(0.08, min(0.3, hx)))
+        d = float(bld.rng.uniform(0.15, depth - back - 0.02))
+        h = float(bld.rng.uniform(0.5, 1.0) * max_h)
+        if h < 0.05:
+            continue
+        for _ in range(50):
+            x = float(bld.rng.uniform(-hx + w / 2 + 0.01, hx - w / 2 - 0.01))
+            if all(abs(x - c) > (w + w2) / 2 + 0.02 for c, w2 in used.get(level, [])):
+                break
+        else:
+            continue
+        used.setdefault(level, []).append((x, w))
+        parts = _Parts()
+        y0 = back + 0.01
+        parts.cuboid((x - w / 2, y0, 0.0), (x + w / 2, y0 + d, h))
+        yaw = float(np.arctan2(shelf.rotation[1, 0], shelf.rotation[0, 0]))
+        t = shelf.translation + np.array([0.0, 0.0, tops[level]])
+        bld.single("box", parts.meshes[0], yaw, t, support=shelf.id, wall=None)
+
+
 # ----------------------------------------------------------------------------- appearance
 
 
@@ -351,16 +799,42 @@ def _room_albedo(kind: str, p: np.ndarray, cfg: SceneConfig) -> np.ndarray:
     return np.where(p[:, 2:3] < 0.1, 0.35, col)  # dark skirting board
 
 
-def _object_albedo(obj: SceneObject, p: np.ndarray) -> np.ndarray:
-    """(N, 3) albedo in [0, 1] of ``obj`` at world points ``p`` (N, 3) on its surface."""
+def _object_albedo(obj: SceneObject, p: np.ndarray, face: np.ndarray | None = None) -> np.ndarray:
+    """(N, 3) albedo in [0, 1] of ``obj`` at world points ``p`` (N, 3) on its surface;
+    ``face`` (N,): the object's face under each point (needed by the ``parts`` pattern)."""
     cols = np.asarray(obj.colours, np.float64) / 255.0
+    local = (p - obj.translation) @ obj.rotation  # object-frame coordinates
     if obj.pattern == "plain":
-        return np.broadcast_to(cols[0], (len(p), 3)).copy()
-    s = (p - obj.translation) @ obj.pattern_axis  # object-frame coordinate, world units
-    lo, hi = obj.pattern_range
-    u = np.clip((s - lo) / max(hi - lo, 1e-9), 0.0, 0.999)  # end caps stay in one band
-    second = u > 0.5 if obj.pattern == "halves" else np.floor(u * 4).astype(int) % 2 == 1
-    return np.where(second[:, None], cols[1], cols[0])
+        out = np.broadcast_to(cols[0], (len(p), 3)).copy()
+    elif obj.pattern == "parts":
+        if face is None:
+            raise ValueError("the parts pattern needs the face of every point")
+        out = cols[obj.face_colour[face]]
+    elif obj.pattern in ("halves", "stripes"):
+        s = (p - obj.translation) @ obj.pattern_axis  # object-frame coordinate, world units
+        lo, hi = obj.pattern_range
+        u = np.clip((s - lo) / max(hi - lo, 1e-9), 0.0, 0.999)  # end caps stay in one band
+        second = u > 0.5 if obj.pattern == "halves" else np.floor(u * 4).astype(int) % 2 == 1
+        out = np.where(second[:, None], cols[1], cols[0])
+    elif obj.pattern == "checker":
+        # a quarter-cell offset keeps faces at whole multiples of the cell off cell borders
+        cell = np.floor(local / obj.texture_m + 0.25).astype(np.int64).sum(1)
+        out = np.where((cell % 2 == 1)[:, None], cols[1], cols[0])
+    elif obj.pattern == "noise":
+        w = np.clip(0.5 + 1.5 * _noise(obj, local), 0.0, 1.0)[:, None]
+        out = (1 - w) * cols[0] + w * cols[1]
+    else:
+        raise ValueError(f"unknown pattern {obj.pattern!r}")
+    if obj.grain > 0:
+        out = out * (1 + obj.grain * _noise(obj, local * (1.0, 1.0, 6.0)))[:, None]
+    return out
+
+
+def _noise(obj: SceneObject, local: np.ndarray) -> np.ndarray:
+    """(N,) smooth noise in about [-1, 1] at object-frame points ``local`` (N, 3)."""
+    if obj.noise is None:
+        return np.zeros(len(local))
+    return np.sin(local @ obj.noise[:, :3].T + obj.noise[:, 3]).mean(1)
 
 
 # ----------------------------------------------------------------------------- raycasting
@@ -427,15 +901,16 @@ class _World:
         n = n + v * self.vnormals[tri[:, 2]]
         return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
-    def albedo(self, p: np.ndarray, gid: np.ndarray) -> np.ndarray:
-        """(N, 3) albedo in [0, 1] at world points ``p`` on geometries ``gid`` (-1: black)."""
+    def albedo(self, p: np.ndarray, gid: np.ndarray, prim: np.ndarray) -> np.ndarray:
+        """(N, 3) albedo in [0, 1] at world points ``p`` on geometries ``gid`` (-1: black),
+        triangles ``prim`` of those geometries."""
         out = np.zeros((len(p), 3))
         for g, kind in enumerate(self.kinds):  # one pass per surface, vectorised within
             m = gid == g
             if not m.any():
                 continue
             if kind == "object":
-                out[m] = _object_albedo(self.objects[self.labels[g] - 1], p[m])
+                out[m] = _object_albedo(self.objects[self.labels[g] - 1], p[m], prim[m])
             else:
                 out[m] = _room_albedo(kind, p[m], self.cfg)
         return out
@@ -515,7 +990,7 @@ def _render_frame(world: _World, pose: np.ndarray, K: np.ndarray, hw: tuple[int,
         blocked = world.label_of[occluder] > 0  # only objects cast shadows (not the ceiling)
         lit[np.flatnonzero(ok)[blocked]] = 0.0
     shade = cfg.ambient + (1 - cfg.ambient) * lit
-    rgb = world.albedo(p, np.where(ok, hit["gid"], -1)) * shade[:, None] * 255.0
+    rgb = world.albedo(p, np.where(ok, hit["gid"], -1), hit["prim"]) * shade[:, None] * 255.0
     rgb = rgb + noise_rng.normal(0, cfg.noise_std, rgb.shape)
     image = np.clip(np.round(rgb), 0, 255).astype(np.uint8).reshape(h, w, 3)
     depth = (np.round(z * 1000.0) / 1000.0).astype(np.float32).reshape(h, w)
@@ -527,8 +1002,8 @@ def _render_frame(world: _World, pose: np.ndarray, K: np.ndarray, hw: tuple[int,
 
 
 def _sample_surface(v: np.ndarray, f: np.ndarray, density: float,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Area-uniform samples on a mesh: points (N, 3), face normals (N, 3)."""
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Area-uniform samples on a mesh: points (N, 3), face normals (N, 3), faces (N,)."""
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     cross = np.cross(b - a, c - a)
     area = np.linalg.norm(cross, axis=1) / 2
@@ -538,27 +1013,32 @@ def _sample_surface(v: np.ndarray, f: np.ndarray, density: float,
     s = np.sqrt(r1)
     pts = (1 - s) * a[face] + s * (1 - r2) * b[face] + s * r2 * c[face]
     nrm = cross[face] / np.maximum(2 * area[face, None], 1e-12)
-    return pts, nrm
+    return pts, nrm, face
 
 
 def _gt_cloud(world: _World, cfg: SceneConfig, seed: int) -> LabelledCloud:
     """Surface samples of every object (label = ID) and of the room (label 0). Object faces
-    resting on the floor are left out: no camera can see them."""
+    no camera can see are left out: those resting on the floor, and those pressed against
+    another part or a wall (a box's bottom on a table, a table's top under the box, the
+    touching faces of two boxes side by side, a shelf's back against its wall)."""
     rng = np.random.default_rng([seed, _STREAM_CLOUD])
-    pts, nrm, gids = [], [], []
+    pts, nrm, gids, faces = [], [], [], []
     parts = [(k, v, f) for k, v, f in _room_meshes(cfg)]
     parts += [("object", o.vertices, o.faces) for o in world.objects]
     for g, (kind, v, f) in enumerate(parts):
         dens = cfg.object_points_per_m2 if kind == "object" else cfg.room_points_per_m2
-        p, n = _sample_surface(v, f, dens, rng)
+        p, n, face = _sample_surface(v, f, dens, rng)
         if kind == "object":
             keep = ~((p[:, 2] < 2e-3) & (n[:, 2] < -0.9))
-            p, n = p[keep], n[keep]
+            keep &= ~_in_contact(world, g, p, n, face, cfg)
+            p, n, face = p[keep], n[keep], face[keep]
         pts.append(p)
         nrm.append(n)
         gids.append(np.full(len(p), g))
+        faces.append(face)
     p, n, g = np.concatenate(pts), np.concatenate(nrm), np.concatenate(gids)
-    colours = np.clip(np.round(world.albedo(p, g) * 255), 0, 255).astype(np.uint8)
+    colours = world.albedo(p, g, np.concatenate(faces))
+    colours = np.clip(np.round(colours * 255), 0, 255).astype(np.uint8)
     return LabelledCloud(
         points=p.astype(np.float32), colors=colours, normals=n.astype(np.float32),
         labels=world.label_of[g].astype(np.int32), label_conf=np.ones(len(p), np.float32),
@@ -566,7 +1046,53 @@ def _gt_cloud(world: _World, cfg: SceneConfig, seed: int) -> LabelledCloud:
     )
 
 
+_CONTACT_PROBE_M = 1e-3  # how far outside its face a sample is probed for a touching solid
+
+
+def _in_contact(world: _World, gid: int, p: np.ndarray, n: np.ndarray, face: np.ndarray,
+                cfg: SceneConfig) -> np.ndarray:
+    """(N,) bool: samples ``p`` (normals ``n``, faces ``face``) of object geometry ``gid``
+    whose outside, probed ``_CONTACT_PROBE_M`` along the normal, lies inside another closed
+    part (of any object, this one's included) or behind a wall."""
+    import open3d as o3d
+
+    q = p + _CONTACT_PROBE_M * n
+    hidden = (np.abs(q[:, :2]) > cfg.room_size_m / 2).any(1)
+    obj = world.objects[world.labels[gid] - 1]
+    own_part = np.zeros(len(p), np.int64) if obj.face_part is None else obj.face_part[face]
+    for other in world.objects:
+        for k, (v, f) in enumerate(other.part_meshes()):
+            lo, hi = v[np.unique(f)].min(0), v[np.unique(f)].max(0)
+            cand = ~hidden & np.all((q >= lo) & (q <= hi), axis=1)
+            if other is obj:
+                cand &= own_part != k
+            if not cand.any():
+                continue
+            rc = o3d.t.geometry.RaycastingScene()
+            rc.add_triangles(o3d.core.Tensor(v.astype(np.float32)),
+                             o3d.core.Tensor(f.astype(np.uint32)))
+            inside = rc.compute_occupancy(o3d.core.Tensor(q[cand].astype(np.float32)))
+            hidden[np.flatnonzero(cand)[inside.numpy() > 0]] = True
+    return hidden
+
+
 # ----------------------------------------------------------------------------- public API
+
+
+_PRESET_OVERRIDES: dict[str, dict] = {
+    "objects": {},  # SceneConfig's defaults
+    # a bigger room whose walls carry furniture; the camera stays clear of the furniture
+    # (RoomConfig.camera_clearance_m), a little higher, looking at the table's height
+    "room": {"room_size_m": 7.0, "orbit_radius_m": 2.3, "orbit_height_m": 1.5,
+             "target_height_m": 0.5, "sway_m": 1.0, "object_size_m": (0.25, 0.45)},
+}
+
+
+def preset_config(preset: str = "objects", **overrides) -> SceneConfig:
+    """The SceneConfig of a preset (PRESETS), with ``overrides`` of any of its fields."""
+    if preset not in PRESETS:
+        raise Lift3DError(f"unknown scene preset {preset!r}", fix=f"use one of {', '.join(PRESETS)}")
+    return SceneConfig(preset=preset, **{**_PRESET_OVERRIDES[preset], **overrides})
 
 
 def render_scene(seed: int = 0, n_frames: int = 30, width: int = 320, height: int = 240,
@@ -578,7 +1104,8 @@ def render_scene(seed: int = 0, n_frames: int = 30, width: int = 320, height: in
             f"render_scene: need n_frames >= 1 and an image of at least 8x8 pixels, got "
             f"n_frames={n_frames}, {width}x{height}"
         )
-    objects = _place_objects(cfg, np.random.default_rng([seed, _STREAM_LAYOUT]))
+    place = _place_room if cfg.preset == "room" else _place_objects
+    objects = place(cfg, np.random.default_rng([seed, _STREAM_LAYOUT]))
     world = _World(cfg, objects)
     K = _intrinsics(cfg, width, height)
     poses, camera = _camera_path(cfg, n_frames, seed)
@@ -589,10 +1116,26 @@ def render_scene(seed: int = 0, n_frames: int = 30, width: int = 320, height: in
         images.append(im)
         depths.append(d)
         instances.append(lab)
+    cloud = _gt_cloud(world, cfg, seed)
+    if cfg.preset == "room":
+        _check_clearance(cloud, poses, cfg.room.camera_clearance_m)
     return SyntheticScene(
         seed=seed, config=cfg, images=images, depths=depths, instances=instances, poses=poses,
-        K=K, objects=objects, cloud=_gt_cloud(world, cfg, seed), camera=camera,
+        K=K, objects=objects, cloud=cloud, camera=camera,
     )
+
+
+def _check_clearance(cloud: LabelledCloud, poses: list[np.ndarray], clearance: float) -> None:
+    """Refuse a camera path that passes closer than ``clearance`` to an object's surface."""
+    from scipy.spatial import cKDTree
+
+    eyes = np.array([p[:3, 3] for p in poses])
+    dist, _ = cKDTree(cloud.points[cloud.labels > 0]).query(eyes)
+    if dist.min() < clearance:
+        raise Lift3DError(
+            f"the camera passes {dist.min():.2f} m from an object (less than "
+            f"camera_clearance_m={clearance})", fix="use a bigger room or a smaller orbit",
+        )
 
 
 def _matrix_text(m: np.ndarray) -> str:
@@ -643,7 +1186,8 @@ def write_scene(scene: SyntheticScene, out_dir: str | Path) -> Path:
 def make_scene(out_dir: str | Path, seed: int = 0, n_frames: int = 30, width: int = 320,
                height: int = 240, config: SceneConfig | None = None) -> Path:
     """Render a synthetic scene and write it to ``out_dir`` (ScanNet export layout plus
-    ground truth); returns ``out_dir``. Same arguments, byte-identical files."""
+    ground truth); returns ``out_dir``. Same arguments, byte-identical files. ``config``:
+    default the ``objects`` preset; ``preset_config("room")`` for furniture."""
     out = Path(out_dir)
     _check_target(out)
     return write_scene(render_scene(seed, n_frames, width, height, config), out)

@@ -240,9 +240,9 @@ def test_eval_with_ray(ray_address, scenes, tmp_path):
     root, paths, refs = scenes
     res = evaluate(root / "scenes", tmp_path / "eval", EvalConfig(methods=("tracked",), progress=False),
                    BatchConfig(progress=False))
-    assert sorted(res["sequences"]) == sorted(p.name for p in paths)
+    assert sorted(res.sequences) == sorted(p.name for p in paths)
     for p in paths:
-        got = res["sequences"][p.name]["methods"]["tracked"]["figures"]
+        got = res.sequences[p.name].methods["tracked"].figures.to_json()
         want = figures(json.loads((refs[p.name] / "report.json").read_text()))
         got.pop("s_per_frame"), want.pop("s_per_frame")
         assert got == want, p.name

@@ -12,7 +12,16 @@ import pytest
 
 from lift3d.errors import InputError
 from lift3d.io.outputs import read_ply
-from lift3d.synth import SHAPES, SceneConfig, ensure_example, make_scene, render_scene, write_scene
+from lift3d.synth import (
+    FURNITURE,
+    SHAPES,
+    SceneConfig,
+    ensure_example,
+    make_scene,
+    preset_config,
+    render_scene,
+    write_scene,
+)
 
 
 @pytest.fixture(scope="module")
@@ -270,3 +279,138 @@ def test_ensure_example_generates_once(tmp_path):
     _interrupt(path)
     ensure_example(path, seed=0)
     assert _hashes(path) == before  # incomplete: generated again
+
+
+# ----------------------------------------------------------------------------- room preset
+
+
+@pytest.fixture(scope="module")
+def room():
+    """The room preset (seed 0), small: 12 frames at 160x120."""
+    return render_scene(seed=0, n_frames=12, width=160, height=120, config=preset_config("room"))
+
+
+def test_default_preset_is_objects():
+    assert SceneConfig().preset == "objects" and preset_config() == SceneConfig()
+    with pytest.raises(Exception, match="unknown .*preset"):
+        preset_config("kitchen")
+
+
+def test_room_has_compound_furniture_against_walls_and_touching_objects(room):
+    shapes = {o.shape for o in room.objects}
+    assert {"table", "chair", "shelf", "cabinet", "lamp"} <= shapes <= set(FURNITURE) | set(SHAPES)
+    for o in room.objects:
+        if o.shape in ("table", "chair", "shelf"):
+            assert o.n_parts >= 5, o.shape  # one instance made of several closed parts
+    assert any(o.wall for o in room.objects if o.shape == "shelf")
+    assert any(o.support for o in room.objects)  # resting on the table or a shelf
+    # two boxes side by side, touching: the gap between their boxes' AABBs is zero
+    boxes = [o for o in room.objects if o.shape == "box" and o.support == 0]
+    lo = np.array([o.vertices.min(0) for o in boxes])
+    hi = np.array([o.vertices.max(0) for o in boxes])
+    gaps = [np.max(np.maximum(lo[i] - hi[j], lo[j] - hi[i])) for i in range(len(boxes))
+            for j in range(i)]
+    assert gaps and min(abs(g) for g in gaps) < 1e-6
+    patterns = {o.pattern for o in room.objects}
+    assert "parts" in patterns and patterns & {"checker", "noise", "stripes"}
+    meta = room.describe()
+    assert meta["preset"] == "room" and meta["config"]["preset"] == "room"
+
+
+def test_room_table_top_and_legs_are_one_instance(room):
+    """In the per-pixel ground truth and in the ground-truth cloud, the table's ID covers its
+    top (at its height) and its legs (near the floor)."""
+    table = next(o for o in room.objects if o.shape == "table")
+    top_z = table.vertices[:, 2].max()
+    pts = room.cloud.points[room.cloud.labels == table.id]
+    assert (np.abs(pts[:, 2] - top_z) < 1e-3).sum() > 1000  # top
+    assert (pts[:, 2] < 0.3).sum() > 200  # legs
+    z_pix = []
+    for depth, inst, pose in zip(room.depths, room.instances, room.poses, strict=True):
+        pw, ys, xs = _backproject(depth.astype(np.float64), room.K, pose)
+        z_pix.append(pw[inst[ys, xs] == table.id, 2])
+    z_pix = np.concatenate(z_pix)
+    assert (np.abs(z_pix - top_z) < 5e-3).sum() > 500 and (z_pix < 0.3).sum() > 50
+
+
+def test_room_depth_and_labels_match_the_gt_cloud(room):
+    """Project the ground-truth cloud into frames: no cloud point lies in front of the
+    rendered depth (beyond pixel-footprint slack), the points the depth sees carry the
+    pixel's label, and every object's cloud is seen."""
+    cloud = room.cloud
+    seen = np.zeros(len(cloud.points), bool)
+    in_view: set[int] = set()
+    for i in range(0, len(room), 3):
+        pose, depth, inst = room.poses[i], room.depths[i], room.instances[i]
+        cam = (cloud.points.astype(np.float64) - pose[:3, 3]) @ pose[:3, :3]
+        u = np.round(room.K[0, 0] * cam[:, 0] / cam[:, 2] + room.K[0, 2]).astype(int)
+        v = np.round(room.K[1, 1] * cam[:, 1] / cam[:, 2] + room.K[1, 2]).astype(int)
+        h, w = depth.shape
+        inb = np.flatnonzero((cam[:, 2] > 0.1) & (u >= 0) & (u < w) & (v >= 0) & (v < h))
+        z, d = cam[inb, 2], depth[v[inb], u[inb]].astype(np.float64)
+        # away from depth edges (where a thin leg's point may project onto the wall behind),
+        # a point's pixel ray hits the surface within a pixel's footprint of the point
+        kernel = np.ones((3, 3), np.uint8)
+        step = cv2.dilate(depth, kernel) - cv2.erode(depth, kernel)
+        step = step[v[inb], u[inb]]
+        smooth = step < 0.1 * d
+        assert smooth.mean() > 0.5
+        # within half a pixel of the point, the surface's depth varies by at most the local
+        # depth range
+        assert np.mean((d > z + step + 0.005)[smooth]) < 0.001, i
+        vis = np.abs(d - z) < 2e-3
+        assert vis.sum() > 500
+        agree = inst[v[inb], u[inb]][vis] == cloud.labels[inb][vis]
+        assert agree.mean() > 0.98, i
+        seen[inb[vis]] = True
+        ids, counts = np.unique(inst, return_counts=True)
+        in_view |= set(ids[(ids > 0) & (counts > 20)].tolist())
+    assert len(in_view) >= 8
+    for o in room.objects:
+        if o.id in in_view:
+            assert seen[cloud.labels == o.id].any(), f"object {o.id} ({o.shape}) never seen"
+
+
+def test_room_hides_contact_faces_from_the_gt_cloud(room):
+    """A box standing on a shelf board or the table leaves no cloud points on its bottom, nor
+    on the board under it; its other faces are sampled."""
+    box = next(o for o in room.objects if o.support and o.shape == "box")
+    local = (room.cloud.points - box.translation) @ box.rotation  # the box's frame
+    lo, hi = ((box.vertices - box.translation) @ box.rotation).min(0), \
+        ((box.vertices - box.translation) @ box.rotation).max(0)
+    inner = np.all((local[:, :2] > lo[:2] + 0.01) & (local[:, :2] < hi[:2] - 0.01), axis=1)
+    assert not (inner & (np.abs(local[:, 2] - lo[2]) < 2e-3)).any()
+    top = inner & (np.abs(local[:, 2] - hi[2]) < 2e-3)
+    assert top.sum() > 20 and np.all(room.cloud.labels[top] == box.id)
+
+
+def test_room_is_deterministic_per_seed():
+    cfg = preset_config("room")
+    a = render_scene(seed=4, n_frames=2, width=48, height=36, config=cfg)
+    b = render_scene(seed=4, n_frames=2, width=48, height=36, config=cfg)
+    c = render_scene(seed=5, n_frames=2, width=48, height=36, config=cfg)
+    for x, y in ((a.images, b.images), (a.depths, b.depths), (a.instances, b.instances)):
+        assert all(np.array_equal(p, q) for p, q in zip(x, y, strict=True))
+    np.testing.assert_array_equal(a.cloud.points, b.cloud.points)
+    assert a.describe() == b.describe() and a.describe()["objects"] != c.describe()["objects"]
+
+
+def test_room_objects_leave_the_view_and_come_back(room):
+    present = np.array([[np.any(m == o.id) for o in room.objects] for m in room.instances])
+    seen_before = np.maximum.accumulate(present, axis=0)
+    seen_after = np.maximum.accumulate(present[::-1], axis=0)[::-1]
+    assert (~present[1:-1] & seen_before[:-2] & seen_after[2:]).any()
+
+
+def test_cli_make_scene_room_preset(tmp_path):
+    from typer.testing import CliRunner
+
+    from lift3d.cli import app
+
+    result = CliRunner().invoke(app, ["make-scene", str(tmp_path / "r"), "--preset", "room",
+                                      "--frames", "2", "--width", "32", "--height", "24"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "r" / "scene.json").read_text())
+    assert meta["preset"] == "room" and any(o["shape"] == "table" for o in meta["objects"])
+    result = CliRunner().invoke(app, ["make-scene", str(tmp_path / "k"), "--preset", "kitchen"])
+    assert result.exit_code != 0 and "unknown scene preset" in result.output

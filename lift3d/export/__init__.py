@@ -8,17 +8,26 @@ in :mod:`lift3d.export.base`. The ``lift3d export`` command is in :mod:`lift3d.c
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lift3d.errors import InputError
+
+if TYPE_CHECKING:
+    from lift3d.export.gaussian_grouping import GaussianGroupingConfig
 
 FORMATS = ("ply", "colmap", "gaussian-grouping", "nerfstudio")
 
 
-def export(out_dir: str | Path, fmt: str, dest: str | Path) -> Path:
+def export(out_dir: str | Path, fmt: str, dest: str | Path,
+           gaussian_grouping: GaussianGroupingConfig | None = None) -> Path:
     """Export ``out_dir`` (written by ``lift3d segment``) as ``fmt`` into ``dest``.
 
+    gaussian_grouping: options of that format (mask bits, resolution); refused for others.
     Returns the main file written (the PLY; sparse/0; gaussian_grouping.json; transforms.json).
     """
+    if gaussian_grouping is not None and fmt != "gaussian-grouping":
+        raise InputError(f"mask bits and resolution are options of the gaussian-grouping "
+                         f"export, not of {fmt!r}", fix="drop them or use --to gaussian-grouping")
     if fmt == "ply":
         from lift3d.export.ply import export_ply
 
@@ -30,7 +39,7 @@ def export(out_dir: str | Path, fmt: str, dest: str | Path) -> Path:
     if fmt == "gaussian-grouping":
         from lift3d.export.gaussian_grouping import export_gaussian_grouping
 
-        return export_gaussian_grouping(out_dir, dest)
+        return export_gaussian_grouping(out_dir, dest, config=gaussian_grouping)
     if fmt == "nerfstudio":
         from lift3d.export.nerfstudio import export_nerfstudio
 

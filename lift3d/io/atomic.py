@@ -5,13 +5,37 @@ A run killed half-way leaves either the old file or the new one, never a truncat
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from lift3d.errors import OutputError
+
+FILE_MODE = 0o666
+"""Mode of a new file before the umask (what ``open(path, "w")`` uses)."""
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask: from ``/proc/self/status`` on Linux, else by setting and restoring
+    it (POSIX has no getter; the swap is briefly visible to other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -22,18 +46,43 @@ def atomic_path(path: str | Path, suffix: str | None = None):
     (OpenCV, Open3D) still do.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
-        dir=path.parent,
-    )
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
+            dir=path.parent,
+        )
+    except OSError as err:
+        raise write_error(path, err) from err
+    try:
+        # mkstemp creates 0600 whatever the umask; results must be as readable as any file
+        # the user creates (other users, containers mounting the folder)
+        os.fchmod(fd, FILE_MODE & ~current_umask())
+    finally:
+        os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as err:  # disk full, quota, file system gone read-only while writing
+        raise write_error(path, err) from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_error(path: Path, err: OSError) -> OutputError:
+    """One-line :class:`OutputError` naming ``path`` for an OSError raised while writing it.
+    The file is left as it was (the temp file is removed), so a rerun resumes."""
+    why = err.strerror or str(err) or type(err).__name__
+    if isinstance(err, (NotADirectoryError, FileExistsError)):
+        fix = "a file is in the way of the folder: give another output path"
+    elif err.errno == errno.ENOSPC or err.errno == errno.EDQUOT:
+        fix = "free some space, then rerun the same command to resume"
+    elif err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = "give an output folder you can write to (-o)"
+    else:
+        fix = "check the output folder, then rerun the same command to resume"
+    return OutputError(f"cannot write ({why})", path, fix)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

@@ -20,6 +20,15 @@ T = TypeVar("T")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 """Colour image file types the readers accept (compared case-insensitively)."""
 
+WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+"""Pillow modes of 16-bit greyscale images (``I`` too: older Pillow opens 16-bit PNGs so)."""
+
+UINT16_MAX = 65535
+
+DEPTH_DTYPE = np.uint16
+"""Raw dtype of integer depth images: 16-bit (millimetres for ScanNet/7-Scenes, 1/5000 m for
+TUM). An 8-bit depth PNG would hold at most 255 units (0.255 m in millimetres)."""
+
 EXIF_ORIENTATION = 0x0112
 """EXIF tag of the camera orientation (1 = upright)."""
 
@@ -30,6 +39,11 @@ Real trackers write poses with ~1e-4 rounding (7-Scenes: max |R^T R - I| = 3.8e-
 accepts them and still rejects scaled, sheared or projective matrices.
 """
 
+PRINCIPAL_POINT_TOL = 0.2
+"""Largest offset of a principal point from the image centre, as a fraction of the image's
+width / height, before K is taken as written for another resolution. Real cameras are within a
+few percent; K of a 1296x968 camera applied to 640x480 images is 51% off, K of a 640x480
+camera on 1296x968 images 25%."""
 
 # ---------------------------------------------------------------------------------------------
 # Listing and ordering
@@ -113,7 +127,7 @@ def read_rgb(path: Path) -> np.ndarray:
             im.load()
             if im.getexif().get(EXIF_ORIENTATION, 1) != 1:
                 im = ImageOps.exif_transpose(im)
-            rgb = np.array(im if im.mode == "RGB" else im.convert("RGB"))
+            rgb = _to_rgb8(im, path)
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
         why = "missing" if not Path(path).exists() else "truncated or not a JPEG/PNG"
         detail = " ".join(str(err).split())  # one line, whatever the decoder said
@@ -124,13 +138,32 @@ def read_rgb(path: Path) -> np.ndarray:
     return rgb
 
 
+def _to_rgb8(im, path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 of an open Pillow image. 16-bit greyscale (``I;16``, and ``I`` holding
+    16-bit values) is scaled to 8 bits: Pillow's own ``convert("RGB")`` clips it to 255, a
+    solid white picture. Float and 32-bit images are refused."""
+    if im.mode in WIDE_GREY_MODES:
+        grey = np.asarray(im).astype(np.int64)
+        if grey.size and (grey.min() < 0 or grey.max() > UINT16_MAX):
+            raise InputError(
+                f"colour image is {im.mode} with values outside 0..{UINT16_MAX}", path,
+                "save colour as 8-bit (or 16-bit) RGB or greyscale PNG/JPEG")
+        grey8 = ((grey * 255 + UINT16_MAX // 2) // UINT16_MAX).astype(np.uint8)
+        return np.repeat(grey8[:, :, None], 3, axis=2)
+    if im.mode in ("F", "I;32", "I;32B", "I;32L"):
+        raise InputError(f"colour image is a {im.mode} (float/32-bit) picture", path,
+                         "save colour as 8-bit (or 16-bit) RGB or greyscale PNG/JPEG")
+    return np.array(im if im.mode == "RGB" else im.convert("RGB"))
+
+
 def read_depth(path: Path, scale: float, invalid: Sequence[int] = ()) -> np.ndarray:
     """Read a depth image as (H, W) float32 metres, 0 = invalid.
 
-    Integer images (the usual uint16 PNG) are divided by ``scale`` (1000 for millimetres,
-    5000 for TUM) after the raw values in ``invalid`` (e.g. 65535) are set to 0. Float images
-    (32-bit TIFF/EXR) are taken as metres and must be finite. A depth map with no valid pixel
-    is an error: it is a broken frame, not an empty view.
+    Integer images must be 16-bit (the usual uint16 PNG; 8-bit ones are refused) and are
+    divided by ``scale`` (1000 for millimetres, 5000 for TUM) after the raw values in
+    ``invalid`` (e.g. 65535) are set to 0. Float images (32-bit TIFF/EXR) are taken as
+    metres and must be finite. A depth map with no valid pixel is an error: it is a broken
+    frame, not an empty view.
     """
     import cv2
 
@@ -144,6 +177,13 @@ def read_depth(path: Path, scale: float, invalid: Sequence[int] = ()) -> np.ndar
         raise InputError(
             f"depth image has {raw.shape[2]} channels, expected one", path,
             "write depth as a single-channel 16-bit PNG",
+        )
+    if not np.issubdtype(raw.dtype, np.floating) and raw.dtype != DEPTH_DTYPE:
+        raise InputError(
+            f"depth image is {raw.dtype.itemsize * 8}-bit ({raw.dtype}), expected a 16-bit PNG "
+            f"(uint16, 1/{scale:g} m units)", path,
+            "write depth as a single-channel 16-bit PNG (e.g. cv2.imwrite of a uint16 array); "
+            "an 8-bit image cannot hold metric depth",
         )
     if np.issubdtype(raw.dtype, np.floating):
         if not np.isfinite(raw).all():
@@ -311,6 +351,19 @@ def check_intrinsics(K: np.ndarray, path: Path) -> np.ndarray:
         raise InputError(f"bad intrinsics: {why}", path,
                          "write K = [[fx 0 cx] [0 fy cy] [0 0 1]] in pixels")
     return K
+
+
+def principal_point_error(K: np.ndarray, hw: tuple[int, int]) -> str | None:
+    """Why ``K`` cannot be the intrinsics of (H, W) = ``hw`` images, or None: its principal
+    point lies further than :data:`PRINCIPAL_POINT_TOL` of the image size from the centre."""
+    h, w = hw
+    off_x = abs(K[0, 2] - w / 2) / w
+    off_y = abs(K[1, 2] - h / 2) / h
+    if max(off_x, off_y) <= PRINCIPAL_POINT_TOL:
+        return None
+    return (f"principal point ({K[0, 2]:g}, {K[1, 2]:g}) is far from the centre "
+            f"({w / 2:g}, {h / 2:g}) of {w}x{h} images (K fits about "
+            f"{round(2 * K[0, 2])}x{round(2 * K[1, 2])})")
 
 
 def read_intrinsics(path: Path) -> np.ndarray:

@@ -9,13 +9,18 @@ synthetic ground truth stored beside it.
       pose/<i>.txt                     4x4 camera-to-world (OpenCV axes); -inf/NaN = lost track
       intrinsic/intrinsic_color.txt    4x4 (or 3x3), top-left 3x3 = K of the colour images
       intrinsic/intrinsic_depth.txt    4x4 (or 3x3), top-left 3x3 = K of the depth images
-      instance/<i>.png                 optional uint16 instance IDs, 0 = background
+      instance/<i>.png                 optional uint16 instance IDs, 0 = background; a frame
+                                       without one gets None in ``gt_labels`` and a warning
                                        (``instance-filt/`` of real ScanNet is read the same way)
       gt_cloud.ply                     optional ground-truth cloud with a ``label`` property
 
-Resolution rule: when colour and depth sizes differ (real ScanNet: 1296x968 colour, 640x480
-depth), colour is shrunk to the depth resolution with ``cv2.INTER_AREA`` and K is
-``intrinsic_depth``; otherwise K is ``intrinsic_color``. Ground-truth instance maps are
+Resolution rule: frames are at the depth resolution. When colour and depth sizes differ (real
+ScanNet: 1296x968 colour, 640x480 depth), colour is shrunk to it with ``cv2.INTER_AREA``. K is
+``intrinsic_depth`` (depth is what gets back-projected); ``intrinsic_color`` only when the sizes
+are equal and it alone fits the frames. A K whose principal point is far from the frames' centre
+was written for another resolution (the common preprocessed layout: colour resized to 640x480,
+``intrinsic_color`` still of the 1296x968 camera): it is ignored with a warning, or an error
+when no file fits. Ground-truth instance maps are
 resized to the frame resolution with nearest-neighbour sampling.
 
 Frames whose pose holds -inf/NaN (ScanNet's mark for a lost track) are skipped with a warning;
@@ -34,6 +39,7 @@ from lift3d.io.common import (
     check_size,
     check_stride,
     list_images,
+    principal_point_error,
     progress_bar,
     read_depth,
     read_intrinsics,
@@ -57,6 +63,10 @@ INSTANCE_DIRS = ("instance", "instance-filt")
 """Ground-truth instance folders, first one present wins."""
 
 GT_CLOUD = "gt_cloud.ply"
+
+K_AGREE_RTOL = 0.02
+"""``intrinsic_color`` and ``intrinsic_depth`` of frames of one size may differ by this fraction
+(focal lengths, principal point) before the reader warns that they disagree."""
 
 ASPECT_RTOL = 0.03
 """Colour and depth aspect ratios may differ by this fraction before the resize rule refuses
@@ -132,7 +142,11 @@ def load_scannet(path: str | Path, stride: int = 1, max_frames: int | None = Non
         return Frame(image=image, name=str(idx), depth=depth, K=K.copy(),
                      cam_to_world=poses[idx], path=color_path)
 
-    def read_gt(k: int) -> np.ndarray:
+    missing_gt = _missing_instance_maps(root, instance_dir, kept)
+
+    def read_gt(k: int) -> np.ndarray | None:
+        if kept[k][0] in missing_gt:
+            return None
         return _read_instance(instance_dir, kept[k][0], color_hw, depth_hw)
 
     if lazy:  # streamed: each frame read when a stage asks for it (lift3d.types.LazyFrames)
@@ -153,31 +167,72 @@ def load_scannet(path: str | Path, stride: int = 1, max_frames: int | None = Non
 
 def _resolution_and_intrinsics(root: Path, first: tuple[int, Path]
                                ) -> tuple[tuple[int, int], tuple[int, int], np.ndarray]:
-    """Colour (H, W), depth (H, W) and the (3, 3) K of the output frames, from frame one."""
+    """Colour (H, W), depth (H, W) and the (3, 3) K of the output frames, from frame one.
+
+    Frames are at the depth resolution and their depth is back-projected, so K is the depth
+    camera's (``intrinsic_depth.txt``) when it fits the frames; ``intrinsic_color.txt`` only
+    when colour and depth have one size and it is the one that fits (depth registered to the
+    colour camera). A file "fits" when its principal point lies near the frames' centre
+    (:func:`~lift3d.io.common.principal_point_error`): ScanNet's common preprocessed layout
+    (colour resized to 640x480, ``intrinsic_color.txt`` still of the 1296x968 camera) is
+    caught this way, and the disagreement is reported as a warning.
+    """
     idx, color_path = first
     color_hw = read_rgb(color_path).shape[:2]
     depth_path = require_file(root / "depth" / f"{idx}.png", f"depth of frame {idx}",
                               "export the depth of every colour frame into depth/")
     depth_hw = read_depth(depth_path, DEPTH_SCALE).shape[:2]
     intr = root / "intrinsic"
-    if color_hw == depth_hw:
-        name = "intrinsic_color.txt" if (intr / "intrinsic_color.txt").is_file() \
-            else "intrinsic_depth.txt"
-        K = read_intrinsics(require_file(intr / name, "colour intrinsics",
-                                         "export intrinsic/intrinsic_color.txt"))
-        return color_hw, depth_hw, K
-    aspect_c = color_hw[1] / color_hw[0]
-    aspect_d = depth_hw[1] / depth_hw[0]
-    if abs(aspect_c / aspect_d - 1.0) > ASPECT_RTOL:
+    if color_hw != depth_hw:
+        aspect_c = color_hw[1] / color_hw[0]
+        aspect_d = depth_hw[1] / depth_hw[0]
+        if abs(aspect_c / aspect_d - 1.0) > ASPECT_RTOL:
+            raise InputError(
+                f"depth is {depth_hw[1]}x{depth_hw[0]} but colour {color_path.name} is "
+                f"{color_hw[1]}x{color_hw[0]}: aspect ratios differ, cannot resize one onto "
+                "the other", depth_path, "export depth registered to the colour camera",
+            )
+        require_file(intr / "intrinsic_depth.txt", "depth intrinsics (colour and depth sizes "
+                     "differ, so colour is resized to the depth camera)",
+                     "export intrinsic/intrinsic_depth.txt")
+        names = ("intrinsic_depth.txt",)
+    else:
+        names = ("intrinsic_depth.txt", "intrinsic_color.txt")
+    found = {n: read_intrinsics(intr / n) for n in names if (intr / n).is_file()}
+    if not found:
+        require_file(intr / "intrinsic_color.txt", "colour intrinsics",
+                     "export intrinsic/intrinsic_color.txt (or intrinsic_depth.txt)")
+    return color_hw, depth_hw, _pick_intrinsics(found, intr, depth_hw)
+
+
+def _pick_intrinsics(found: dict[str, np.ndarray], intr: Path, hw: tuple[int, int]
+                     ) -> np.ndarray:
+    """The first of ``found`` (file name -> K, preferred first) whose principal point fits
+    frames of size ``hw``; warns about a file that does not fit or disagrees with the chosen
+    one, and raises :class:`InputError` when none fits."""
+    why = {n: principal_point_error(K, hw) for n, K in found.items()}
+    fits = [n for n in found if why[n] is None]
+    if not fits:
+        name = next(iter(found))
         raise InputError(
-            f"depth is {depth_hw[1]}x{depth_hw[0]} but colour {color_path.name} is "
-            f"{color_hw[1]}x{color_hw[0]}: aspect ratios differ, cannot resize one onto the other",
-            depth_path, "export depth registered to the colour camera",
+            f"intrinsics do not fit the {hw[1]}x{hw[0]} frames: {why[name]}", intr / name,
+            "give the intrinsics of the depth camera at the depth images' resolution "
+            "(intrinsic/intrinsic_depth.txt), or scale K to the images",
         )
-    K = read_intrinsics(require_file(
-        intr / "intrinsic_depth.txt", "depth intrinsics (colour and depth sizes differ, so "
-        "colour is resized to the depth camera)", "export intrinsic/intrinsic_depth.txt"))
-    return color_hw, depth_hw, K
+    chosen = fits[0]
+    K = found[chosen]
+    for name, other in found.items():
+        if name == chosen:
+            continue
+        if why[name] is not None:
+            warnings.warn(f"{intr / name}: ignored, {why[name]} (written for another "
+                          f"resolution?); using {chosen}", stacklevel=3)
+        elif not np.allclose(other, K, rtol=K_AGREE_RTOL):
+            warnings.warn(
+                f"{intr / name} and {chosen} disagree (fx {other[0, 0]:g} vs {K[0, 0]:g}, "
+                f"cx {other[0, 2]:g} vs {K[0, 2]:g}) for frames of one size; using {chosen}, "
+                "the camera whose depth is back-projected", stacklevel=3)
+    return K
 
 
 def _read_frame(root: Path, idx: int, color_path: Path, color_hw: tuple[int, int],
@@ -192,6 +247,21 @@ def _read_frame(root: Path, idx: int, color_path: Path, color_hw: tuple[int, int
     check_size(depth, depth_hw, depth_path, "the size of the scene's first depth frame",
                "every depth frame of a scene must have one size")
     return resize_area(image, depth_hw), depth
+
+
+def _missing_instance_maps(root: Path, instance_dir: Path | None,
+                           kept: list[tuple[int, Path]]) -> set[int]:
+    """Indices of the kept frames without an instance map (ground truth is optional per
+    frame: those frames are left out of the scoring, with a warning naming them)."""
+    if instance_dir is None:
+        return set()
+    missing = [idx for idx, _ in kept if not (instance_dir / f"{idx}.png").is_file()]
+    if missing:
+        warnings.warn(
+            f"{instance_dir}: no instance map for {len(missing)} of {len(kept)} frame(s) ("
+            + ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            + "): they are left out of the ground-truth scores", stacklevel=3)
+    return set(missing)
 
 
 def _read_instance(instance_dir: Path, idx: int, color_hw: tuple[int, int],

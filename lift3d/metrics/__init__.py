@@ -5,7 +5,10 @@
   ``consistency`` from that module: the package attribute of that name is the module.
 * :mod:`lift3d.metrics.video` — ``single_object_scores``, ``davis_scores`` (J / F),
   ``sequence_iou``.
-* :mod:`lift3d.metrics.instance3d` — ``instance_metrics``, ``transfer_labels``.
+* :mod:`lift3d.metrics.instance3d` — ``instance_metrics`` (ScanNet's AP protocol),
+  ``score_cloud`` (a labelled cloud against labelled ground-truth points), ``transfer_labels``.
+* :mod:`lift3d.metrics.outputs` — ``measure_outputs``: H of any model's per-pixel outputs
+  (ID maps or feature maps in a folder) on a scene: `lift3d consistency`.
 
 H = 1 for a labelling with one label everywhere: report it beside a quality figure.
 Names are imported on first use, so ``import lift3d.metrics`` stays light.
@@ -21,6 +24,10 @@ _WHERE = {
     "consistency_per_mask": "consistency",
     "consistency_reference": "consistency",
     "consistency_of_labels": "consistency",
+    "consistency_frames": "consistency",
+    "feature_error_bound": "consistency",
+    "measure_outputs": "outputs",
+    "OutputsConfig": "outputs",
     "VideoMetricsConfig": "video",
     "single_object_scores": "video",
     "davis_scores": "video",
@@ -28,6 +35,7 @@ _WHERE = {
     "InstanceMetricsConfig": "instance3d",
     "instance_metrics": "instance3d",
     "transfer_labels": "instance3d",
+    "score_cloud": "instance3d",
 }
 
 __all__ = sorted(_WHERE)

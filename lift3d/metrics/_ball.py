@@ -14,6 +14,12 @@ trimmed to the cells whose box is within eps of p (a conservative bound, with a 
 rounding). The loop over a run is branch-free over 0-based views, which LLVM vectorises.
 Work items of 64 cells go to the threads one at a time. Nothing is sampled and no neighbour
 list is stored: memory is O(points), time O(points x points in the trimmed runs).
+
+Features: per point the kernel adds up its neighbours' vectors and takes one dot product at
+the end (D adds per neighbour, in float64 from the stored float32: no rounding but the
+stored values'). Features too large for memory are handed over block by block: a block is a
+run of whole x-slabs of the grid plus the slab on each side, the only rows its points can
+reach, read through ``rows(idx)`` (e.g. from memory-mapped files) when the block comes up.
 """
 
 from __future__ import annotations
@@ -125,12 +131,30 @@ def _sum_ids(xs, ys, zs, frame, lab, p, runs, n_runs, eps2):
 
 
 @njit(cache=True, nogil=True)
-def _sum_features(xs, ys, zs, frame, feat, p, runs, n_runs, eps2):
-    """Other-frame points within eps of point p in the runs, and the sum of f_p . f_q."""
+def _add_rows(feat, base, hits, k, acc):
+    """acc += feat[hits[t] - base] for t < k, in float64 (independent lanes: vectorised)."""
+    dim = feat.shape[1]
+    for t in range(k):
+        row = feat[hits[t] - base]
+        for d in range(dim):
+            acc[d] += np.float64(row[d])
+
+
+@njit(cache=True, nogil=True)
+def _sum_features(xs, ys, zs, frame, feat, base, p, runs, n_runs, eps2, acc, hits):
+    """Other-frame points within eps of point p in the runs, and the sum of f_p . f_q.
+
+    feat holds the rows of sorted points base, base + 1, ... (one spatial block). The sum is
+    taken as f_p . (sum_q f_q): one vector add per neighbour and one dot per point. The
+    distance loop is branch-free, writing every candidate into ``hits`` and advancing only
+    on a neighbour; full buffers are added up in order. Products and sums are float64: a
+    float32 product is exact there, so the stored features are the only rounding."""
     xp, yp, zp = np.float64(xs[p]), np.float64(ys[p]), np.float64(zs[p])
     fp = frame[p]
+    acc[:] = 0.0
     n_all = 0
-    acc = 0.0
+    k = 0
+    cap = hits.size
     for r in range(n_runs):
         b0, b1 = runs[r, 0], runs[r, 1]
         qx, qy, qz, qf = xs[b0:b1], ys[b0:b1], zs[b0:b1], frame[b0:b1]
@@ -138,28 +162,37 @@ def _sum_features(xs, ys, zs, frame, feat, p, runs, n_runs, eps2):
             dx = np.float64(qx[q]) - xp
             dy = np.float64(qy[q]) - yp
             dz = np.float64(qz[q]) - zp
-            if (dx * dx + dy * dy) + dz * dz <= eps2 and qf[q] != fp:
-                n_all += 1
-                s = 0.0
-                for d in range(feat.shape[1]):
-                    s += feat[p, d] * feat[b0 + q, d]
-                acc += s
-    return n_all, acc
+            hit = ((dx * dx + dy * dy) + dz * dz <= eps2) & (qf[q] != fp)
+            hits[k] = b0 + q
+            k += hit
+            if k == cap:
+                _add_rows(feat, base, hits, k, acc)
+                n_all += k
+                k = 0
+    _add_rows(feat, base, hits, k, acc)
+    n_all += k
+    s = 0.0
+    own = feat[p - base]
+    for d in range(feat.shape[1]):
+        s += np.float64(own[d]) * acc[d]
+    return n_all, s
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def _ball(xs, ys, zs, frame, lab, feat, use_feat, ukey, start, cell_ijk, lo, size, strides,
-          eps2, lim2, chunk, order, cnt, sim):
-    """Per sorted point p: cnt / sim of :func:`_sum_ids` (``use_feat`` False) or
-    :func:`_sum_features`, written at the point's input position order[p]."""
-    n_cells = ukey.size
-    for b in prange((n_cells + chunk - 1) // chunk):
+          eps2, lim2, chunk, order, cnt, sim, c_lo, c_hi, base):
+    """Per sorted point p of cells c_lo..c_hi-1: cnt / sim of :func:`_sum_ids` (``use_feat``
+    False) or :func:`_sum_features` (feature rows from sorted point ``base`` on), written at
+    the point's input position order[p]."""
+    for b in prange((c_hi - c_lo + chunk - 1) // chunk):
         bounds = np.empty((9, 4), np.int64)
         runs = np.empty((9, 2), np.int64)
         gap = np.empty((3, 3))
         lo_cell = np.empty(3)
         xi = np.empty(3)
-        for c in range(b * chunk, min(n_cells, (b + 1) * chunk)):
+        acc = np.empty(feat.shape[1])
+        hits = np.empty(256, np.int64)
+        for c in range(c_lo + b * chunk, min(c_hi, c_lo + (b + 1) * chunk)):
             _column_bounds(ukey, start, c, strides, bounds)
             for a in range(3):
                 lo_cell[a] = lo[a] + cell_ijk[c, a] * size
@@ -168,7 +201,8 @@ def _ball(xs, ys, zs, frame, lab, feat, use_feat, ukey, start, cell_ijk, lo, siz
                 _face_gaps(xi, lo_cell, size, gap)
                 n_runs = _point_runs(gap, bounds, lim2, runs)
                 if use_feat:
-                    n, v = _sum_features(xs, ys, zs, frame, feat, p, runs, n_runs, eps2)
+                    n, v = _sum_features(xs, ys, zs, frame, feat, base, p, runs, n_runs, eps2,
+                                         acc, hits)
                 else:
                     n, v = _sum_ids(xs, ys, zs, frame, lab, p, runs, n_runs, eps2)
                 cnt[order[p]] = n  # results go back to the input order
@@ -246,21 +280,29 @@ def _take(a, order, out):
         out[i] = a[order[i]]
 
 
-def ball_sums(x: np.ndarray, frame: np.ndarray, out: np.ndarray, eps: float,
-              workers: int = -1, stats: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def ball_sums(x: np.ndarray, frame: np.ndarray, out, eps: float, workers: int = -1,
+              stats: dict | None = None, block_rows: int | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Per point: the number of other-frame points within eps and the sum of their similarity.
 
     x: (N, 3) float32 or float64 points (distances are taken in float64 either way); frame:
-    (N,) int frame index; out: (N,) int IDs or (N, D) float64 unit features. Returns
-    ``(cnt, sim)`` in the input order: (N,) int64, and (N,) float64 holding, for IDs, the
-    same-ID counts (exact integers), for features the sums of dot products.
-    workers: threads (-1 = all of numba's). stats: if given, gets the wall seconds of the grid
-    sort (``wall_sort``) and of the neighbour sums (``wall_sums``), and the points examined
-    per pixel before trimming (``candidates_per_point``).
+    (N,) int frame index; out: (N,) int IDs, (N, D) float unit features, or an object with
+    ``dim`` (D) and ``rows(idx) -> (len(idx), D)`` float32 / float64 (the features of the
+    points ``idx``: how features too large for memory are read, block by block).
+    Returns ``(cnt, sim)`` in the input order: (N,) int64, and (N,) float64 holding, for IDs,
+    the same-ID counts (exact integers), for features the sums of dot products.
+    workers: threads (-1 = all of numba's). block_rows: features are taken for at most about
+    this many points at a time (one spatial block: consecutive x-slabs of the grid and the
+    slab on each side; None = all at once). stats: if given, gets the wall seconds of the grid
+    sort (``wall_sort``), of reading features (``wall_features``) and of the neighbour sums
+    (``wall_sums``), the points examined per pixel before trimming (``candidates_per_point``)
+    and the number of blocks (``blocks``).
     """
     with _numba_threads(workers):
-        return _ball_sums(np.asarray(x), np.asarray(frame), np.asarray(out), float(eps),
-                          {} if stats is None else stats)
+        if isinstance(out, np.ndarray) or not hasattr(out, "rows"):
+            out = np.asarray(out)
+        return _ball_sums(np.asarray(x), np.asarray(frame), out, float(eps),
+                          {} if stats is None else stats, block_rows)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -369,7 +411,7 @@ class _Cells:
                                   u % self.strides[1]], axis=1)
 
 
-def _ball_sums(x, frame, out, eps, stats):
+def _ball_sums(x, frame, out, eps, stats, block_rows):
     t0 = perf_counter()
     n = x.shape[0]
     if n == 0:
@@ -396,22 +438,71 @@ def _ball_sums(x, frame, out, eps, stats):
     chunk = 64  # cells per work item
     cnt = np.empty(n, np.int64)
     sim = np.empty(n, np.float64)
-    use_feat = out.ndim == 2
-    lab = np.zeros(0, np.int64) if use_feat else _take_as(out, order, np.int64)
-    feat = (np.ascontiguousarray(out[order], np.float64) if use_feat
-            else np.zeros((0, 0), np.float64))
-    t1 = perf_counter()
+    use_feat = not (isinstance(out, np.ndarray) and out.ndim == 1)
+    n_cells = g.ukey.size
+    if use_feat:
+        lab = np.zeros(0, np.int64)
+        blocks = _blocks(g, n if block_rows is None else block_rows)
+    else:
+        lab = _take_as(out, order, np.int64)
+        blocks = [(0, n_cells, 0, n_cells)]
+    stats.update(wall_sort=perf_counter() - t0, wall_features=0.0, wall_sums=0.0,
+                 blocks=len(blocks))
     # work items (64 cells) go out one by one; only for this loop: a chunk size of 1 on a
     # per-point loop would hand out millions of items
     prev_chunk = numba.set_parallel_chunksize(1)
     try:
-        _ball(xs, ys, zs, fs, lab, feat, use_feat, g.ukey, g.start, g.cell_ijk, g.lo, size,
-              g.strides, eps2, lim2, chunk, order, cnt, sim)
+        for c_lo, c_hi, m_lo, m_hi in blocks:
+            t1 = perf_counter()
+            base = int(g.start[m_lo])
+            feat = _block_features(out, order[base:g.start[m_hi]]) if use_feat else \
+                np.zeros((0, 0), np.float64)
+            t2 = perf_counter()
+            _ball(xs, ys, zs, fs, lab, feat, use_feat, g.ukey, g.start, g.cell_ijk, g.lo, size,
+                  g.strides, eps2, lim2, chunk, order, cnt, sim, c_lo, c_hi, base)
+            del feat
+            stats["wall_features"] += t2 - t1
+            stats["wall_sums"] += perf_counter() - t2
     finally:
         numba.set_parallel_chunksize(prev_chunk)
-    t2 = perf_counter()
-    stats.update(wall_sort=t1 - t0 + perf_counter() - t2, wall_sums=t2 - t1)
     return cnt, sim
+
+
+def _block_features(out, idx: np.ndarray) -> np.ndarray:
+    """(len(idx), D) C-contiguous features of the points ``idx`` (float32 stays float32)."""
+    rows = out[idx] if isinstance(out, np.ndarray) else out.rows(idx)
+    if rows.dtype not in (np.float32, np.float64):
+        rows = rows.astype(np.float32)
+    return np.ascontiguousarray(rows)
+
+
+def _blocks(g: _Cells, max_rows: int) -> list[tuple[int, int, int, int]]:
+    """Split the grid's cells into spatial blocks for the feature sums: runs of whole x-slabs
+    (cells sorted by key are x-major, so a slab is a run of cells and of sorted points). Each
+    block is ``(c_lo, c_hi, m_lo, m_hi)``: the query cells c_lo..c_hi-1 and the cells
+    m_lo..m_hi-1 whose features they need (the block and the slab before and after it: every
+    neighbour of a cell lies within one slab of it). A block holds at most ``max_rows`` points,
+    margins included, unless one slab alone holds more."""
+    xi = g.cell_ijk[:, 0]
+    n_cells = xi.size
+    first = np.flatnonzero(np.r_[True, xi[1:] != xi[:-1]])  # first cell of every slab
+    bounds = np.r_[first, n_cells]  # slab k: cells bounds[k]..bounds[k+1]-1
+    rows = np.diff(g.start[bounds])
+    n_slabs = rows.size
+    out = []
+    k = 0
+    while k < n_slabs:
+        lo_margin = rows[k - 1] if k > 0 else 0
+        e = k + 1
+        total = lo_margin + rows[k]
+        # grow while the block, with the slab after it as margin, stays under max_rows
+        while e < n_slabs and total + rows[e] + (rows[e + 1] if e + 1 < n_slabs else 0) <= max_rows:
+            total += rows[e]
+            e += 1
+        out.append((int(bounds[k]), int(bounds[e]), int(bounds[max(k - 1, 0)]),
+                    int(bounds[min(e + 1, n_slabs)])))
+        k = e
+    return out
 
 
 def voxel_counts(x: np.ndarray, frame: np.ndarray, lab: np.ndarray, size: float,

@@ -4,7 +4,7 @@ Definition (the one every function here implements; ``consistency_reference`` sp
 as a plain loop):
 
 * The inputs are F frames, each with world points ``x`` (H, W, 3), a validity mask and a
-  per-pixel output: an ID map (H, W) int or a feature map (H, W, D) float.
+  per-pixel output: an ID map (H, W) int or a feature map (H, W, D) of any real dtype.
 * The *query pixels* are the valid pixels (with ``exclude_unlabelled``: the valid pixels whose
   ID is not 0).
 * The *neighbours* N(p) of a query pixel p of frame f are the query pixels q of every frame
@@ -34,6 +34,13 @@ maps add O(neighbours x D). For one fixed radius a grid of cell eps is the natur
 exactly a KD-tree's ε-ball, which the tests check against ``consistency_reference`` (scipy's
 cKDTree, one query per point).
 
+Feature maps are normalised once per frame (in float64) and stored as unit float32 vectors
+(float16 on request): the kernel's sums are float64, so the stored rounding is the only error,
+at most :func:`feature_error_bound` on any h and on H (about 1.2e-7 for float32). They are
+kept in memory up to ``ConsistencyConfig.feature_memory`` and in memory-mapped scratch files
+beyond, and handed to the kernel one spatial block at a time (:mod:`lift3d.metrics._ball`):
+no (N, D) float64 array is ever made outside :func:`consistency_reference`.
+
 Units: ``eps`` is in the units of the points — metres for RGB-D and metric MASt3R pointmaps.
 ``ConsistencyConfig.eps`` defaults to 0.01 m, about two pixel footprints of a 640x480 depth
 camera at 2 m; pass a value in the units of your points.
@@ -51,6 +58,29 @@ from lift3d.checks import check_shape
 from lift3d.errors import InputError, ShapeError
 from lift3d.metrics._dense import dense_index
 
+FEATURE_DTYPES = ("float32", "float16")
+
+#: Unit roundoff u and half the smallest subnormal spacing eta of each storage type: a stored
+#: unit component is within u |f_d| + eta of the exact one (round to nearest).
+_ROUNDING = {"float32": (2.0**-24, 2.0**-150), "float16": (2.0**-11, 2.0**-25)}
+
+
+def feature_error_bound(dtype: str, dim: int) -> float:
+    """Largest change storing unit features as ``dtype`` can make to a cosine, hence to any
+    h(p) (a mean of cosines) and to H (a mean of h).
+
+    With e_d the rounding of component d (|e_d| <= u |f_d| + eta), Cauchy-Schwarz gives
+    |sum_d e_pd f_qd| <= u + eta sqrt(D) for unit f, so
+    |f~_p . f~_q - f_p . f_q| <= 2 (u + eta sqrt(D)) + (u + eta sqrt(D))^2. The sums in
+    the kernel are float64 (float32 x float32 products are exact there): their rounding, about
+    1e-16 per term, is left out. float32: about 1.2e-7; float16: about 9.8e-4 (D = 64).
+    """
+    if dtype not in _ROUNDING:
+        raise InputError(f"feature precision {dtype!r} is not one of {FEATURE_DTYPES}")
+    u, eta = _ROUNDING[dtype]
+    e = u + eta * float(np.sqrt(dim))
+    return 2 * e + e * e
+
 
 @dataclass(frozen=True)
 class ConsistencyConfig:
@@ -60,11 +90,24 @@ class ConsistencyConfig:
     exclude_unlabelled: drop pixels with ID 0 from queries and neighbours (default False:
         0 is a class of its own).
     workers: threads of the neighbour kernel (-1 = all cores).
+    feature_dtype: how unit features are stored: float32 (default; H within about 1.2e-7 of
+        the float64 value) or float16 (half the memory; within
+        :func:`feature_error_bound`, about 1e-3).
+    feature_memory: bytes of unit features kept in memory (default 1 GiB); beyond it every
+        frame's unit features go to a scratch file, memory-mapped when read.
+    block_bytes: bytes of features the kernel holds at once: one spatial block (default
+        256 MiB; a block is never smaller than one x-slab of the grid and its neighbours).
+    scratch_dir: where the scratch files go (None = the system's temporary folder); they are
+        removed when the call returns.
     """
 
     eps: float = 0.01
     exclude_unlabelled: bool = False
     workers: int = -1
+    feature_dtype: str = "float32"
+    feature_memory: int = 1 << 30
+    block_bytes: int = 256 << 20
+    scratch_dir: str | None = None
 
 
 @dataclass
@@ -99,7 +142,7 @@ class _Flat:
     x: np.ndarray  # (N, 3) world points of the query pixels, float32 or float64 as given
     frame: np.ndarray  # (N,) int32 frame index
     masks: list  # per frame: None (every pixel is a query) or the (H*W,) bool query mask
-    out: np.ndarray  # (N,) int64 IDs or (N, D) float64 unit features
+    out: object  # (N,) int64 IDs, (N, D) float64 unit features or UnitFeatures
     is_ids: bool
     shapes: list[tuple[int, int]]
 
@@ -112,7 +155,7 @@ def _flatten(points, valid, outputs, exclude_unlabelled: bool) -> _Flat:
         )
     if len(points) == 0:
         raise InputError("consistency: no frames given", fix="pass at least one frame")
-    is_ids = np.issubdtype(np.asarray(outputs[0]).dtype, np.integer)
+    is_ids = np.ndim(outputs[0]) == 2
     masks, shapes, dim = [], [], None
     for i, (p, v, o) in enumerate(zip(points, valid, outputs, strict=True)):
         o = np.asarray(o)
@@ -122,7 +165,7 @@ def _flatten(points, valid, outputs, exclude_unlabelled: bool) -> _Flat:
         if is_ids:
             check_shape(f"outputs[{i}]", o, (h, w), np.integer)
         else:
-            check_shape(f"outputs[{i}]", o, (h, w, None), np.floating)
+            check_shape(f"outputs[{i}]", o, (h, w, None), np.number)
             if dim is not None and o.shape[2] != dim:
                 raise ShapeError(f"outputs[{i}] has {o.shape[2]} channels, outputs[0] {dim}")
             dim = o.shape[2]
@@ -190,11 +233,167 @@ def _h_exact(flat: _Flat, eps: float, cfg: ConsistencyConfig, stats: dict) -> np
     """Per point h (NaN where no other-frame point lies within eps)."""
     from lift3d.metrics._ball import ball_sums  # compiles (or loads) the kernel on first use
 
-    cnt, sim = ball_sums(flat.x, flat.frame, flat.out, eps, cfg.workers, stats)
+    block_rows = None
+    if not flat.is_ids:
+        block_rows = max(1, cfg.block_bytes // (4 * max(1, flat.out.dim)))
+    cnt, sim = ball_sums(flat.x, flat.frame, flat.out, eps, cfg.workers, stats, block_rows)
     h = np.full(cnt.size, np.nan)
     has = cnt > 0
     h[has] = sim[has] / cnt[has]  # exact for IDs: same-ID count / count
     return h
+
+
+class UnitFeatures:
+    """Every query pixel's unit feature, (N, D), stored frame by frame as float32 (or float16),
+    normalised once when the frame is added: in memory up to ``memory`` bytes, then in scratch
+    ``.npy`` files under ``folder`` (all frames so far are moved there when the budget is
+    passed), memory-mapped only while :meth:`rows` reads them, so they never stay resident."""
+
+    def __init__(self, dim: int, dtype: str = "float32", memory: int = 1 << 30,
+                 folder: str | None = None) -> None:
+        if dtype not in FEATURE_DTYPES:
+            raise InputError(f"feature precision {dtype!r} is not one of {FEATURE_DTYPES}",
+                             fix="pass feature_dtype='float32' (default) or 'float16'")
+        self.dim, self.dtype, self.memory = int(dim), np.dtype(dtype), int(memory)
+        self._folder = folder
+        self._tmp = None  # tempfile.TemporaryDirectory once the features spill to disk
+        self._parts: list = []  # per frame: (n_f, D) array, or the path of its .npy
+        self.offsets = [0]
+        self._bytes = 0
+
+    def add(self, f: np.ndarray) -> None:
+        """Append one frame's (n_f, D) features (any real dtype), normalised to unit length
+        in float64 (a zero vector stays zero: cosine 0 with everything)."""
+        unit = np.empty(f.shape, self.dtype)
+        step = max(1, (16 << 20) // max(1, 8 * self.dim))  # float64 work in 16 MiB pieces
+        for s in range(0, f.shape[0], step):
+            v = np.asarray(f[s:s + step], np.float64)
+            norm = np.linalg.norm(v, axis=1, keepdims=True)
+            unit[s:s + step] = np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)
+        self._parts.append(unit)
+        self.offsets.append(self.offsets[-1] + unit.shape[0])
+        self._bytes += unit.nbytes
+        if self._tmp is not None or self._bytes > self.memory:
+            self._spill()
+
+    def _spill(self) -> None:
+        import tempfile
+
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="lift3d-features-", dir=self._folder)
+        for k, part in enumerate(self._parts):
+            if isinstance(part, np.ndarray):
+                path = f"{self._tmp.name}/{k:06d}.npy"
+                np.save(path, part)
+                self._parts[k] = path
+
+    @property
+    def on_disk(self) -> bool:
+        return self._tmp is not None
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        """(len(idx), D) float32 features of the points ``idx`` (input positions)."""
+        idx = np.asarray(idx, np.int64)
+        perm = np.argsort(idx, kind="stable")
+        sidx = idx[perm]
+        out = np.empty((idx.size, self.dim), np.float32)
+        cuts = np.searchsorted(sidx, self.offsets)
+        for k, part in enumerate(self._parts):
+            lo, hi = cuts[k], cuts[k + 1]
+            if hi == lo:
+                continue
+            local = sidx[lo:hi] - self.offsets[k]
+            if isinstance(part, np.ndarray):
+                out[perm[lo:hi]] = part[local]
+            else:  # mapped for this read only: its pages leave this process with the map
+                mm = np.load(part, mmap_mode="r")
+                out[perm[lo:hi]] = mm[local]
+                del mm
+        return out
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+def _gather(load, n_frames: int, exclude_unlabelled: bool, cfg: ConsistencyConfig) -> _Flat:
+    """Read frames ``load(i) -> (points, valid, output)`` one at a time into the query pixels'
+    points, frames and outputs: int64 IDs, or :class:`UnitFeatures` (normalised once, stored
+    as ``cfg.feature_dtype``). One frame's arrays are held at a time."""
+    if n_frames == 0:
+        raise InputError("consistency: no frames given", fix="pass at least one frame")
+    xs, outs, masks, shapes, counts = [], [], [], [], []
+    is_ids, feats = None, None
+    for i in range(n_frames):
+        p, v, o = load(i)
+        h, w = np.shape(v)[:2]
+        check_shape(f"points[{i}]", p, (h, w, 3), np.floating)
+        check_shape(f"valid[{i}]", v, (h, w), np.bool_)
+        kind = np.ndim(o) == 2
+        if is_ids is None:
+            is_ids = kind
+        if is_ids:
+            check_shape(f"outputs[{i}]", o, (h, w), np.integer)
+        else:
+            check_shape(f"outputs[{i}]", o, (h, w, feats.dim if feats else None), np.number)
+            if feats is None:
+                feats = UnitFeatures(np.shape(o)[2], cfg.feature_dtype, cfg.feature_memory,
+                                     cfg.scratch_dir)
+        p = np.asarray(p)
+        m = np.array(v, bool)
+        for a in range(3):
+            m &= np.isfinite(p[..., a])
+        if is_ids and exclude_unlabelled:
+            m &= np.asarray(o) != 0
+        full = bool(m.all())
+        masks.append(None if full else m.ravel())
+        shapes.append((h, w))
+        flat_p = p.reshape(h * w, 3)
+        flat_o = np.asarray(o).reshape(h * w, *np.shape(o)[2:])
+        xs.append(flat_p.copy() if full else flat_p[m.ravel()])
+        if is_ids:
+            outs.append((flat_o if full else flat_o[m.ravel()]).astype(np.int64))
+        else:
+            feats.add(flat_o if full else flat_o[m.ravel()])
+        counts.append(xs[-1].shape[0])
+        del p, v, o, flat_p, flat_o
+    x = np.concatenate(xs) if xs else np.zeros((0, 3), np.float32)
+    del xs
+    frame = np.repeat(np.arange(n_frames, dtype=np.int32), counts)
+    out = (np.concatenate(outs) if outs else np.zeros(0, np.int64)) if is_ids else feats
+    return _Flat(x, frame, masks, out, bool(is_ids), shapes)
+
+
+def consistency_frames(
+    load, n_frames: int, eps: float, exclude_unlabelled: bool = False,
+    return_maps: bool = False, config: ConsistencyConfig | None = None,
+) -> ConsistencyResult:
+    """Exact H(I, M) over frames read one at a time (definition in the module docstring).
+
+    load(i) -> (points (H, W, 3) float, valid (H, W) bool, output): the output is an
+    (H, W) int ID map or an (H, W, D) feature map of any real dtype (a memory-mapped array is
+    read once, for that frame only). Memory: the query pixels' points (12 bytes each for
+    float32) and IDs; features are normalised once per frame and stored as
+    ``config.feature_dtype``, in memory up to ``config.feature_memory`` bytes and in
+    memory-mapped scratch files beyond, and the kernel reads them one spatial block
+    (``config.block_bytes``) at a time: never an (N, D) float64 copy.
+    Other arguments as :func:`consistency`.
+    """
+    if not eps > 0:
+        raise InputError(f"consistency: eps must be > 0, got {eps}", fix="pass a radius in the "
+                         "units of the points, e.g. 0.01 for metres")
+    cfg = config or ConsistencyConfig(eps=eps, exclude_unlabelled=exclude_unlabelled)
+    t = perf_counter()
+    flat = _gather(load, n_frames, exclude_unlabelled, cfg)
+    stats = {"wall_flatten": perf_counter() - t}
+    try:
+        h = _h_exact(flat, eps, cfg, stats)
+    finally:
+        if not flat.is_ids:
+            stats["features_on_disk"] = float(flat.out.on_disk)
+            flat.out.close()
+    return _result(flat, h, return_maps, stats)
 
 
 def consistency(
@@ -209,19 +408,20 @@ def consistency(
     """Exact multi-view consistency H(I, M) (definition in the module docstring).
 
     points: per frame (H, W, 3) float world points (units of ``eps``; metres for RGB-D).
-    valid: per frame (H, W) bool. outputs: per frame (H, W) int ID maps, or (H, W, D) float
-    feature maps. eps: neighbour radius (> 0). exclude_unlabelled: ID 0 pixels are neither
-    queries nor neighbours (ignored for features). return_maps: add per-pixel h maps.
-    config: kernel threads (its eps and exclude_unlabelled are not used here).
+    valid: per frame (H, W) bool. outputs: per frame (H, W) int ID maps, or (H, W, D) feature
+    maps (any real dtype; stored as unit float32 vectors, see :class:`ConsistencyConfig`).
+    eps: neighbour radius (> 0). exclude_unlabelled: ID 0 pixels are neither queries nor
+    neighbours (ignored for features). return_maps: add per-pixel h maps.
+    config: kernel threads and feature storage (its eps and exclude_unlabelled are not used
+    here). For frames read one at a time, :func:`consistency_frames`.
     """
-    if not eps > 0:
-        raise InputError(f"consistency: eps must be > 0, got {eps}", fix="pass a radius in the "
-                         "units of the points, e.g. 0.01 for metres")
-    cfg = config or ConsistencyConfig(eps=eps, exclude_unlabelled=exclude_unlabelled)
-    t = perf_counter()
-    flat = _flatten(points, valid, outputs, exclude_unlabelled)
-    stats = {"wall_flatten": perf_counter() - t}
-    return _result(flat, _h_exact(flat, eps, cfg, stats), return_maps, stats)
+    if not (len(points) == len(valid) == len(outputs)):
+        raise ShapeError(
+            f"consistency: got {len(points)} point maps, {len(valid)} valid masks and "
+            f"{len(outputs)} output maps; pass one of each per frame"
+        )
+    return consistency_frames(lambda i: (points[i], valid[i], outputs[i]), len(points), eps,
+                              exclude_unlabelled, return_maps, config)
 
 
 def consistency_reference(
@@ -275,11 +475,24 @@ def consistency_per_mask(
     unless ``exclude_unlabelled`` drops those pixels everywhere. It equals 1 when every voxel
     holds one ID, and costs one sort of the points (no radius search). ``maps`` is None.
     """
+    if not (len(points) == len(valid) == len(ids)):
+        raise ShapeError(f"consistency_per_mask: got {len(points)} point maps, {len(valid)} "
+                         f"valid masks and {len(ids)} ID maps; pass one of each per frame")
+    return consistency_per_mask_frames(lambda i: (points[i], valid[i], ids[i]), len(points), eps,
+                                       exclude_unlabelled, voxel)
+
+
+def consistency_per_mask_frames(load, n_frames: int, eps: float,
+                                exclude_unlabelled: bool = False, voxel: float | None = None
+                                ) -> ConsistencyResult:
+    """:func:`consistency_per_mask` over frames ``load(i) -> (points, valid, ids)`` read one
+    at a time (as :func:`consistency_frames`)."""
     if not eps > 0:
         raise InputError(f"consistency_per_mask: eps must be > 0, got {eps}")
-    flat = _flatten(points, valid, ids, exclude_unlabelled)
-    if not flat.is_ids:
-        raise ShapeError("consistency_per_mask: outputs must be (H, W) integer ID maps")
+    if n_frames and np.ndim(load(0)[2]) != 2:
+        raise ShapeError("consistency_per_mask: outputs must be (H, W) integer ID maps",
+                         fix="the per-mask approximation scores masks; feature maps have none")
+    flat = _gather(load, n_frames, exclude_unlabelled, ConsistencyConfig())
     n_frames = len(flat.shapes)
     if flat.x.shape[0] == 0:
         return ConsistencyResult(float("nan"), np.full(n_frames, np.nan), 0, 0)

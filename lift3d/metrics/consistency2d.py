@@ -27,44 +27,57 @@ def disk_offsets(r: float) -> np.ndarray:
 
 
 def consistency_matches(
-    geometry: Geometry, labels: list[np.ndarray], eps: float = 1.0,
-    exclude_unlabelled: bool = False, min_conf: float = 0.3,
+    geometry: Geometry, labels, eps: float = 1.0,
+    exclude_unlabelled: bool = False, min_conf: float = 0.3, feature_dtype: str = "float32",
 ):
-    """Exact H(I,M) of ID maps over consecutive-frame matches with radius ``eps`` pixels.
+    """Exact H(I,M) over consecutive-frame matches with radius ``eps`` pixels.
 
-    labels: (H, W) int per frame. Returns a
-    :class:`~lift3d.metrics.consistency.ConsistencyResult`.
+    labels: per frame (H, W) int ID maps, or (H, W, D) feature maps of any real dtype (sim =
+    cosine; each frame normalised once, stored as ``feature_dtype``); a sequence, lazy or
+    not. Returns a :class:`~lift3d.metrics.consistency.ConsistencyResult`.
     """
     from lift3d.metrics.consistency import ConsistencyResult
+    from lift3d.types import Lazy
 
     n = len(labels)
     offs = disk_offsets(eps)
-    same = [np.zeros(m.size, np.int64) for m in labels]
-    total = [np.zeros(m.size, np.int64) for m in labels]
+    is_ids = n == 0 or np.ndim(labels[0]) == 2
+    outs = labels if is_ids else Lazy(n, lambda t: _unit(labels[t], feature_dtype), keep=3)
+    same = [None] * n
+    total = [None] * n
     for i in range(n):
+        li_map = outs[i]
+        h_i, w_i = li_map.shape[:2]
+        same[i] = np.zeros(h_i * w_i, np.float64)
+        total[i] = np.zeros(h_i * w_i, np.int64)
         for j in (i - 1, i + 1):
             if not 0 <= j < n:
                 continue
             m = geometry.matches(i, j)
             keep = m.conf >= min_conf
             src, dst = m.xy_i[keep].astype(np.int64), m.xy_j[keep].astype(np.int64)
-            li = labels[i][src[:, 1], src[:, 0]]
-            src_flat = src[:, 1] * labels[i].shape[1] + src[:, 0]
-            if exclude_unlabelled:
+            li = li_map[src[:, 1], src[:, 0]]
+            src_flat = src[:, 1] * w_i + src[:, 0]
+            if exclude_unlabelled and is_ids:
                 ok = li > 0
                 src_flat, dst, li = src_flat[ok], dst[ok], li[ok]
-            h, w = labels[j].shape
+            lj_map = outs[j]
+            h, w = lj_map.shape[:2]
             valid_j = geometry.valid[j]
             for dx, dy in offs:
                 qx, qy = dst[:, 0] + dx, dst[:, 1] + dy
                 inside = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h)
                 qx, qy = np.clip(qx, 0, w - 1), np.clip(qy, 0, h - 1)
-                lj = labels[j][qy, qx]
+                lj = lj_map[qy, qx]
                 ok = inside & valid_j[qy, qx]
-                if exclude_unlabelled:
+                if exclude_unlabelled and is_ids:
                     ok &= lj > 0
-                total[i] += np.bincount(src_flat[ok], minlength=labels[i].size)
-                same[i] += np.bincount(src_flat[ok & (lj == li)], minlength=labels[i].size)
+                total[i] += np.bincount(src_flat[ok], minlength=h_i * w_i)
+                if is_ids:
+                    sim = (lj == li)[ok]
+                else:  # float64 products of the stored values, as the 3D kernel takes them
+                    sim = np.einsum("nd,nd->n", li[ok].astype(np.float64), lj[ok].astype(np.float64))
+                same[i] += np.bincount(src_flat[ok], weights=sim, minlength=h_i * w_i)
     per_frame = np.full(n, np.nan)
     hsum, hcount, npix = 0.0, 0, 0
     for i in range(n):
@@ -77,3 +90,10 @@ def consistency_matches(
             hcount += int(has.sum())
     H = hsum / hcount if hcount else float("nan")
     return ConsistencyResult(H=H, per_frame=per_frame, n_pixels=npix, n_with_neighbours=hcount)
+
+
+def _unit(f: np.ndarray, dtype: str) -> np.ndarray:
+    """(H, W, D) unit vectors of a feature map (zero vectors stay zero), stored as dtype."""
+    v = np.asarray(f, np.float64)
+    norm = np.linalg.norm(v, axis=2, keepdims=True)
+    return np.divide(v, norm, out=np.zeros_like(v), where=norm > 0).astype(dtype)

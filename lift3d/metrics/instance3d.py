@@ -1,26 +1,44 @@
-"""3D instance metrics of labelled points against ground-truth instance labels (issue 5).
+"""Class-agnostic 3D instance metrics, ScanNet's benchmark protocol (issues 5 and 13).
 
-Both labellings live on the same N points (use :func:`transfer_labels` to carry a fused cloud's
-labels onto the ground-truth points). Label 0 is "no instance": predicted 0 is not an instance;
-ground-truth 0 (unannotated) points are dropped before anything is counted (with the default
-``ignore_gt_zero``), as ScanNet's evaluation ignores unannotated points. Class-agnostic: every
-instance is compared with every other.
+Both labellings live on the same N points: the evaluation points. :func:`score_cloud` makes
+them from a fused cloud and a labelled ground truth (mesh vertices or a cloud): the ground
+truth's labels are carried onto the cloud's points by nearest neighbour (a cloud point with no
+ground-truth point within the radius stays unannotated), and the cloud's own labels are the
+prediction. Label 0 is "no instance" on both sides: predicted 0 is not an instance; ground
+truth 0 is *void* (unannotated; for a ScanNet scene also the labels the reader ignores, walls
+and floors).
 
-Definitions (P predicted instances, G ground-truth instances, overlaps from one bincount):
+AP follows ScanNet's ``evaluate_semantic_instance.py`` (BenchmarkScripts/3d_evaluation), with
+every instance in one class:
 
-* IoU(p, g) = |p & g| / |p | g| over the (kept) points.
-* mean IoU: Hungarian matching (scipy ``linear_sum_assignment``) maximising the total IoU; each
-  ground-truth instance scores its matched IoU, 0 when unmatched; mean over ground truth.
-* AP@t (t = 0.25, 0.5): predictions ranked by confidence — the mean ``label_conf`` of their
-  points when given, else their size — are matched greedily (ScanNet style): each in turn
-  takes the still unmatched ground-truth instance of highest IoU if that IoU >= t (true
-  positive), else is a false positive. AP is the area under the precision-recall curve with
-  the precision made monotone (all-point interpolation, as VOC 2010+ / COCO per threshold).
-* found: ground-truth instances with a prediction of IoU >= ``found_iou`` (0.5).
-* split: ground-truth instances of which two or more predictions each hold >= ``split_frac``
-  (0.25) of the points.
-* merged: predictions that hold >= ``merge_frac`` (0.5) of the points of two or more
-  ground-truth instances each.
+* Instances (predicted or ground truth) of fewer than ``min_region_size`` points (100, as
+  ScanNet's vertices) are left out; a ground-truth one that small is not a target, and a
+  prediction's points on it count as ignored (below).
+* IoU(p, g) = |p & g| / (|p| + |g| - |p & g|), where |p| counts *all* the prediction's points,
+  void ones included (a prediction that spills onto the floor loses IoU, as in ScanNet).
+* At an IoU threshold t a prediction matches a ground-truth instance when IoU > t (strictly).
+  Ground-truth instances are visited in ID order; each takes the not yet used predictions
+  (ID order) that match it: the first is its true positive (and is used), every further one a
+  false positive, the true positive keeping the highest of their confidences and the false
+  positives the lower ones. An unmatched ground-truth instance is a false negative.
+* A prediction that matches no ground-truth instance (of any size) is a false positive unless
+  more than t of its points are ignored (void, or on a too-small instance): a prediction on
+  unannotated points is ignored, not punished.
+* Precision and recall at each distinct confidence, plus the point (recall 0, precision 1);
+  AP = sum_k precision_k * (recall_{k-1} - recall_{k+1}) / 2 over the points in order of
+  confidence (ScanNet's step widths; precision is not made monotone).
+* AP (``ap``) is the mean of the APs at IoU 0.50, 0.55, ..., 0.90: ScanNet's
+  ``np.arange(0.5, 0.95, 0.05)``, which stops before 0.95 (the protocol is called 0.50:0.95);
+  AP50 and AP25 are the APs at 0.5 and 0.25.
+* A prediction's confidence is the mean ``label_conf`` of its points (its size when none is
+  given). NaN AP without ground-truth instances; 0 with targets but no prediction.
+
+Beside AP, on the same IoU matrix: mean IoU (Hungarian matching with scipy
+``linear_sum_assignment`` maximising the total IoU; each ground-truth instance scores its
+matched IoU, 0 when unmatched), found (ground-truth instances with a prediction of IoU >=
+``found_iou``), split (ground-truth instances of which two or more predictions each hold >=
+``split_frac`` of the points), merged (predictions holding >= ``merge_frac`` of the points
+of two or more ground-truth instances).
 """
 
 from __future__ import annotations
@@ -32,31 +50,50 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
 from lift3d.checks import check_shape
-from lift3d.errors import InputError, ShapeError
+from lift3d.errors import InputError
+from lift3d.metrics._dense import dense_index
+
+OVERLAPS = tuple(round(0.5 + 0.05 * k, 2) for k in range(9))
+"""IoU thresholds averaged into AP: 0.50 ... 0.90 (ScanNet's np.arange(0.5, 0.95, 0.05))."""
 
 
 @dataclass(frozen=True)
 class InstanceMetricsConfig:
-    """ap_thresholds: IoU thresholds of AP (default 0.25 and 0.5); found_iou: IoU for "found"
-    (0.5); split_frac / merge_frac: shares of an instance's points (0.25 / 0.5; module
-    docstring); ignore_gt_zero: drop unannotated ground-truth points (True)."""
+    """How 3D instances are scored (module docstring)."""
 
-    ap_thresholds: tuple[float, ...] = (0.25, 0.5)
+    overlaps: tuple[float, ...] = OVERLAPS
+    """IoU thresholds whose APs are averaged into AP (ScanNet: 0.50 to 0.90 by 0.05)."""
+    min_region_size: int = 100
+    """Instances with fewer points are left out (ScanNet: 100 mesh vertices)."""
     found_iou: float = 0.5
+    """IoU at which a ground-truth instance counts as found."""
     split_frac: float = 0.25
+    """Share of a ground-truth instance's points a prediction must hold to count in a split."""
     merge_frac: float = 0.5
-    ignore_gt_zero: bool = True
+    """Share of each of two ground-truth instances a prediction must hold to count as merged."""
+    radius_spacings: float = 2.0
+    """score_cloud: a cloud point takes the label of the nearest ground-truth point within this
+    many point spacings (the median distance of a cloud point to its nearest neighbour, about
+    the fusion voxel); farther, it stays unannotated."""
+
+    def thresholds(self) -> tuple[float, ...]:
+        """Every IoU threshold an AP is computed at: the overlaps, 0.5 and 0.25."""
+        return tuple(sorted({*self.overlaps, 0.5, 0.25}))
 
 
 @dataclass
 class InstanceScores:
-    """mean_iou: Hungarian-matched mean IoU over ground truth; ap: {threshold: AP};
-    n_gt / n_pred: instance counts; found / split / merged: counts (module docstring);
-    iou: (P, G) IoU matrix; pred_ids (P,), gt_ids (G,): the instance IDs of its rows/columns;
-    matches: list of (pred_id, gt_id, IoU) of the Hungarian matching."""
+    """Scores of one labelling. ap: mean of ``ap_at`` over the config's overlaps; ap50, ap25;
+    ap_at: {IoU threshold: AP}; mean_iou, found, split, merged: module docstring; n_gt /
+    n_pred: instances scored (>= min_region_size points); iou: (P, G) IoU matrix of those, rows
+    ``pred_ids`` (P,), columns ``gt_ids`` (G,); matches: (pred_id, gt_id, IoU) of the
+    Hungarian matching."""
 
+    ap: float
+    ap50: float
+    ap25: float
+    ap_at: dict[float, float]
     mean_iou: float
-    ap: dict[float, float]
     n_gt: int
     n_pred: int
     found: int
@@ -88,42 +125,109 @@ def transfer_labels(
     return out
 
 
-def _overlaps(pred: np.ndarray, gt: np.ndarray):
-    """Dense IDs and the (P, G) intersection counts of instances (IDs > 0 only)."""
-    pred_ids, p = np.unique(pred, return_inverse=True)
-    gt_ids, g = np.unique(gt, return_inverse=True)
-    inter = np.bincount(p * gt_ids.size + g, minlength=pred_ids.size * gt_ids.size)
-    inter = inter.reshape(pred_ids.size, gt_ids.size)
-    keep_p, keep_g = pred_ids > 0, gt_ids > 0
-    size_p = inter.sum(1)[keep_p]  # an instance's size counts all its kept points
-    size_g = inter.sum(0)[keep_g]
-    return pred_ids[keep_p], gt_ids[keep_g], inter[np.ix_(keep_p, keep_g)], size_p, size_g
+def point_spacing(points: np.ndarray) -> float:
+    """Median distance of a point to its nearest other point (units of the points); 0 for fewer
+    than two distinct points."""
+    if points.shape[0] < 2:
+        return 0.0
+    d, _ = cKDTree(np.asarray(points, np.float64)).query(points, k=2, workers=-1)
+    return float(np.median(d[:, 1]))
 
 
-def average_precision(iou: np.ndarray, scores: np.ndarray, threshold: float) -> float:
-    """AP of predictions (rows of ``iou``, (P, G)) ranked by ``scores`` (P,) with greedy
-    matching at an IoU threshold (module docstring). NaN without ground truth."""
-    n_pred, n_gt = iou.shape
+def score_cloud(
+    points: np.ndarray, labels: np.ndarray, label_conf: np.ndarray | None,
+    gt_points: np.ndarray, gt_labels: np.ndarray, config: InstanceMetricsConfig | None = None,
+) -> InstanceScores:
+    """Score a labelled cloud (points (N, 3), labels (N,) int, label_conf (N,) float or None)
+    against labelled ground-truth points (gt_points (M, 3), gt_labels (M,) int, 0 = void):
+    the ground truth is carried onto the cloud (module docstring), then
+    :func:`instance_metrics`."""
+    cfg = config or InstanceMetricsConfig()
+    check_shape("points", points, (None, 3), np.number)
+    radius = cfg.radius_spacings * point_spacing(points)
+    gt_on_cloud = transfer_labels(gt_points, np.asarray(gt_labels), points, radius)
+    return instance_metrics(labels, gt_on_cloud, label_conf, cfg)
+
+
+@dataclass
+class _Overlaps:
+    """Counts behind every figure: kept predictions (rows) against ground-truth instances."""
+
+    pred_ids: np.ndarray  # (P,) predictions of >= min_region_size points
+    gt_ids: np.ndarray  # (G,) every ground-truth instance (> 0)
+    inter: np.ndarray  # (P, G) shared points
+    size_p: np.ndarray  # (P,) all points of each prediction, void ones included
+    size_g: np.ndarray  # (G,)
+    void_p: np.ndarray  # (P,) points of each prediction on void ground truth
+    target: np.ndarray  # (G,) bool: large enough to be scored
+
+    @property
+    def iou(self) -> np.ndarray:
+        union = self.size_p[:, None] + self.size_g[None, :] - self.inter
+        return np.where(union > 0, self.inter / np.maximum(union, 1), 0.0)
+
+    def ignored_share(self) -> np.ndarray:
+        """(P,) share of each prediction's points on void or on too-small instances."""
+        small = self.inter[:, ~self.target].sum(axis=1)
+        return (self.void_p + small) / np.maximum(self.size_p, 1)
+
+
+def _overlaps(pred: np.ndarray, gt: np.ndarray, min_size: int) -> _Overlaps:
+    p_ids, p = dense_index(pred, always=(0,))
+    g_ids, g = dense_index(gt, always=(0,))
+    inter = np.bincount(p * g_ids.size + g, minlength=p_ids.size * g_ids.size)
+    inter = inter.reshape(p_ids.size, g_ids.size)  # row 0: predicted 0; column 0: void
+    size_p, size_g = inter.sum(axis=1), inter.sum(axis=0)
+    rows = np.flatnonzero((p_ids > 0) & (size_p >= min_size))
+    return _Overlaps(p_ids[rows], g_ids[1:], inter[np.ix_(rows, np.arange(1, g_ids.size))],
+                     size_p[rows], size_g[1:], inter[rows, 0], size_g[1:] >= min_size)
+
+
+def _match(ov: _Overlaps, iou: np.ndarray, scores: np.ndarray, t: float
+           ) -> tuple[np.ndarray, np.ndarray, int]:
+    """ScanNet's matching at IoU threshold t: (scores of true positives, scores of false
+    positives, number of false negatives)."""
+    used = np.zeros(len(ov.pred_ids), bool)
+    tp, fp, fn = [], [], 0
+    for j in np.flatnonzero(ov.target):  # ground truth in ID order; loops over instances only
+        best = None
+        for i in np.flatnonzero(iou[:, j] > t):
+            if used[i]:
+                continue
+            if best is None:
+                best, used[i] = scores[i], True
+            else:  # a second match of the same instance: the lower confidence is a false positive
+                fp.append(min(best, scores[i]))
+                best = max(best, scores[i])
+        if best is None:
+            fn += 1
+        else:
+            tp.append(best)
+    unmatched = ~(iou > t).any(axis=1)
+    fp.extend(scores[unmatched & (ov.ignored_share() <= t)])
+    return np.asarray(tp, np.float64), np.asarray(fp, np.float64), fn
+
+
+def pr_curve_ap(tp_scores: np.ndarray, fp_scores: np.ndarray, n_gt: int) -> float:
+    """AP of true and false positives with their confidences against ``n_gt`` targets:
+    precision and recall at every distinct confidence plus (recall 0, precision 1), each point
+    weighted by half the recall gap between its neighbours (ScanNet). NaN when n_gt is 0."""
     if n_gt == 0:
         return float("nan")
-    if n_pred == 0:
+    score = np.r_[tp_scores, fp_scores]
+    if score.size == 0:
         return 0.0
-    order = np.argsort(-scores, kind="stable")
-    taken = np.zeros(n_gt, bool)
-    tp = np.zeros(n_pred)
-    for k, i in enumerate(order):  # greedy matching is sequential by nature (P iterations)
-        cand = np.where(taken, -1.0, iou[i])
-        j = int(cand.argmax())
-        if cand[j] >= threshold:
-            taken[j] = True
-            tp[k] = 1.0
-    ctp = np.cumsum(tp)
-    precision = ctp / np.arange(1, n_pred + 1)
-    recall = ctp / n_gt
-    # monotone envelope, then sum precision over recall steps
-    env = np.maximum.accumulate(precision[::-1])[::-1]
-    steps = np.diff(np.r_[0.0, recall])
-    return float((env * steps).sum())
+    true = np.r_[np.ones(tp_scores.size), np.zeros(fp_scores.size)]
+    order = np.argsort(score, kind="stable")
+    score, true = score[order], true[order]
+    _, first = np.unique(score, return_index=True)  # ascending confidences
+    tp_below = np.r_[0.0, np.cumsum(true)][first]
+    tp = true.sum() - tp_below  # true positives at confidence >= each threshold
+    precision = np.r_[tp / (score.size - first), 1.0]
+    recall = np.r_[tp / n_gt, 0.0]
+    before = np.r_[recall[0], recall[:-1]]
+    after = np.r_[recall[1:], 0.0]
+    return float(np.dot(precision, (before - after) / 2))
 
 
 def instance_metrics(
@@ -133,8 +237,10 @@ def instance_metrics(
     config: InstanceMetricsConfig | None = None,
 ) -> InstanceScores:
     """Instance metrics of predicted labels (N,) int against ground-truth labels (N,) int on the
-    same points; label_conf: optional (N,) float per-point confidence used to rank
-    predictions for AP (mean over the instance; size when None)."""
+    same points (0 = no instance / void); label_conf: optional (N,) float per-point confidence,
+    a prediction's confidence being the mean over its points (its size when None). Without a
+    ground-truth instance (a cloud that sees no annotated object) the APs and mean IoU are NaN
+    and n_gt is 0."""
     cfg = config or InstanceMetricsConfig()
     pred, gt = np.asarray(pred), np.asarray(gt)
     check_shape("gt", gt, (None,), np.integer)
@@ -143,35 +249,37 @@ def instance_metrics(
         check_shape("label_conf", label_conf, gt.shape, np.floating)
     if not 0 < cfg.found_iou <= 1:
         raise InputError(f"found_iou must be in (0, 1], got {cfg.found_iou}")
-    keep = gt != 0 if cfg.ignore_gt_zero else np.ones(gt.shape, bool)
-    pred, gt = pred[keep].astype(np.int64), gt[keep].astype(np.int64)
-    if pred.size == 0:
-        raise ShapeError("instance_metrics: no annotated points",
-                         fix="pass ground-truth labels with instances > 0")
-    pred_ids, gt_ids, inter, size_p, size_g = _overlaps(pred, gt)
-    union = size_p[:, None] + size_g[None, :] - inter
-    iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-
-    rows, cols = linear_sum_assignment(iou, maximize=True)
-    matched = np.zeros(gt_ids.size)
-    matched[cols] = iou[rows, cols]
-    mean_iou = float(matched.mean()) if gt_ids.size else float("nan")
-    matches = [(int(pred_ids[r]), int(gt_ids[c]), float(iou[r, c]))
-               for r, c in zip(rows, cols, strict=True) if iou[r, c] > 0]
-
-    if label_conf is not None and pred_ids.size:
-        _, p_dense = np.unique(pred, return_inverse=True)
-        conf_sum = np.bincount(p_dense, weights=np.asarray(label_conf, np.float64)[keep])
-        n_all = np.bincount(p_dense)
-        has0 = int(np.unique(pred)[0] == 0)
-        scores = (conf_sum / np.maximum(n_all, 1))[has0:]
+    pred, gt = pred.astype(np.int64), gt.astype(np.int64)
+    ov = _overlaps(pred, gt, cfg.min_region_size)
+    iou = ov.iou
+    if label_conf is not None:
+        p_ids, p = dense_index(pred)
+        mean_conf = np.bincount(p, weights=np.asarray(label_conf, np.float64)) / np.bincount(p)
+        scores = mean_conf[np.searchsorted(p_ids, ov.pred_ids)]
     else:
-        scores = size_p.astype(np.float64)
-    ap = {float(t): average_precision(iou, scores, t) for t in cfg.ap_thresholds}
+        scores = ov.size_p.astype(np.float64)
+    n_gt = int(ov.target.sum())
+    ap_at = {}
+    for t in cfg.thresholds():
+        if len(ov.pred_ids) == 0:
+            ap_at[t] = float("nan") if n_gt == 0 else 0.0
+        else:
+            ap_at[t] = pr_curve_ap(*_match(ov, iou, scores, t)[:2], n_gt)
 
-    share_of_gt = inter / np.maximum(size_g[None, :], 1)  # (P, G) share of g's points in p
-    found = int((iou.max(axis=0, initial=0.0) >= cfg.found_iou).sum())
-    split = int(((share_of_gt >= cfg.split_frac).sum(axis=0) >= 2).sum())
-    merged = int(((share_of_gt >= cfg.merge_frac).sum(axis=1) >= 2).sum())
-    return InstanceScores(mean_iou, ap, int(gt_ids.size), int(pred_ids.size), found, split,
-                          merged, iou, pred_ids, gt_ids, matches)
+    # the other figures: on the scored ground-truth instances
+    iou_t = iou[:, ov.target]
+    rows, cols = linear_sum_assignment(iou_t, maximize=True)
+    matched = np.zeros(n_gt)
+    matched[cols] = iou_t[rows, cols]
+    gt_ids = ov.gt_ids[ov.target]
+    matches = [(int(ov.pred_ids[r]), int(gt_ids[c]), float(iou_t[r, c]))
+               for r, c in zip(rows, cols, strict=True) if iou_t[r, c] > 0]
+    share_of_gt = ov.inter[:, ov.target] / np.maximum(ov.size_g[ov.target][None, :], 1)
+    return InstanceScores(
+        ap=float(np.mean([ap_at[t] for t in cfg.overlaps])), ap50=ap_at[0.5], ap25=ap_at[0.25],
+        ap_at=ap_at, mean_iou=float(matched.mean()) if n_gt else float("nan"), n_gt=n_gt,
+        n_pred=len(ov.pred_ids), found=int((iou_t.max(axis=0, initial=0.0) >= cfg.found_iou).sum()),
+        split=int(((share_of_gt >= cfg.split_frac).sum(axis=0) >= 2).sum()),
+        merged=int(((share_of_gt >= cfg.merge_frac).sum(axis=1) >= 2).sum()),
+        iou=iou_t, pred_ids=ov.pred_ids, gt_ids=gt_ids, matches=matches,
+    )

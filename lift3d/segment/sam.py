@@ -11,7 +11,7 @@ Built on the ``segment-anything`` package: ``SamAutomaticMaskGenerator`` for ``a
   embedded each on their own, as SAM does);
 * prompts batched: the prompt sets of a frame go through the prompt encoder and mask decoder
   together (grouped by their number of points, see :meth:`SamSegmenter.prompt`), in chunks
-  of ``prompt_batch_size`` (large on a GPU, small on a CPU, where batching saves nothing);
+  of ``prompt_batch_size`` (64 on a GPU, 16 on a CPU);
 * automatic masks filtered by predicted IoU before, not after, upsampling
   (:class:`IouFirstMaskGenerator`: same masks, a fraction of the work on a CPU);
 * multimask output: of SAM's three masks per prompt the one with the highest predicted IoU is
@@ -58,6 +58,10 @@ except ImportError as _err:  # one clear message instead of a traceback at first
     ) from _err
 
 
+CPU_PROMPT_BATCH = 16
+"""Prompt sets per decoder call on a CPU when ``SamConfig.prompt_batch_size`` is None."""
+
+
 @dataclass(frozen=True)
 class SamConfig:
     """Settings of the SAM segmenter (CLI: ``--sam-*``; recorded in report.json).
@@ -79,10 +83,11 @@ class SamConfig:
     multimask_output: bool = True
     """Point prompts: take SAM's three candidate masks and keep the best by predicted IoU."""
     prompt_batch_size: int | None = None
-    """Prompt sets per mask-decoder call; None: 64 on a GPU, 2 on the CPU. SAM's decoder
-    shares no work between prompts (each attends over the whole embedding), so on a CPU big
-    batches only add memory traffic: vit_b, 1 thread, 16 sets took 1.2 s one at a time and
-    2.2 s in one batch (benchmarks/bench_sam.py)."""
+    """Prompt sets per mask-decoder call; None: 64 on a GPU, 16 on the CPU. The decoder's
+    linear layers run on (sets x 4096 tokens) rows, so batching pays on a CPU too: vit_b's
+    decoder, torch 2.14, 2 threads, 48 five-point sets at 640x480 took 21 CPU s in batches
+    of 2 and 10.6 CPU s in batches of 16 (48: 10.2 s; ``benchmarks/bench_sam_track.py``
+    measures it in a tracked frame). 16 keeps a batch's upsampled masks near 64 MB."""
     points_per_side: int = 32
     """Automatic masks: grid of points_per_side**2 single-point prompts over the image."""
     points_per_batch: int = 64
@@ -387,7 +392,7 @@ class SamSegmenter:
         pts = np.take_along_axis(points.astype(np.float32), order[..., None], axis=1)
         labels = np.take_along_axis(point_labels.astype(np.int32), order, axis=1)
         n_valid = (point_labels >= 0).sum(axis=1)
-        step = self.config.prompt_batch_size or (2 if self.device.type == "cpu" else 64)
+        step = self.config.prompt_batch_size or (CPU_PROMPT_BATCH if self.device.type == "cpu" else 64)
         for n in np.unique(n_valid[n_valid > 0]):
             rows = np.flatnonzero(n_valid == n)
             for start in range(0, len(rows), step):
@@ -476,11 +481,11 @@ class SamSegmenter:
         return masks, scores
 
     def _auto_batch_size(self) -> int:
-        """Grid points per decoder call: ``points_per_batch`` on a GPU; on the CPU, where
-        batching saves nothing, ``prompt_batch_size`` (default 2, see its field)."""
+        """Grid points per decoder call: ``points_per_batch`` on a GPU; on the CPU
+        ``prompt_batch_size`` (default 16, see its field)."""
         if self.device.type != "cpu":
             return self.config.points_per_batch
-        return self.config.prompt_batch_size or 2
+        return self.config.prompt_batch_size or CPU_PROMPT_BATCH
 
     def _generator_masks(self, image: np.ndarray) -> list[Mask]:
         """segment-anything's generator (IoU-first), for crop layers."""

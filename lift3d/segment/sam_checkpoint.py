@@ -330,6 +330,32 @@ def describe_mismatch(state_dict: Mapping[str, torch.Tensor], model_type: str) -
     return "; ".join(parts) or "no difference"
 
 
+def check_checkpoint_file(path: str | Path) -> Path:
+    """``path`` if it is a non-empty readable file, else a :class:`CheckpointError` naming it
+    (cheap: what a run checks before loading anything; :func:`load_sam` reads the tensors)."""
+    path = Path(path).expanduser()
+    fix = f"download it again from {OFFICIAL_FILES[DEFAULT_MODEL_TYPE].url} (or the vit_l/vit_b file)"
+    if not path.is_file():
+        raise CheckpointError("SAM checkpoint file not found", path,
+                              "check the path given to --sam-checkpoint")
+    try:
+        with open(path, "rb") as f:
+            empty = not f.read(1)
+    except OSError as err:
+        raise CheckpointError(f"cannot read SAM checkpoint ({err.strerror})", path,
+                              "check the file's permissions") from err
+    if empty:
+        raise CheckpointError("SAM checkpoint file is empty (0 bytes: an interrupted download?)",
+                              path, fix)
+    return path
+
+
+def _first_line(err: BaseException) -> str:
+    """'Type: first line of the message' (torch's messages can be empty or many lines)."""
+    lines = str(err).strip().splitlines()
+    return type(err).__name__ + (f": {lines[0][:200]}" if lines else "")
+
+
 def load_sam(
     path: str | Path, model_type: str = "auto", verify: bool = True
 ) -> tuple[Sam, str]:
@@ -345,16 +371,14 @@ def load_sam(
 
     path = Path(path)
     _check_model_type(model_type)
-    if not path.is_file():
-        raise CheckpointError("SAM checkpoint file not found", path)
+    check_checkpoint_file(path)
     if verify:
         verify_official_file(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for damaged or foreign files
         raise CheckpointError(
-            f"cannot be read as a PyTorch checkpoint ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:200]})", path,
+            f"cannot be read as a PyTorch checkpoint ({_first_line(err)})", path,
             "the file is damaged or not a SAM .pth file; download it again from "
             f"{OFFICIAL_FILES[DEFAULT_MODEL_TYPE].url} (or the vit_l/vit_b file)",
         ) from err

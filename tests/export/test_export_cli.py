@@ -11,4 +11,16 @@ def test_export_through_typer(synthetic_out, tmp_path):
                                    "gaussian-grouping", "-o", str(dest)])
     assert res.exit_code == 0, res.output
     assert "wrote gaussian-grouping" in res.output
+    assert "train Gaussian Grouping with -r 1" in res.output and "num_classes 4" in res.output
     assert (dest / "object_mask").is_dir() and (dest / "sparse" / "0" / "images.txt").is_file()
+
+
+def test_export_gaussian_grouping_options_through_typer(synthetic_out, tmp_path):
+    res = CliRunner().invoke(app, ["export", str(synthetic_out.root), "--to",
+                                   "gaussian-grouping", "-o", str(tmp_path / "gg"),
+                                   "--resolution", "2", "--mask-bits", "16"])
+    assert res.exit_code == 0, res.output
+    assert "-r 1" in res.output and "1/2 size" in res.output
+    res = CliRunner().invoke(app, ["export", str(synthetic_out.root), "--to", "colmap", "-o",
+                                   str(tmp_path / "c"), "--resolution", "2"])
+    assert res.exit_code != 0 and "gaussian-grouping" in res.output

@@ -121,3 +121,28 @@ def test_bad_depth_images(tmp_path, case):
 def test_natural_order_is_numeric(nums):
     names = [f"frame{n}.png" for n in nums]
     assert sorted(names, key=natural_key) == [f"frame{n}.png" for n in sorted(nums)]
+
+
+def test_eight_bit_depth_is_refused_naming_the_file_and_format(tmp_path):
+    """An 8-bit PNG in millimetres is all under 0.26 m: refused, not read as empty geometry."""
+    import cv2
+
+    p = tmp_path / "d.png"
+    cv2.imwrite(str(p), np.full((4, 4), 200, np.uint8))
+    with pytest.raises(InputError, match=r"d\.png: depth image is 8-bit .*expected a 16-bit PNG"):
+        read_depth(p, 1000.0)
+
+
+def test_sixteen_bit_grey_colour_is_scaled_not_clipped(tmp_path):
+    """Pillow's convert('RGB') clips I;16 to 255 (a white picture); the ramp must survive."""
+    import cv2
+
+    from lift3d.io.common import read_rgb
+
+    ramp = (np.arange(256, dtype=np.uint16) * 257).reshape(16, 16)
+    p = tmp_path / "grey16.png"
+    cv2.imwrite(str(p), ramp)
+    rgb = read_rgb(p)
+    assert rgb.shape == (16, 16, 3) and rgb.dtype == np.uint8
+    np.testing.assert_array_equal(rgb[..., 0], np.arange(256).reshape(16, 16))
+    np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])

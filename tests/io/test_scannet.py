@@ -161,3 +161,69 @@ def test_non_numeric_frame_name(scannet_dir):
     write_rgb(root / "color" / "frame.jpg", np.zeros((48, 64, 3), np.uint8))
     with pytest.raises(InputError, match="not a frame number"):
         load_scene(root)
+
+
+# --- ScanNet's preprocessed layout: colour resized to the depth size, intrinsic_color.txt of
+# the 1296x968 colour camera (issue 15, case 1)
+
+COLOUR_CAMERA_HW = (968, 1296)
+"""ScanNet's colour camera: what intrinsic_color.txt describes in the preprocessed layout."""
+
+
+def _preprocessed_scannet(root, n_frames=2, hw=(120, 160)):
+    """A generated scene in ScanNet's preprocessed layout: color/ and depth/ at one size,
+    intrinsic_depth.txt right, intrinsic_color.txt that of a 1296x968 colour camera."""
+    from lift3d.synth import render_scene, write_scene
+
+    scene = render_scene(seed=0, n_frames=n_frames, width=hw[1], height=hw[0])
+    write_scene(scene, root)
+    K_color = scene.K.copy()
+    K_color[0] *= COLOUR_CAMERA_HW[1] / hw[1]
+    K_color[1] *= COLOUR_CAMERA_HW[0] / hw[0]
+    write_matrix(root / "intrinsic" / "intrinsic_color.txt", K_color)
+    return scene
+
+
+def _point_error(scene, truth):
+    """Largest distance (m) between the points the reader's frames back-project to and the
+    rendered scene's true points, over the pixels with depth."""
+    from lift3d.geometry.cameras import backproject
+
+    worst = 0.0
+    for f, depth, pose in zip(scene.frames, truth.depths, truth.poses):
+        valid = depth > 0
+        got = backproject(f.depth, f.K, f.cam_to_world)[valid]
+        want = backproject(depth.astype(np.float32), truth.K, pose)[valid]
+        worst = max(worst, float(np.linalg.norm(got - want, axis=-1).max()))
+    return worst
+
+
+def test_preprocessed_layout_back_projects_with_the_depth_intrinsics(tmp_path):
+    root = tmp_path / "scene0000_00"
+    truth = _preprocessed_scannet(root)
+    with pytest.warns(UserWarning, match=r"intrinsic_color\.txt: ignored, principal point"):
+        scene = load_scene(root)
+    for f in scene.frames:
+        np.testing.assert_allclose(f.K, truth.K, rtol=1e-6)
+    assert _point_error(scene, truth) < 0.005  # mm rounding of the depth PNGs
+
+
+def test_intrinsics_of_another_resolution_alone_are_an_error(tmp_path):
+    root = tmp_path / "s"
+    _preprocessed_scannet(root, n_frames=1)
+    (root / "intrinsic" / "intrinsic_depth.txt").unlink()
+    with pytest.raises(InputError, match=r"intrinsic_color\.txt: intrinsics do not fit the "
+                       r"160x120 frames: principal point .* far from the centre"):
+        load_scene(root)
+
+
+def test_disagreeing_intrinsics_of_one_size_warn_and_use_the_depth_camera(tmp_path):
+    root = tmp_path / "s"
+    truth = make_scannet(root, indices=(0,))
+    K = truth["K_color"].copy()
+    K[0, 0] *= 1.1
+    K[1, 1] *= 1.1
+    write_matrix(root / "intrinsic" / "intrinsic_color.txt", K)
+    with pytest.warns(UserWarning, match="disagree"):
+        scene = load_scene(root)
+    np.testing.assert_allclose(scene.frames[0].K, truth["K_depth"])

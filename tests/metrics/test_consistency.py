@@ -321,3 +321,96 @@ def test_no_threading_warning_after_open3d():
         "consistency(p, [np.ones((4, 5), bool)] * 2, [np.zeros((4, 5), int)] * 2, 0.5)"
     )
     subprocess.run([sys.executable, "-W", "error", "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Features at scale: float32 / float16 storage, spatial blocks, scratch files
+
+
+def _features(val, dim, seed, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    # a shared direction plus noise: cosines spread over (0, 1), as real features' do
+    base = rng.normal(size=dim)
+    return [(base + rng.normal(size=(*v.shape, dim))).astype(dtype) for v in val]
+
+
+def _maps_close(a, b, tol):
+    assert a.n_with_neighbours == b.n_with_neighbours
+    for ma, mb in zip(a.maps, b.maps, strict=True):
+        np.testing.assert_array_equal(np.isnan(ma), np.isnan(mb))
+        assert np.nanmax(np.abs(ma.astype(np.float64) - mb)) <= tol
+    assert abs(a.H - b.H) <= tol
+
+
+def test_features_in_blocks_and_scratch_files_equal_one_block(tmp_path):
+    """Tiny budgets force many spatial blocks and every frame's features onto disk: the sums
+    are the same, bit for bit, as with everything in memory in one block."""
+    from lift3d.metrics.consistency import ConsistencyConfig
+
+    pts, val, _ = plane_scene(n_frames=4, hw=(30, 40))
+    feats = _features(val, 6, seed=7)
+    whole = consistency(pts, val, feats, 0.1, return_maps=True)
+    cfg = ConsistencyConfig(block_bytes=2000 * 6 * 4, feature_memory=0, scratch_dir=str(tmp_path))
+    split = consistency(pts, val, feats, 0.1, return_maps=True, config=cfg)
+    assert whole.stats["blocks"] == 1 and split.stats["blocks"] >= 3
+    assert split.stats["features_on_disk"] == 1.0 and not any(tmp_path.iterdir())  # cleaned up
+    for a, b in zip(whole.maps, split.maps, strict=True):
+        np.testing.assert_array_equal(a, b)
+    ref = consistency_reference(pts, val, feats, 0.1, return_maps=True)
+    _maps_close(split, ref, 2e-7)
+
+
+@pytest.mark.parametrize("precision", ["float32", "float16"])
+def test_feature_precision_within_stated_bound(precision):
+    """Stored unit features change h (and H) by at most feature_error_bound of the storage
+    type, against the float64 reference; float16 does add error (the bound is not vacuous)."""
+    from lift3d.metrics.consistency import ConsistencyConfig, feature_error_bound
+
+    pts, val, _ = plane_scene(n_frames=3, hw=(24, 32), seed=2)
+    dim = 64
+    feats = _features(val, dim, seed=8, dtype=np.float64)
+    feats[1][::3] *= 1e-3  # small components: float16's subnormal range
+    ref = consistency_reference(pts, val, feats, 0.1, return_maps=True)
+    got = consistency(pts, val, feats, 0.1, return_maps=True,
+                      config=ConsistencyConfig(feature_dtype=precision))
+    bound = feature_error_bound(precision, dim)
+    _maps_close(got, ref, bound)
+    err = max(np.nanmax(np.abs(a.astype(np.float64) - b)) for a, b in zip(got.maps, ref.maps))
+    if precision == "float16":
+        assert err > 1e-5
+    assert bound < (1.3e-7 if precision == "float32" else 1.1e-3)
+
+
+def test_integer_and_memory_mapped_features(tmp_path):
+    """Feature maps of any real dtype, read from memory-mapped .npy files, frame by frame."""
+    from lift3d.metrics.consistency import consistency_frames
+
+    pts, val, ids = plane_scene(n_frames=3)
+    counts = [np.stack([i, i * 2 % 5, np.ones_like(i)], -1).astype(np.uint16) for i in ids]
+    paths = []
+    for k, c in enumerate(counts):
+        paths.append(tmp_path / f"{k}.npy")
+        np.save(paths[-1], c)
+    got = consistency_frames(lambda i: (pts[i], val[i], np.load(paths[i], mmap_mode="r")), 3, 0.1,
+                             return_maps=True)
+    ref = consistency_reference(pts, val, [c.astype(np.float64) for c in counts], 0.1,
+                                return_maps=True)
+    _maps_close(got, ref, 2e-7)
+
+
+def test_feature_blocks_cover_every_cell():
+    """The spatial blocks partition the cells and each block's margin reaches one slab out."""
+    from lift3d.metrics._ball import _blocks, _Cells
+
+    pts, val, _ = plane_scene(n_frames=2, hw=(30, 40))
+    x = np.concatenate([p[v] for p, v in zip(pts, val, strict=True)])
+    g = _Cells(x, 0.05)
+    blocks = _blocks(g, 500)
+    assert blocks[0][0] == 0 and blocks[-1][1] == g.ukey.size
+    slab = g.cell_ijk[:, 0]
+    for (c_lo, c_hi, m_lo, m_hi), nxt in zip(blocks, blocks[1:] + [None], strict=True):
+        assert m_lo <= c_lo < c_hi <= m_hi
+        if nxt is not None:
+            assert nxt[0] == c_hi
+        assert m_lo == 0 or slab[m_lo] < slab[c_lo] and slab[m_lo - 1] < slab[m_lo]
+        assert m_hi == slab.size or slab[m_hi - 1] > slab[c_hi - 1] and slab[m_hi] > slab[m_hi - 1]
