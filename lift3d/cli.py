@@ -71,6 +71,9 @@ def segment(
     stride: int = typer.Option(1, min=1, help="Use every n-th frame."),
     max_frames: int | None = typer.Option(None, min=1, help="Use at most this many frames."),
     eps: float | None = typer.Option(None, help="Radius of H(I,M), scene units (pixels for flow)."),
+    h_frames: int | None = typer.Option(
+        None, min=1, help="Measure H(I,M) on at most this many evenly spaced frames (default: "
+        "every frame, exact over the whole sequence)."),
     sam_checkpoint: Path | None = typer.Option(None, help="SAM checkpoint file."),
     sam_model_type: str | None = typer.Option(None, help="vit_h | vit_l | vit_b (default: from the file)."),
     mast3r_checkpoint: Path | None = typer.Option(None, help="MASt3R checkpoint (.pth or .safetensors)."),
@@ -85,7 +88,8 @@ def segment(
     from lift3d.pipeline import run_segment
 
     cfg = _segment_config(geometry, segmenter, baseline, stride, max_frames, eps, sam_checkpoint,
-                          sam_model_type, mast3r_checkpoint, device, associate, max_side)
+                          sam_model_type, mast3r_checkpoint, device, associate, max_side,
+                          h_frames)
     if out is None:  # one folder per scene: two scenes never share (and mix) one
         out = DEFAULT_OUT_ROOT / scene_output_name(scene_dir)
     report = run_segment(scene_dir, out, cfg, progress=not quiet, fresh=fresh)
@@ -106,7 +110,7 @@ def _segment_config(
     geometry: str, segmenter: str, baseline: str, stride: int, max_frames: int | None,
     eps: float | None, sam_checkpoint: Path | None, sam_model_type: str | None,
     mast3r_checkpoint: Path | None, device: str | None, associate: str = "off",
-    max_side: int | None = None,
+    max_side: int | None = None, h_frames: int | None = None,
 ):
     """The SegmentConfig of `segment`'s options (`batch` takes the same ones)."""
     from lift3d.associate import AssociateConfig
@@ -121,7 +125,8 @@ def _segment_config(
         segmenter=SegmenterConfig(
             name=segmenter, device=device, sam_model_type=sam_model_type,
             sam_checkpoint=None if sam_checkpoint is None else str(sam_checkpoint)),
-        mode=baseline, stride=stride, max_frames=max_frames, metric=MetricConfig(eps=eps),
+        mode=baseline, stride=stride, max_frames=max_frames,
+        metric=MetricConfig(eps=eps, max_frames=h_frames),
         associate=AssociateConfig(method=associate), max_side=max_side,
     )
     return cfg

@@ -99,10 +99,11 @@ class FuseAccumulator:
 
     @staticmethod
     def _add_in_order(total: np.ndarray, idx: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """total[idx[k]] += w[k] in order k = 0, 1, ..., as one bincount over all
-        observations would add them (the old total enters first, added to 0)."""
-        n = len(total)
-        return np.bincount(np.concatenate([np.arange(n), idx]), np.concatenate([total, w]), n)
+        """total[idx[k]] += w[k] in order k = 0, 1, ..., in place (``np.add.at`` adds one by
+        one, as one bincount over all observations would: the old total first, then the new
+        ones in order), so a frame costs no copy of the whole grid. Returns ``total``."""
+        np.add.at(total, idx, w)
+        return total
 
     def add(self, points: np.ndarray, colors: np.ndarray, normals: np.ndarray,
             labels: np.ndarray, weights: np.ndarray) -> None:
@@ -122,7 +123,7 @@ class FuseAccumulator:
         self._n += np.bincount(vox, minlength=n_vox)
         sums = np.concatenate([self._sums, np.zeros((grow, 9))])
         obs = np.concatenate([pts, colors.astype(np.float64), normals.astype(np.float64)], 1)
-        self._sums = np.stack([self._add_in_order(sums[:, d], vox, obs[:, d]) for d in range(9)], 1)
+        self._sums = self._add_in_order(sums, (vox[:, None], np.arange(9)), obs)
         lab = np.asarray(labels).astype(np.int64)
         w = np.asarray(weights).astype(np.float64)
         if not self.cfg.unlabelled_votes:

@@ -27,7 +27,7 @@ from lift3d.associate import Association, apply_mapping
 from lift3d.config import SegmentConfig, build_segmenter, scene_has_depth
 from lift3d.errors import InputError
 from lift3d.fuse import FuseAccumulator, fuse_voxel
-from lift3d.io.atomic import write_json, write_with
+from lift3d.io.atomic import remove_temporaries, write_json, write_with
 from lift3d.io.outputs import read_label_png, write_cameras, write_label_png, write_ply
 from lift3d.io.working_resolution import shrink_labels
 from lift3d.track import TrackState, independent_labels, load_state, save_state, track_sequence
@@ -126,6 +126,7 @@ def run_segment(
                            progress=progress, lazy=True)
     warn_if_too_big(scene, cfg.max_side)
     with FolderLock(out_dir):
+        remove_temporaries(out_dir)  # left by a run killed mid-write: never results
         return _run_segment(scene, scene_dir, out_dir, cfg, progress, fresh, timer)
 
 
@@ -198,6 +199,7 @@ def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: 
             lut = None if association is None else association.lut(max(log.ids, default=0))
             cloud = fusion.cloud(lut)
             write_ply(out / "cloud.ply", cloud)
+        fusion = None  # its grid (area x IDs seen there) is in the cloud now: free it for H
     labels = _saved_labels(out, scene, cfg.max_side)
     report = RunReport(
         scene=str(Path(scene_dir).resolve()), layout=scene.layout, n_frames=len(scene),

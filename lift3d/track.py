@@ -301,7 +301,10 @@ def reidentify(
         mem = state.memory.get(i)
         if mem is None:
             continue
-        share = np.isin(keys, mem, assume_unique=True).mean()
+        # keys and memories are sorted and unique: a binary search per key is np.isin's
+        # answer at a cost that does not grow with the memory (which grows with the IDs)
+        at = np.searchsorted(mem, keys).clip(max=max(mem.size - 1, 0))
+        share = (mem[at] == keys).mean() if mem.size else 0.0
         if share >= best_share:
             best, best_share = i, share
     return best

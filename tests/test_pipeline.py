@@ -100,13 +100,36 @@ def test_killed_run_resumes_where_it_stopped(scene0, runs, tmp_path):
     assert proc.poll() is None, proc.stderr.read().decode()
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = {p.name: p.stat().st_mtime_ns for p in labels.glob("*.png")}
+    # a kill mid-write can leave a writer's temporary file (.N.png.tmp-*): not a finished frame
+    done_before = {p.name: p.stat().st_mtime_ns for p in labels.glob("[!.]*.png")}
     assert 8 <= len(done_before) < 30
     subprocess.run(cmd, check=True, capture_output=True)
     after = {p.name: p.stat().st_mtime_ns for p in labels.glob("*.png")}
-    assert len(after) == 30
+    assert len(after) == 30  # and no temporary file left: the rerun removed any
     kept = [n for n in done_before if after[n] == done_before[n]]
     assert len(kept) >= len(done_before) - 1  # at most the frame in flight is redone
     ref = runs[0] / "tracked" / "labels"
     for name in after:
         np.testing.assert_array_equal(read_label_png(labels / name), read_label_png(ref / name))
+
+
+def test_rerun_removes_temporary_files_a_kill_left(tmp_path):
+    """A run killed between creating a temporary file and renaming it leaves
+    ``.NAME.tmp-*`` beside the results (a glob of ``labels/*.png`` then finds one file too
+    many; on old main the rerun left it there). The rerun, holding the folder's lock,
+    removes them and nothing else."""
+    from lift3d.io.atomic import TMP_MARK
+    from lift3d.synth import make_scene
+
+    scene = make_scene(tmp_path / "scene", seed=3, n_frames=4, width=96, height=72)
+    out = tmp_path / "run"
+    cfg = SegmentConfig(segmenter="classical", overlays=False)
+    run_segment(scene, out, cfg, progress=False)
+    names = sorted(p.name for p in (out / "labels").iterdir())
+    left = [out / "labels" / f".3.png{TMP_MARK}k1ll3d.png",
+            out / "cache" / f".x.npz{TMP_MARK}a.npz", out / f".cloud.ply{TMP_MARK}b.ply"]
+    for p in left:
+        p.write_bytes(b"half-written")
+    run_segment(scene, out, cfg, progress=False)
+    assert not any(p.exists() for p in left)
+    assert sorted(p.name for p in (out / "labels").iterdir()) == names

@@ -49,3 +49,99 @@ def test_streaming_changes_no_output(scene, tmp_path, run):
     if cloud.is_file():
         got["cloud"] = hashlib.sha256(cloud.read_bytes()).hexdigest()[:16]
     assert got == PINNED[run]
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact H in bounded memory: spatial blocks give the one-run result bit for bit
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """A generated scene's pointmaps (RGB-D back-projection) and ground-truth ID maps, with a
+    flicker (one frame's IDs permuted) so that H is not 1."""
+    from lift3d.geometry.rgbd import pointmaps_from_depth
+    from lift3d.synth import render_scene
+
+    s = render_scene(seed=3, n_frames=10, width=96, height=72).as_scene()
+    pts, val, ids = [], [], []
+    for t, (fr, gt) in enumerate(zip(s.frames, s.gt_labels, strict=True)):
+        pm = pointmaps_from_depth(fr)
+        lab = np.asarray(gt, np.int32)
+        pts.append(pm.points)
+        val.append(pm.valid)
+        ids.append((lab * 7 + t % 3) % 11 if t == 4 else lab)
+    return pts, val, ids
+
+
+@pytest.mark.parametrize(("exclude", "block_points"), [(False, 12_000), (True, 3_000)])
+def test_exact_h_in_blocks_equals_one_run(frames, exclude, block_points):
+    from lift3d.metrics.consistency import consistency, consistency_frames
+
+    pts, val, ids = frames
+    for eps in (0.02, 0.06):
+        one = consistency(pts, val, ids, eps, exclude_unlabelled=exclude)
+        blocks = consistency_frames(lambda t: (pts[t], val[t], ids[t]), len(pts), eps,
+                                    exclude_unlabelled=exclude, block_points=block_points)
+        assert blocks.stats["blocks"] >= 5  # really cut into blocks, with margins
+        assert blocks.stats["points_seen_per_point"] > 1.0
+        assert blocks.H == one.H and 0.5 < one.H < 1.0
+        np.testing.assert_array_equal(blocks.per_frame, one.per_frame)
+        assert (blocks.n_pixels, blocks.n_with_neighbours) == (one.n_pixels, one.n_with_neighbours)
+
+
+def test_exact_h_of_one_block_is_consistency(frames):
+    from lift3d.metrics.consistency import consistency, consistency_frames
+
+    pts, val, ids = frames
+    one = consistency(pts, val, ids, 0.03)
+    r = consistency_frames(lambda t: (pts[t], val[t], ids[t]), len(pts), 0.03,
+                           block_points=10**9)
+    assert r.stats["blocks"] == 1 and r.H == one.H
+    np.testing.assert_array_equal(r.per_frame, one.per_frame)
+
+
+def test_blocks_need_the_same_frame_on_every_read(frames):
+    from lift3d.errors import InputError
+    from lift3d.metrics.consistency import consistency_frames
+
+    pts, val, ids = frames
+    reads = {"n": 0}
+
+    def load(t):  # the second pass sees frame 0 with fewer valid pixels
+        reads["n"] += 1
+        v = val[t].copy() if reads["n"] <= len(pts) else val[t] & (np.arange(96) < 50)
+        return pts[t], v, ids[t]
+
+    with pytest.raises(InputError, match="load"):
+        consistency_frames(load, len(pts), 0.03, block_points=2_500)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 129, 5000, 100_003])
+def test_streamed_mean_is_numpys(n):
+    """H is numpy's mean of the per-pixel h (a pairwise sum): fed in pieces, the same bits."""
+    from lift3d.metrics.consistency import _PairwiseMean
+
+    rng = np.random.default_rng(n)
+    a = rng.random(n) * rng.choice([1.0, 1e-9, 1e9], n)
+    for leaf in (128, 1000, 1 << 20):
+        m = _PairwiseMean(n, leaf)
+        for piece in np.split(a, np.sort(rng.integers(0, n + 1, 9))):
+            m.add(piece)
+        assert m.mean() == a.mean() if n else np.isnan(m.mean())
+
+
+def test_h_on_a_frame_subset(frames):
+    """MetricConfig.max_frames (CLI --h-frames): H of evenly spaced frames, recorded."""
+    from lift3d.metrics.config import MetricConfig
+    from lift3d.metrics.consistency import consistency
+    from lift3d.metrics.quality import measure_consistency
+    from lift3d.types import Geometry
+
+    pts, val, ids = frames
+    geo = Geometry(points=pts, conf=[v.astype(np.float32) for v in val], valid=val)
+    fig = measure_consistency(geo, ids, MetricConfig(eps=0.03, max_frames=4, block_points=8000))
+    assert fig.frames == [0, 3, 6, 9]
+    one = consistency([pts[t] for t in fig.frames], [val[t] for t in fig.frames],
+                      [ids[t] for t in fig.frames], 0.03)
+    assert fig.H == round(one.H, 6) and len(fig.per_frame) == 4
+    assert measure_consistency(geo, ids, MetricConfig(eps=0.03)).frames is None

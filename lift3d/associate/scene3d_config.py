@@ -7,4 +7,104 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Scene3DConfig:
-    """Merging tracked IDs over the fused cloud. Fields are added with the associator."""
+    """Merging tracked IDs over the fused cloud (lengths in voxels of the fusion grid, so
+    they follow ``--voxel`` / the scene scale).
+
+    Three kinds of evidence, each a rule of its own (a pair is merged when one rule accepts
+    it and no veto rejects it):
+
+    * ``superpoints``: the fused voxels are cut into superpoints by a Felzenszwalb graph
+      segmentation on normals (convex creases are cheap to cross, concave ones are not, so a
+      superpoint is a convex piece of surface); two IDs that each put most of their votes in
+      one superpoint are one object;
+    * ``convex``: the 3D boundary between two IDs (adjacent voxels voted to each) is mostly
+      convex (LCCP's criterion), with per-frame depth-continuous contact as the witness;
+    * vetoes: a large planar structure (floor, wall, table top seen as a plane) never merges
+      with anything that is not itself structure; two IDs that are seen together but touch in
+      too few of those views (view consensus) are not merged.
+    """
+
+    # --- the graph over the fused voxels, and superpoints (Felzenszwalb over it) ---
+    knn: int = 10
+    """Neighbours per voxel in the graph."""
+    knn_radius: float = 6.0
+    """Longest edge, in voxels (far surfaces are sparser than a point per voxel)."""
+    sp_k: float = 1.5
+    """Felzenszwalb's scale k: larger gives larger superpoints (edge weights in [0, 2])."""
+    sp_convex_discount: float = 0.15
+    """Edge weight factor on convex edges ((n1 - n2) . (p1 - p2) > 0): crossing a convex
+    crease (a box's edge) is cheap, a concave one (an object on the floor) is not."""
+    sp_colour_weight: float = 0.0
+    """Weight of the colour difference (RGB distance / 441) in an edge's weight; 0 = normals
+    only, as ScanNet's Segmentator (colour splits two-coloured objects)."""
+    sp_min_voxels: int = 30
+    """Superpoints smaller than this are merged into a neighbour (segMinVerts)."""
+    sp_share: float = 0.5
+    """Two IDs are one object when each puts at least this share of its votes in the same
+    superpoint (bidirectional: the superpoint also gives each at least ``sp_min_part``)."""
+    sp_max_extent: float = 120.0
+    """Superpoints larger than this (voxels, 4 sigma along the main axis; room-structure
+    size) are no evidence of one object: on 7-Scenes' kitchen such superpoints, grown over
+    noisy Kinect normals, chained walls, cupboards and floor into one ID (370 -> 329 IDs, at
+    this limit 370 -> 348 without that chain); no change on seeds 0-2."""
+    sp_min_covisible: int = 6
+    """View consensus on the superpoint rule: two IDs seen together in at least this many
+    frames ..."""
+    sp_consensus: float = 0.25
+    """... that touch in fewer than this share of them are not merged by superpoints (real
+    scenes: on 7-Scenes' kitchen, superpoints of noisy Kinect normals spanned a wall of
+    cupboards, or a table and the mug on it)."""
+    sp_min_part: float = 0.03
+    """A superpoint's share of votes an ID must hold there to count as in it."""
+
+    rounds: int = 2
+    """Rounds of judging: after each, merged groups are judged again as one ID."""
+
+    # --- boundary convexity ---
+    convex_share: float = 0.88
+    """Share of convex (or flat) edges on the 3D boundary between two IDs to merge them."""
+    convex_share_2d: float = 0.85
+    """... and share of convex (or flat) pixel pairs along their depth-continuous 2D
+    boundary, over all frames (the seam seen up close, with sharper normals than voxels')."""
+    flat_dot: float = 0.97
+    """Edges whose normals' dot product exceeds this are flat (smooth continuation)."""
+    convex_unseen: bool = False
+    """Merge by 3D convexity alone two IDs never seen in one frame (one died, the other was
+    born later: no view to check the seam). Off: on seeds 0-2 it added wrong merges (mean
+    sequence IoU 0.578 -> 0.573 at a share of 0.9 or 0.95)."""
+    convex_share_unseen: float = 0.95
+    """The 3D convex share such a seam needs when ``convex_unseen``."""
+    min_boundary: int = 8
+    """Fewest adjacent voxel pairs across two IDs' 3D boundary to judge its convexity."""
+    min_boundary_rel: float = 0.15
+    """... and at least this share of sqrt(voxels) of the smaller ID (the boundary must be a
+    real seam, not a few voxels where a leak touches)."""
+
+    # --- per-frame evidence (view consensus, 2D contact) ---
+    contact_px: int = 4
+    """Fewest depth-continuous boundary pixels for two IDs to touch in a frame."""
+    depth_jump: float = 3.0
+    """Two neighbouring pixels are depth-continuous when their 3D distance is below this many
+    times the pixel's footprint (depth / focal length)."""
+    min_covisible: int = 2
+    """Fewest frames seeing both IDs to apply the view-consensus veto."""
+    consensus: float = 0.6
+    """Share of the frames that see both IDs in which they touch, below which a merge is
+    vetoed (two parts of one object touch whenever both are in view)."""
+    min_pixels: int = 20
+    """An ID counts as seen in a frame with at least this many pixels."""
+
+    # --- structure (floor, walls) ---
+    structure_extent: float = 120.0
+    """Extent (voxels; largest spread x 4 sigma) above which a planar ID is structure."""
+    structure_flatness: float = 0.08
+    """Planar: smallest spread / largest spread below this."""
+    piece_flatness: float = 0.15
+    """A piece flatter than this (smallest / largest spread) lying in a structure's plane is
+    structure too (a shadow on the floor, a strip of wall)."""
+    plane_cos: float = 0.95
+    """... in the plane: normals within acos(plane_cos) of each other ..."""
+    plane_dist: float = 3.0
+    """... and its centroid within this many voxels of the structure's plane."""
+    min_voxels: int = 20
+    """IDs with fewer voted voxels take part in no 3D rule (too little to judge)."""

@@ -38,6 +38,23 @@ def current_umask() -> int:
     return mask
 
 
+TMP_MARK = ".tmp-"
+"""Temporary files are ``.<target name>.tmp-<random><suffix>`` beside their target: a process
+killed between creating one and renaming it leaves it behind (:func:`remove_temporaries`)."""
+
+
+def remove_temporaries(folder: str | Path) -> int:
+    """Delete the temporary files that writers killed mid-write left under ``folder`` (any
+    depth); return how many. Only for a folder no other process writes (the caller holds its
+    lock): a live writer's temporary file would go too."""
+    n = 0
+    for p in Path(folder).rglob(f".*{TMP_MARK}*"):
+        if p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None):
     """Yield a temp path next to ``path``; on success it is renamed onto ``path``.
@@ -49,7 +66,7 @@ def atomic_path(path: str | Path, suffix: str | None = None):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
+            prefix=f".{path.name}{TMP_MARK}", suffix=suffix if suffix is not None else path.suffix,
             dir=path.parent,
         )
     except OSError as err:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+BLOCK_POINTS = 4_000_000
+"""Default query points per spatial block of exact H (``MetricConfig.block_points``)."""
+
 
 @dataclass(frozen=True)
 class MetricConfig:
@@ -21,6 +24,10 @@ class MetricConfig:
     """Measure H on at most this many evenly spaced frames (None = every frame, exact over
     the whole sequence). A documented restriction for quick looks at long scenes; the report
     records which frames were used."""
+    block_points: int = BLOCK_POINTS
+    """Query points per spatial block of exact H on a 3D geometry: memory is bounded by about
+    100 bytes x this many points (plus ~30 bytes per point spilled to the temporary folder)
+    whatever the number of frames; H is the same for any value."""
 
     def radius(self, geometry) -> tuple[float, str]:
         """(eps, units) of H for this geometry: scene units for 3D, pixels for 2D."""

@@ -48,7 +48,9 @@ camera at 2 m; pass a value in the units of your points.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from time import perf_counter
 
 import numpy as np
@@ -57,6 +59,7 @@ from scipy.spatial import cKDTree
 from lift3d.checks import check_shape
 from lift3d.errors import InputError, ShapeError
 from lift3d.metrics._dense import dense_index
+from lift3d.metrics.config import BLOCK_POINTS
 
 FEATURE_DTYPES = ("float32", "float16")
 
@@ -368,6 +371,7 @@ def _gather(load, n_frames: int, exclude_unlabelled: bool, cfg: ConsistencyConfi
 def consistency_frames(
     load, n_frames: int, eps: float, exclude_unlabelled: bool = False,
     return_maps: bool = False, config: ConsistencyConfig | None = None,
+    block_points: int | None = None, spill_dir=None,
 ) -> ConsistencyResult:
     """Exact H(I, M) over frames read one at a time (definition in the module docstring).
 
@@ -378,8 +382,16 @@ def consistency_frames(
     ``config.feature_dtype``, in memory up to ``config.feature_memory`` bytes and in
     memory-mapped scratch files beyond, and the kernel reads them one spatial block
     (``config.block_bytes``) at a time: never an (N, D) float64 copy.
+
+    block_points: for ID maps without ``return_maps``, bound the query points held at once
+    too (a long sequence): spatial blocks with an eps margin, spilled under ``spill_dir``
+    (:func:`_consistency_frames_blocked`; the same H bit for bit). None: one block.
     Other arguments as :func:`consistency`.
     """
+    if block_points is not None and not return_maps and n_frames > 0 \
+            and np.ndim(load(0)[2]) == 2:
+        return _consistency_frames_blocked(load, n_frames, eps, exclude_unlabelled, block_points,
+                                           spill_dir, config)
     if not eps > 0:
         raise InputError(f"consistency: eps must be > 0, got {eps}", fix="pass a radius in the "
                          "units of the points, e.g. 0.01 for metres")
@@ -531,3 +543,249 @@ def consistency_of_labels(geometry, labels, config: ConsistencyConfig | None = N
                          fix="use an RGB-D or MASt3R geometry source")
     return consistency(geometry.points, geometry.valid, labels.maps, cfg.eps,
                        cfg.exclude_unlabelled, return_maps, cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Long sequences: exact H in bounded memory
+
+
+def _query(i: int, p, v, o, exclude_unlabelled: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Frame i's query points (K, 3) and IDs (K,), in pixel order (as :func:`_flatten`)."""
+    o = np.asarray(o)
+    h, w = np.shape(v)[:2]
+    check_shape(f"points[{i}]", p, (h, w, 3), np.floating)
+    check_shape(f"valid[{i}]", v, (h, w), np.bool_)
+    if not np.issubdtype(o.dtype, np.integer):
+        raise ShapeError(f"consistency_frames: outputs[{i}] are not ID maps",
+                         fix="feature maps go through consistency()")
+    check_shape(f"outputs[{i}]", o, (h, w), np.integer)
+    p = np.asarray(p)
+    finite = np.isfinite(p)
+    m = np.array(v, bool)
+    for a in range(3):
+        m &= finite[..., a]
+    if exclude_unlabelled:
+        m &= o != 0
+    m = m.ravel()
+    return p.reshape(h * w, 3)[m], o.reshape(h * w)[m]
+
+
+class _PairwiseMean:
+    """The mean numpy's ``a.mean()`` gives for a 1-D float64 array of known length ``n``,
+    fed in order in pieces: numpy sums pairwise (halves rounded down to a multiple of 8, runs
+    of <= 128 summed 8-way), so the same tree is evaluated here with ``np.add.reduce`` on
+    each subtree of at most ``leaf`` values and the top of the tree in Python. Bit for bit
+    equal to ``np.concatenate(pieces).mean()``; holds at most ``leaf`` values."""
+
+    def __init__(self, n: int, leaf: int = 1 << 20) -> None:
+        self.n = n
+        self.sizes: list[int] = []
+        self.tree = self._plan(n, max(leaf, 128))
+        self.values: list[float] = []
+        self.buf: list[np.ndarray] = []
+        self.held = 0
+
+    def _plan(self, n: int, leaf: int):
+        if n <= leaf:
+            self.sizes.append(n)
+            return len(self.sizes) - 1
+        n2 = n // 2
+        n2 -= n2 % 8
+        return (self._plan(n2, leaf), self._plan(n - n2, leaf))
+
+    def add(self, a: np.ndarray) -> None:
+        self.buf.append(a)
+        self.held += a.size
+        k = len(self.values)
+        if k == len(self.sizes) or self.held < self.sizes[k]:
+            return
+        allv, s = np.concatenate(self.buf), 0
+        while k < len(self.sizes) and allv.size - s >= self.sizes[k]:
+            self.values.append(float(np.add.reduce(allv[s:s + self.sizes[k]])))
+            s += self.sizes[k]
+            k += 1
+        self.buf = [allv[s:].copy()]
+        self.held = self.buf[0].size
+
+    def mean(self) -> float:
+        if self.n == 0:
+            return float("nan")
+
+        def ev(t):
+            return self.values[t] if isinstance(t, int) else ev(t[0]) + ev(t[1])
+
+        return float(np.float64(ev(self.tree)) / self.n)
+
+
+def _consistency_frames_blocked(
+    load, n_frames: int, eps: float, exclude_unlabelled: bool = False,
+    block_points: int = BLOCK_POINTS, spill_dir=None, config: ConsistencyConfig | None = None,
+) -> ConsistencyResult:
+    """Exact H(I, M) of ID maps over ``n_frames`` frames read by ``load(i) -> (points (H, W,
+    3), valid (H, W), ids (H, W))``, in memory bounded by ``block_points`` whatever the number
+    of frames (what :func:`consistency_frames` runs when given ``block_points``). Equal bit
+    for bit to :func:`consistency` on the same frames (H, per_frame, n_pixels,
+    n_with_neighbours; no maps).
+
+    When the query points fit in one block they are gathered and measured as
+    :func:`consistency` does. Otherwise (two reads of each frame): a first pass counts the
+    points per grid bin, a k-d tree of bin boxes owning at most ``block_points`` each is cut
+    from the counts (:mod:`lift3d.metrics._blocks`); a second pass reads the frames again and
+    writes each box's points, plus those within eps of its faces, to files under
+    ``spill_dir`` (default: the system's temporary folder; about 30 bytes per point); the
+    kernel then runs box by box, and per-pixel h is gathered back frame by frame. Each owned
+    point sees every point within eps of it, so its h is the one of a single run; H and the
+    per-frame means are summed in the same order as :func:`consistency` sums them.
+    """
+    from lift3d.metrics._blocks import Histogram, KdTree
+
+    if not eps > 0:
+        raise InputError(f"consistency: eps must be > 0, got {eps}", fix="pass a radius in the "
+                         "units of the points, e.g. 0.01 for metres")
+    if n_frames == 0:
+        raise InputError("consistency: no frames given", fix="pass at least one frame")
+    cfg = config or ConsistencyConfig(eps=eps, exclude_unlabelled=exclude_unlabelled)
+    t0 = perf_counter()
+    # pass 1: counts per frame and per bin; the frames themselves while they fit one block
+    hist = Histogram(8.0 * eps)
+    counts = np.zeros(n_frames, np.int64)
+    kept: list | None = []
+    dtypes, id_range = set(), [0, 0]
+    for f in range(n_frames):
+        x, ids = _query(f, *load(f), exclude_unlabelled)
+        counts[f] = x.shape[0]
+        dtypes.add(x.dtype)
+        if ids.size:
+            id_range = [min(id_range[0], int(ids.min())), max(id_range[1], int(ids.max()))]
+        hist.add(x)
+        if kept is not None:
+            kept.append((x, ids))
+            if counts.sum() > block_points:
+                kept = None
+    if kept is not None:  # one block: what consistency() does, without the per-pixel maps
+        x = np.concatenate([k[0] for k in kept])
+        out = np.concatenate([k[1] for k in kept]).astype(np.int64)
+        flat = _Flat(x, np.repeat(np.arange(n_frames, dtype=np.int32), counts),
+                     [None] * n_frames, out, True, [(0, 0)] * n_frames)
+        del kept
+        stats = {"wall_flatten": perf_counter() - t0, "blocks": 1}
+        return _result(flat, _h_exact(flat, eps, cfg, stats), False, stats)
+    tree = KdTree(hist, block_points)
+    id_dtype = np.int32 if -(2**31) <= id_range[0] and id_range[1] < 2**31 else np.int64
+    with tempfile.TemporaryDirectory(prefix="lift3d-h-", dir=spill_dir) as tmp:
+        spill = _Spill(Path(tmp), tree, hist.size, eps, counts, np.result_type(*dtypes), id_dtype)
+        for f in range(n_frames):  # pass 2
+            x, ids = _query(f, *load(f), exclude_unlabelled)
+            spill.add_frame(f, x, ids)
+        spill.close()
+        stats = spill.block_sums(eps, cfg)
+        H, per_frame = spill.gather()
+    stats["wall_total"] = perf_counter() - t0
+    return ConsistencyResult(H, per_frame, int(counts.sum()), spill.n_ok, None, stats)
+
+
+class _Spill:
+    """The files of :func:`consistency_frames` under ``root``: per block b, ``x{b}`` / ``l{b}``
+    its points and IDs (per frame: the owned ones in pixel order, then its margin), then
+    ``h{b}`` the owned points' h; ``owner`` the block of every query pixel, frame by frame.
+    ``own_n`` / ``extra_n`` (blocks, frames): owned and margin points per block and frame."""
+
+    def __init__(self, root: Path, tree, size: float, eps: float, counts: np.ndarray,
+                 x_dtype, id_dtype) -> None:
+        nb, n_frames = tree.n_blocks, counts.size
+        self.root, self.tree, self.size, self.counts = root, tree, size, counts
+        self.mu = eps / size * (1 + 1e-6) + 1e-6  # in bins: a hair over eps (see route)
+        self.x_dtype, self.id_dtype = x_dtype, id_dtype
+        self.owner_dtype = np.uint16 if nb < 2**16 else np.int32
+        self.own_n = np.zeros((nb, n_frames), np.int64)
+        self.extra_n = np.zeros((nb, n_frames), np.int64)
+        self.n_ok = 0
+        self._owner = open(root / "owner", "wb")
+        self._files = [(open(root / f"x{b}", "wb"), open(root / f"l{b}", "wb")) for b in range(nb)]
+
+    def close(self) -> None:
+        self._owner.close()
+        for fx, fl in self._files:
+            fx.close()
+            fl.close()
+
+    def add_frame(self, f: int, x: np.ndarray, ids: np.ndarray) -> None:
+        """Route frame f's query points to the blocks that own or need them."""
+        from lift3d.metrics._blocks import route
+
+        if x.shape[0] != self.counts[f]:
+            self.close()
+            raise InputError(f"consistency_frames: frame {f} gave {self.counts[f]} points, "
+                             f"then {x.shape[0]}", fix="load(i) must return the same frame "
+                             "every time")
+        x, ids = np.ascontiguousarray(x, self.x_dtype), ids.astype(self.id_dtype)
+        n = x.shape[0]
+        own = np.empty(n, np.int64)
+        e_idx, e_blk = np.empty(7 * n, np.int64), np.empty(7 * n, np.int64)
+        m = route(x, self.size, self.mu, *self.tree.arrays, own, e_idx, e_blk)
+        own.astype(self.owner_dtype).tofile(self._owner)
+        nb = self.tree.n_blocks
+        by_own = np.argsort(own, kind="stable")
+        self.own_n[:, f] = np.bincount(own, minlength=nb)
+        e_ord = np.argsort(e_blk[:m], kind="stable")
+        e_idx, e_blk = e_idx[:m][e_ord], e_blk[:m][e_ord]
+        self.extra_n[:, f] = np.bincount(e_blk, minlength=nb)
+        o_end, e_end = np.cumsum(self.own_n[:, f]), np.cumsum(self.extra_n[:, f])
+        for b in np.flatnonzero(self.own_n[:, f] + self.extra_n[:, f]):
+            sel = np.concatenate([by_own[o_end[b] - self.own_n[b, f]:o_end[b]],
+                                  e_idx[e_end[b] - self.extra_n[b, f]:e_end[b]]])
+            x[sel].tofile(self._files[b][0])
+            ids[sel].tofile(self._files[b][1])
+
+    def block_sums(self, eps: float, cfg: ConsistencyConfig) -> dict[str, float]:
+        """The kernel, block by block: ``h{b}`` = its owned points' h (NaN: no neighbour)."""
+        n_frames = self.counts.size
+        stats = {"blocks": self.tree.n_blocks, "wall_sort": 0.0, "wall_sums": 0.0}
+        n_cand = 0.0
+        for b in range(self.tree.n_blocks):
+            seg = np.stack([self.own_n[b], self.extra_n[b]], 1).ravel()
+            frame = np.repeat(np.repeat(np.arange(n_frames, dtype=np.int32), 2), seg)
+            mine = np.repeat(np.tile(np.array([True, False]), n_frames), seg)
+            flat = _Flat(np.fromfile(self.root / f"x{b}", self.x_dtype).reshape(-1, 3), frame,
+                         [], np.fromfile(self.root / f"l{b}", self.id_dtype), True, [])
+            st: dict[str, float] = {}
+            h = _h_exact(flat, eps, cfg, st)[mine]
+            del flat, frame
+            self.n_ok += int(np.count_nonzero(~np.isnan(h)))
+            h.tofile(self.root / f"h{b}")
+            (self.root / f"x{b}").unlink()
+            (self.root / f"l{b}").unlink()
+            stats["wall_sort"] += st.get("wall_sort", 0.0)
+            stats["wall_sums"] += st.get("wall_sums", 0.0)
+            n_cand += st.get("candidates_per_point", 0.0) * seg.sum()
+        seen = int((self.own_n + self.extra_n).sum())
+        stats["candidates_per_point"] = n_cand / max(seen, 1)
+        stats["points_seen_per_point"] = seen / max(int(self.counts.sum()), 1)
+        return stats
+
+    def gather(self) -> tuple[float, np.ndarray]:
+        """H and the per-frame means from the blocks' h, frame by frame in pixel order: the
+        order in which :func:`_result` sums them."""
+        n_frames = self.counts.size
+        per_frame = np.full(n_frames, np.nan)
+        mean = _PairwiseMean(self.n_ok)
+        hfiles = [open(self.root / f"h{b}", "rb") for b in range(self.tree.n_blocks)]
+        try:
+            with open(self.root / "owner", "rb") as fo:
+                for f in range(n_frames):
+                    own = np.fromfile(fo, self.owner_dtype, int(self.counts[f])).astype(np.int64)
+                    by_own = np.argsort(own, kind="stable")
+                    o_end = np.cumsum(self.own_n[:, f])
+                    h = np.empty(own.size)
+                    for b in np.flatnonzero(self.own_n[:, f]):
+                        h[by_own[o_end[b] - self.own_n[b, f]:o_end[b]]] = np.fromfile(
+                            hfiles[b], np.float64, int(self.own_n[b, f]))
+                    hk = h[~np.isnan(h)]
+                    mean.add(hk)
+                    if hk.size:  # np.bincount's sequential sum, as _result takes it
+                        tot = np.bincount(np.zeros(hk.size, np.intp), weights=hk)[0]
+                        per_frame[f] = tot / hk.size
+        finally:
+            for fh in hfiles:
+                fh.close()
+        return mean.mean(), per_frame

@@ -43,13 +43,14 @@ def consistency_matches(
     offs = disk_offsets(eps)
     is_ids = n == 0 or np.ndim(labels[0]) == 2
     outs = labels if is_ids else Lazy(n, lambda t: _unit(labels[t], feature_dtype), keep=3)
-    same = [None] * n
-    total = [None] * n
+    # frame by frame (outputs are read as asked: a lazy sequence streams)
+    per_frame = np.full(n, np.nan)
+    hsum, hcount, npix = 0.0, 0, 0
     for i in range(n):
         li_map = outs[i]
         h_i, w_i = li_map.shape[:2]
-        same[i] = np.zeros(h_i * w_i, np.float64)
-        total[i] = np.zeros(h_i * w_i, np.int64)
+        same = np.zeros(h_i * w_i, np.float64)
+        total = np.zeros(h_i * w_i, np.int64)
         for j in (i - 1, i + 1):
             if not 0 <= j < n:
                 continue
@@ -72,19 +73,16 @@ def consistency_matches(
                 ok = inside & valid_j[qy, qx]
                 if exclude_unlabelled and is_ids:
                     ok &= lj > 0
-                total[i] += np.bincount(src_flat[ok], minlength=h_i * w_i)
+                total += np.bincount(src_flat[ok], minlength=h_i * w_i)
                 if is_ids:
                     sim = (lj == li)[ok]
                 else:  # float64 products of the stored values, as the 3D kernel takes them
                     sim = np.einsum("nd,nd->n", li[ok].astype(np.float64), lj[ok].astype(np.float64))
-                same[i] += np.bincount(src_flat[ok], weights=sim, minlength=h_i * w_i)
-    per_frame = np.full(n, np.nan)
-    hsum, hcount, npix = 0.0, 0, 0
-    for i in range(n):
-        has = total[i] > 0
+                same += np.bincount(src_flat[ok], weights=sim, minlength=h_i * w_i)
+        has = total > 0
         npix += int(geometry.valid[i].sum())
         if has.any():
-            h_i = same[i][has] / total[i][has]
+            h_i = same[has] / total[has]
             per_frame[i] = float(h_i.mean())
             hsum += float(h_i.sum())
             hcount += int(has.sum())

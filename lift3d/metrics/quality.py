@@ -38,12 +38,15 @@ class ConsistencyFigures:
 
 
 def exact_h(load: Callable[[int], tuple], n_frames: int, eps: float, config=None,
-            return_maps: bool = False):
+            return_maps: bool = False, block_points: int | None = None):
     """Exact H over frames ``load(i) -> (points (H,W,3), valid (H,W), outputs)`` (ID maps or
-    feature maps), read one at a time: :func:`~lift3d.metrics.consistency.consistency_frames`."""
+    feature maps), read one at a time: :func:`~lift3d.metrics.consistency.consistency_frames`
+    (ID maps in memory bounded by ``block_points``: spatial blocks with an eps margin, the
+    same H bit for bit as one run over all frames)."""
     from lift3d.metrics.consistency import consistency_frames
 
-    return consistency_frames(load, n_frames, eps, return_maps=return_maps, config=config)
+    return consistency_frames(load, n_frames, eps, return_maps=return_maps, config=config,
+                              block_points=block_points)
 
 
 def consistency_figures(geometry, outputs: Sequence[np.ndarray], cfg: MetricConfig, config=None,
@@ -60,7 +63,7 @@ def consistency_figures(geometry, outputs: Sequence[np.ndarray], cfg: MetricConf
             pm = geometry[picks[k]]
             return pm.points, pm.valid, outputs[picks[k]]
 
-        res = exact_h(load, len(picks), eps, config, return_maps)
+        res = exact_h(load, len(picks), eps, config, return_maps, cfg.block_points)
     else:
         from lift3d.metrics.consistency2d import consistency_matches
 

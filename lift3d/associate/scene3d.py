@@ -1,0 +1,451 @@
+"""The 3D associator: tracked IDs that are parts of one object, judged on the fused cloud.
+
+Evidence, in the spirit of the training-free 3D methods but written for tracked IDs on a
+streamed voxel cloud:
+
+* **Superpoints** (as ScanNet's Segmentator on meshes, SAM3D and SAI3D over its segments): a
+  Felzenszwalb graph segmentation of the fused voxels over a k-NN graph on normals,
+  with convex creases made cheap to cross (LCCP's convexity, so a box is one superpoint and
+  its contact with the floor is a cut). The IDs' fused votes are pooled per superpoint; two
+  IDs that each put most of their votes into one superpoint are one object (both directions
+  must agree, as SAM3D's bidirectional merging).
+* **Boundary convexity** (LCCP): over the adjacent voxel pairs across two IDs' 3D boundary,
+  the share of convex or flat ones. An object is mostly convex; its contact with the floor,
+  a wall or a neighbour is concave.
+* **View consensus** (MaskClustering's idea without the masks): the segmenter's coarser
+  masks are not handed to the associator, so per frame it records which IDs are seen
+  together and which of those touch (a depth-continuous 2D boundary). Parts of one object
+  touch in nearly every view that sees both; two objects that only look adjacent from a few
+  viewpoints do not, and that vetoes their merge.
+* **Structure**: an ID that is large and planar (floor, wall) merges only with structure, so
+  the room never swallows what stands in it.
+
+Memory: per-ID and per-ID-pair counters gathered frame by frame (nothing per frame is kept);
+:meth:`SceneAssociator.solve` reads the fusion's per-(voxel, ID) votes once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lift3d.associate.base import Association, Merge, groups_to_mapping
+from lift3d.associate.scene3d_config import Scene3DConfig
+from lift3d.types import PointMaps
+
+_QUERY_CHUNK = 1 << 16
+"""Voxels per k-NN query (bounds the query's temporary arrays)."""
+# per-pair counters gathered per frame
+_COVIS, _TOUCH, _CONTACT, _CONVEX, _CONCAVE = range(5)
+
+
+@dataclass
+class VoxelGraph:
+    """The fused voxels' adjacency: edges (E, 2) int32 voxel indices (i < j), each edge's
+    normal dot product ``dot`` (E,), its convexity ``conv`` (E,) ((n_i - n_j) . (p_i - p_j) /
+    |p_i - p_j|: > 0 convex, < 0 concave) and colour distance ``dcol`` (E,) in [0, 1]
+    (float32)."""
+
+    edges: np.ndarray
+    dot: np.ndarray
+    conv: np.ndarray
+    dcol: np.ndarray
+
+
+@dataclass
+class PairEvidence:
+    """What the rules saw for one pair of IDs (JSON-ready through :meth:`to_json`)."""
+
+    a: int
+    b: int
+    figures: dict = field(default_factory=dict)
+    reasons: list = field(default_factory=list)
+    vetoes: list = field(default_factory=list)
+    round: int = 0
+
+
+class SceneAssociator:
+    """Merges tracked IDs over the fused cloud (see the module docstring); ``name`` "3d"."""
+
+    name = "3d"
+
+    def __init__(self, cfg: Scene3DConfig = Scene3DConfig()) -> None:
+        self.cfg = cfg
+        self.frames_seen: dict[int, int] = {}
+        self.pairs: dict[tuple[int, int], np.ndarray] = {}
+
+    # ------------------------------------------------------------------ streamed, per frame
+    def add_frame(self, t: int, image: np.ndarray, labels: np.ndarray,
+                  pointmaps: PointMaps | None) -> None:
+        """Count which IDs frame ``t`` sees together and, with 3D points, which of them touch
+        (depth-continuous 2D boundary) and how convex that boundary is."""
+        cfg = self.cfg
+        ids, counts = np.unique(labels[labels > 0], return_counts=True)
+        seen = ids[counts >= cfg.min_pixels]
+        for i in seen.tolist():
+            self.frames_seen[i] = self.frames_seen.get(i, 0) + 1
+        if len(seen) < 2:
+            return
+        ia, ib = np.triu_indices(len(seen), 1)
+        for a, b in zip(seen[ia].tolist(), seen[ib].tolist(), strict=True):
+            self._pair(a, b)[_COVIS] += 1
+        if pointmaps is None or pointmaps.points is None:
+            return
+        for (a, b), c in frame_contacts(labels, pointmaps, cfg).items():
+            if a in self.frames_seen and b in self.frames_seen:
+                row = self._pair(a, b)
+                row[_CONTACT:] += c
+                row[_TOUCH] += c[0] >= cfg.contact_px
+        return
+
+    def _pair(self, a: int, b: int) -> np.ndarray:
+        key = (a, b) if a < b else (b, a)
+        row = self.pairs.get(key)
+        if row is None:
+            row = self.pairs[key] = np.zeros(5, np.int64)
+        return row
+
+    # ------------------------------------------------------------------ once, at the end
+    def solve(self, fusion) -> Association:
+        """The merges, from the fused votes (None on 2D geometry: nothing to judge)."""
+        if fusion is None:
+            return Association(method=self.name)
+        votes = fusion.votes()
+        if len(votes.n_obs) == 0:
+            return Association(method=self.name)
+        accepted = associate_rounds(votes, self.pairs, self.cfg)
+        mapping = groups_to_mapping([(e.a, e.b) for e in accepted])
+        merges = []
+        groups: dict[int, list[int]] = {}
+        for old, new in mapping.items():
+            groups.setdefault(new, [new]).append(old)
+        for into, ids in sorted(groups.items()):
+            ids = sorted(ids)
+            links = [e for e in accepted if mapping.get(e.a, e.a) == into]
+            reasons = sorted({r for e in links for r in e.reasons})
+            merges.append(Merge(ids=ids, into=into, reason="+".join(reasons), evidence={
+                "links": [{"ids": [e.a, e.b], "reasons": e.reasons, "round": e.round, **e.figures}
+                          for e in links]}))
+        return Association(mapping, merges, self.name)
+
+
+# ---------------------------------------------------------------------- per-frame evidence
+def frame_contacts(labels: np.ndarray, pm: PointMaps, cfg: Scene3DConfig
+                   ) -> dict[tuple[int, int], np.ndarray]:
+    """Per pair of IDs that meet in this frame: (contact px, convex px, concave px) along
+    their 2D boundary, counting only depth-continuous neighbouring pixels (contact), and
+    among those the convexity of the surfaces one pixel further in on either side."""
+    from lift3d.fuse import pixel_normals
+
+    p, valid = pm.points, pm.valid
+    centre = None if pm.cam_to_world is None else np.asarray(pm.cam_to_world)[:3, 3]
+    normals = pixel_normals(p, centre)
+    dist = np.linalg.norm(p - (0.0 if centre is None else centre), axis=-1)
+    focal = float(pm.K[0, 0]) if pm.K is not None else None
+    out: dict[tuple[int, int], np.ndarray] = {}
+    keys, vals = [], []
+    for axis in (0, 1):
+        k, v = _boundary(labels, p, valid, normals, dist, focal, axis, cfg)
+        keys.append(k)
+        vals.append(v)
+    keys = np.concatenate(keys)
+    vals = np.concatenate(vals)
+    if not len(keys):
+        return out
+    uk, inv = np.unique(keys, return_inverse=True)
+    sums = np.stack([np.bincount(inv.ravel(), vals[:, d], len(uk)) for d in range(3)], 1)
+    for key, s in zip(uk.tolist(), sums.astype(np.int64), strict=True):
+        out[(key >> 32, key & 0xFFFFFFFF)] = s
+    return out
+
+
+def _boundary(labels, p, valid, normals, dist, focal, axis, cfg):
+    """Boundary pixel pairs along ``axis`` (0: vertical, 1: horizontal neighbours): pair keys
+    (a << 32 | b, a < b) and per pair (contact, convex, concave) indicators."""
+    def sl(lo, hi):
+        return (slice(lo, hi), slice(None)) if axis == 0 else (slice(None), slice(lo, hi))
+
+    n = labels.shape[axis]
+    # pixels x-1 | x, x+1 | x+2: the boundary lies between x and x+1 (centre pair)
+    a_in, a, b, b_in = sl(0, n - 3), sl(1, n - 2), sl(2, n - 1), sl(3, n)
+    la, lb = labels[a], labels[b]
+    m = (la != lb) & (la > 0) & (lb > 0) & valid[a] & valid[b]
+    if not m.any():
+        return np.zeros(0, np.int64), np.zeros((0, 3))
+    gap = np.linalg.norm(p[a][m] - p[b][m], axis=-1)
+    foot = dist[a][m] / focal if focal else np.full(gap.shape, np.median(gap))
+    contact = gap < cfg.depth_jump * np.maximum(foot, 1e-9)
+    side = (labels[a_in][m] == la[m]) & (labels[b_in][m] == lb[m]) & valid[a_in][m] & valid[b_in][m]
+    pa, pb = p[a_in][m], p[b_in][m]
+    na, nb = normals[a_in][m], normals[b_in][m]
+    d = pa - pb
+    conv = ((na - nb) * d).sum(-1) / np.maximum(np.linalg.norm(d, axis=-1), 1e-12)
+    flat = (na * nb).sum(-1) > cfg.flat_dot
+    judged = contact & side & (np.abs(na).sum(-1) > 0) & (np.abs(nb).sum(-1) > 0)
+    convex = judged & (flat | (conv > 0))
+    concave = judged & ~flat & (conv <= 0)
+    lo, hi = np.minimum(la[m], lb[m]).astype(np.int64), np.maximum(la[m], lb[m]).astype(np.int64)
+    return (lo << 32) | hi, np.stack([contact, convex, concave], 1).astype(np.float64)
+
+
+# ---------------------------------------------------------------------- the fused cloud
+def voxel_winners(votes) -> tuple[np.ndarray, np.ndarray]:
+    """Per voxel the ID (> 0) with the most vote weight (0 where only "unlabelled" voted) and
+    the voxel's total positive vote weight."""
+    n = len(votes.n_obs)
+    pos = votes.pair_label > 0
+    pg, pl, pw = votes.pair_voxel[pos], votes.pair_label[pos], votes.pair_weight[pos]
+    order = np.lexsort((pl, -pw, pg))
+    first = np.ones(len(order), bool)
+    first[1:] = pg[order][1:] != pg[order][:-1]
+    win = order[first]
+    lab = np.zeros(n, np.int64)
+    lab[pg[win]] = pl[win]
+    return lab, np.bincount(pg, pw, n)
+
+
+def voxel_graph(votes, cfg: Scene3DConfig = Scene3DConfig()) -> VoxelGraph:
+    """Edges between fused voxels: each voxel's ``cfg.knn`` nearest neighbours within
+    ``cfg.knn_radius`` voxels (a k-NN graph rather than grid adjacency, so that surfaces seen
+    from afar, sparser than one point per voxel, stay connected), with their geometry."""
+    from scipy.spatial import cKDTree
+
+    p, n = votes.points, votes.normals
+    if len(p) < 2:
+        z = np.zeros(0)
+        return VoxelGraph(np.zeros((0, 2), np.int64), z, z, z)
+    k = min(cfg.knn + 1, len(p))
+    tree = cKDTree(p, balanced_tree=False, compact_nodes=False)  # built once: faster so
+    nn = np.empty((len(p), k - 1), np.int32)
+    for s in range(0, len(p), _QUERY_CHUNK):  # float64 distances for a chunk at a time
+        dist, idx = tree.query(p[s:s + _QUERY_CHUNK], k=k,
+                               distance_upper_bound=cfg.knn_radius * votes.voxel)
+        nn[s:s + _QUERY_CHUNK] = np.where(np.isfinite(dist), idx, -1)[:, 1:]
+    c = votes.colors.astype(np.float32)
+    parts = []
+    for col in range(k - 1):  # one neighbour rank at a time: memory ~ voxels, not edges
+        j = nn[:, col].astype(np.int64)
+        i = np.flatnonzero(j >= 0)
+        j = j[i]
+        # each edge once: i -> j is kept when i < j, or when j does not list i (not mutual);
+        # a membership test instead of sorting millions of keys
+        keep = (i < j) | ~(nn[j] == i[:, None]).any(1)
+        i, j = np.minimum(i, j)[keep], np.maximum(i, j)[keep]
+        ni, nj = n[i], n[j]
+        d = p[i] - p[j]
+        known = (np.abs(ni).sum(1) > 0) & (np.abs(nj).sum(1) > 0)
+        dot = np.where(known, (ni * nj).sum(1), 0.0).astype(np.float32)
+        conv = (((ni - nj) * d).sum(1) / np.maximum(np.linalg.norm(d, axis=1), 1e-12)).astype(np.float32)
+        dcol = (np.linalg.norm(c[i] - c[j], axis=1) / np.float32(255.0 * np.sqrt(3.0))).astype(np.float32)
+        parts.append((i.astype(np.int32), j.astype(np.int32), dot, conv, dcol))
+    i, j, dot, conv, dcol = (np.concatenate(x) for x in zip(*parts, strict=True))
+    return VoxelGraph(np.stack([i, j], 1), dot, conv, dcol)
+
+
+def superpoints(graph: VoxelGraph, n: int, cfg: Scene3DConfig) -> np.ndarray:
+    """(n,) int64 superpoint index per voxel: Felzenszwalb-Huttenlocher over the k-NN graph,
+    edge weight 1 - n_i . n_j (+ colour), convex edges discounted; small segments merged."""
+    w = np.clip(1.0 - graph.dot, 0.0, 2.0) + cfg.sp_colour_weight * graph.dcol
+    w = np.where(graph.conv > 0, w * cfg.sp_convex_discount, w)
+    order = np.argsort(w, kind="stable")
+    from lift3d.associate._felzenszwalb import segment_graph
+
+    return segment_graph(graph.edges[order, 0], graph.edges[order, 1], w[order], n,
+                         cfg.sp_k, cfg.sp_min_voxels)
+
+
+@dataclass
+class IdShape:
+    """The voxels an ID won: how many, their centroid (3,), extent (voxels: 4 sigma along the
+    main axis), flatness (smallest sigma / largest sigma) and the plane normal (3,) (the
+    axis of least spread)."""
+
+    n: int
+    centre: np.ndarray
+    extent: float
+    flatness: float
+    normal: np.ndarray
+
+
+def id_shapes(lab: np.ndarray, points: np.ndarray, voxel: float) -> dict[int, IdShape]:
+    """:class:`IdShape` per ID (> 0) of the voxel winners ``lab`` (V,) at ``points`` (V, 3)."""
+    ids, inv, cnt = np.unique(lab, return_inverse=True, return_counts=True)
+    inv = inv.ravel()
+    origin = points.mean(0) if len(points) else np.zeros(3)
+    p = points - origin
+    s1 = np.stack([np.bincount(inv, p[:, d], len(ids)) for d in range(3)], 1)
+    s2 = np.stack([np.bincount(inv, p[:, d] * p[:, e], len(ids))
+                   for d in range(3) for e in range(3)], 1)
+    mean = s1 / cnt[:, None]
+    cov = s2.reshape(-1, 3, 3) / cnt[:, None, None] - mean[:, :, None] * mean[:, None, :]
+    ev, vec = np.linalg.eigh(cov)  # ascending
+    sd = np.sqrt(np.clip(ev, 0, None))
+    return {i: IdShape(int(cnt[k]), mean[k] + origin, float(4 * sd[k, 2] / voxel),
+                       float(sd[k, 0] / max(sd[k, 2], 1e-12)), vec[k, :, 0])
+            for k, i in enumerate(ids.tolist()) if i > 0}
+
+
+def structure_ids(shapes: dict[int, IdShape], touching: set[tuple[int, int]], voxel: float,
+                  cfg: Scene3DConfig) -> set[int]:
+    """IDs that are room structure: large and planar (floor, walls), or planar pieces that
+    touch such a one in 3D and lie in its plane (a shadow on the floor, a strip of wall the
+    segmenter cut off). ``touching``: pairs (a < b) of IDs adjacent in the voxel grid."""
+    big = {i: s for i, s in shapes.items() if s.n >= cfg.min_voxels}
+    core = {i for i, s in big.items()
+            if s.extent > cfg.structure_extent and s.flatness < cfg.structure_flatness}
+    out = set(core)
+    for i, s in big.items():
+        if i in core or s.flatness >= cfg.piece_flatness:
+            continue
+        for j in core:
+            n, c = shapes[j].normal, shapes[j].centre
+            if ((min(i, j), max(i, j)) in touching and abs(float(n @ s.normal)) > cfg.plane_cos
+                    and abs(float(n @ (s.centre - c))) < cfg.plane_dist * voxel):
+                out.add(i)
+                break
+    return out
+
+
+def associate_rounds(votes, pairs: dict, cfg: Scene3DConfig) -> list[PairEvidence]:
+    """The accepted links (pairs of IDs, each a group's smallest ID at the time) over up to
+    ``cfg.rounds`` rounds: after each, the rules judge again with the merged groups as IDs
+    (two parts that each held 40 % of a superpoint hold 80 % together)."""
+    graph = voxel_graph(votes, cfg)
+    sp = superpoints(graph, len(votes.n_obs), cfg)
+    links: list[PairEvidence] = []
+    mapping: dict[int, int] = {}
+    for r in range(cfg.rounds):
+        ev = judge_pairs(votes, _merge_pairs(pairs, mapping), cfg, graph, sp, mapping)
+        new = [e for e in ev.values() if e.reasons and not e.vetoes]
+        if not new:
+            break
+        for e in new:
+            e.round = r
+        links += new
+        mapping = groups_to_mapping([(e.a, e.b) for e in links])
+    return links
+
+
+def _merge_pairs(pairs: dict, mapping: dict[int, int]) -> dict:
+    """The per-frame pair counters with IDs replaced by their groups (rows summed)."""
+    if not mapping:
+        return pairs
+    out: dict = {}
+    for (a, b), row in pairs.items():
+        a, b = mapping.get(a, a), mapping.get(b, b)
+        if a != b:
+            key = (min(a, b), max(a, b))
+            out[key] = out.get(key, 0) + row
+    return out
+
+
+def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None = None,
+                sp: np.ndarray | None = None, mapping: dict[int, int] | None = None
+                ) -> dict[tuple[int, int], PairEvidence]:
+    """Every pair of IDs some rule has an opinion on, with the rules' figures, the reasons to
+    merge and the vetoes; IDs taken through ``mapping`` (the groups merged so far)."""
+    from lift3d.associate.base import apply_mapping
+
+    mapping = mapping or {}
+    lab, _ = voxel_winners(votes)
+    lab = apply_mapping(lab, mapping).astype(np.int64) if mapping else lab
+    graph = voxel_graph(votes, cfg) if graph is None else graph
+    shapes = id_shapes(lab, votes.points, votes.voxel)
+    big = {i for i, s in shapes.items() if s.n >= cfg.min_voxels}
+    ev: dict[tuple[int, int], PairEvidence] = {}
+
+    def get(a: int, b: int) -> PairEvidence:
+        key = (a, b) if a < b else (b, a)
+        if key not in ev:
+            ev[key] = PairEvidence(*key)
+        return ev[key]
+
+    # the 3D seams between IDs, and which IDs are room structure
+    la, lb = lab[graph.edges[:, 0]], lab[graph.edges[:, 1]]
+    cross = (la != lb) & (la > 0) & (lb > 0)
+    lo, hi = np.minimum(la, lb)[cross], np.maximum(la, lb)[cross]
+    flat = graph.dot[cross] > cfg.flat_dot
+    convex = flat | (graph.conv[cross] > 0)
+    pk, pinv = np.unique((lo << 32) | hi, return_inverse=True)
+    n_edges = np.bincount(pinv.ravel(), minlength=len(pk))
+    n_convex = np.bincount(pinv.ravel(), convex.astype(np.float64), len(pk))
+    touching = {(k >> 32, k & 0xFFFFFFFF) for k, c in zip(pk.tolist(), n_edges.tolist(), strict=True)
+                if c >= cfg.min_boundary}
+    structure = structure_ids(shapes, touching, votes.voxel, cfg)
+
+    # superpoints: shared homes
+    sp = superpoints(graph, len(lab), cfg) if sp is None else sp
+    pos = votes.pair_label > 0
+    s_of, l_of, w_of = sp[votes.pair_voxel[pos]], votes.pair_label[pos], votes.pair_weight[pos]
+    if mapping:
+        l_of = apply_mapping(l_of, mapping).astype(np.int64)
+    key, inv = np.unique(s_of * (int(l_of.max(initial=0)) + 1) + l_of, return_inverse=True)
+    base = int(l_of.max(initial=0)) + 1
+    ws = np.bincount(inv.ravel(), w_of, len(key))
+    ks, kl = key // base, key % base
+    id_total = np.bincount(kl, ws)
+    sp_total = np.bincount(ks, ws)
+    share = ws / id_total[kl]
+    part = ws / sp_total[ks]
+    home = (share >= cfg.sp_share) & (part >= cfg.sp_min_part)
+    hs, hl, hsh = ks[home], kl[home], share[home]
+    o = np.argsort(hs, kind="stable")
+    hs, hl, hsh = hs[o], hl[o], hsh[o]
+    starts = np.flatnonzero(np.r_[True, hs[1:] != hs[:-1]])
+    ends = np.r_[starts[1:], len(hs)]
+    # a superpoint as large as a room's wall is no evidence that what lies in it is one
+    # object; it still joins pieces of structure (floor, walls)
+    sp_shapes = id_shapes(sp + 1, votes.points, votes.voxel)
+    for s0, s1 in zip(starts.tolist(), ends.tolist(), strict=True):
+        allowed = structure if sp_shapes[int(hs[s0]) + 1].extent > cfg.sp_max_extent else big
+        members = [(int(hl[k]), float(hsh[k])) for k in range(s0, s1) if int(hl[k]) in allowed]
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                e = get(members[x][0], members[y][0])
+                e.figures["superpoint_share"] = [round(members[x][1], 3), round(members[y][1], 3)]
+                e.reasons.append("superpoints")
+
+    # 3D boundary convexity
+    for k, c, nc in zip(pk.tolist(), n_edges.tolist(), n_convex.tolist(), strict=True):
+        a, b = k >> 32, k & 0xFFFFFFFF
+        if a not in big or b not in big:
+            continue
+        need = max(cfg.min_boundary, cfg.min_boundary_rel * np.sqrt(min(shapes[a].n, shapes[b].n)))
+        if c < need:
+            continue
+        e = get(a, b)
+        e.figures["boundary_edges"] = int(c)
+        e.figures["convex_share"] = round(nc / c, 3)
+        if nc / c >= cfg.convex_share:
+            e.reasons.append("convex")
+        e.figures["convex_3d_ok"] = nc / c >= cfg.convex_share
+
+    # vetoes: structure; and for the convexity rule, what the views say about the seam
+    for (a, b), e in ev.items():
+        if (a in structure) != (b in structure):
+            e.vetoes.append("structure")
+        row = pairs.get((a, b), np.zeros(5, np.int64))
+        e.figures["covisible"] = int(row[_COVIS])
+        e.figures["touching"] = int(row[_TOUCH])
+        j = int(row[_CONVEX] + row[_CONCAVE])
+        share2d = float(row[_CONVEX]) / j if j else 0.0
+        e.figures["convex_share_2d"] = round(share2d, 3)
+        ok3d = e.figures.pop("convex_3d_ok", False)
+        if ("superpoints" in e.reasons and row[_COVIS] >= cfg.sp_min_covisible
+                and row[_TOUCH] < cfg.sp_consensus * row[_COVIS]):
+            # seen together often, yet hardly ever touching: two things in one superpoint
+            # (a superpoint that grew over a wall of cupboards), not one object
+            e.reasons.remove("superpoints")
+        if "convex" in e.reasons:
+            # a seam judged convex in 3D is checked in the views: both in view and touching
+            # in most views that see both (view consensus), and convex there too; IDs never
+            # seen together (one died, the other was born later) need a clearer 3D seam
+            if row[_COVIS] == 0:
+                keep = cfg.convex_unseen and e.figures["convex_share"] >= cfg.convex_share_unseen
+            else:
+                seen = row[_TOUCH] >= 1 and row[_TOUCH] >= cfg.consensus * row[_COVIS]
+                keep = ok3d and seen and share2d >= cfg.convex_share_2d
+            if not keep:
+                e.reasons.remove("convex")
+    return ev
