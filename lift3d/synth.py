@@ -44,6 +44,7 @@ ray of pixel ``(x, y)`` passes through ``K^-1 (x, y, 1)``, so a camera point pro
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -52,7 +53,7 @@ import numpy as np
 from lift3d.errors import InputError, Lift3DError
 from lift3d.io.atomic import write_json, write_text, write_with
 from lift3d.io.outputs import write_label_png, write_ply
-from lift3d.types import Frame, LabelledCloud, Scene
+from lift3d.types import Frame, LabelledCloud, Lazy, Scene
 
 GENERATOR = "lift3d.synth"
 FORMAT_VERSION = 1
@@ -230,7 +231,8 @@ class SceneObject:
 
 @dataclass
 class SyntheticScene:
-    """A rendered scene in memory.
+    """A rendered scene in memory (its frames lists, or lazy sequences that render a frame
+    when asked: ``render_scene(..., lazy=True)``).
 
     images: per frame (H, W, 3) uint8 RGB (before JPEG).
     depths: per frame (H, W) float32 metres (z), quantised to whole millimetres as written,
@@ -245,9 +247,9 @@ class SyntheticScene:
 
     seed: int
     config: SceneConfig
-    images: list[np.ndarray]
-    depths: list[np.ndarray]
-    instances: list[np.ndarray]
+    images: Sequence[np.ndarray]
+    depths: Sequence[np.ndarray]
+    instances: Sequence[np.ndarray]
     poses: list[np.ndarray]
     K: np.ndarray
     objects: list[SceneObject]
@@ -1096,8 +1098,12 @@ def preset_config(preset: str = "objects", **overrides) -> SceneConfig:
 
 
 def render_scene(seed: int = 0, n_frames: int = 30, width: int = 320, height: int = 240,
-                 config: SceneConfig | None = None) -> SyntheticScene:
-    """Build and render a synthetic scene in memory; deterministic for ``seed``."""
+                 config: SceneConfig | None = None, lazy: bool = False) -> SyntheticScene:
+    """Build and render a synthetic scene in memory; deterministic for ``seed``.
+
+    lazy: render each frame when it is asked for and keep only the last one (images, depths
+    and instances are then lazy sequences), so that writing a long scene takes the memory of
+    one frame; the same pixels as rendering all at once (default False)."""
     cfg = config or SceneConfig()
     if n_frames < 1 or width < 8 or height < 8:
         raise Lift3DError(
@@ -1109,13 +1115,17 @@ def render_scene(seed: int = 0, n_frames: int = 30, width: int = 320, height: in
     world = _World(cfg, objects)
     K = _intrinsics(cfg, width, height)
     poses, camera = _camera_path(cfg, n_frames, seed)
-    images, depths, instances = [], [], []
-    for i, pose in enumerate(poses):
-        noise_rng = np.random.default_rng([seed, _STREAM_NOISE, i])
-        im, d, lab = _render_frame(world, pose, K, (height, width), noise_rng)
-        images.append(im)
-        depths.append(d)
-        instances.append(lab)
+
+    def render(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        noise_rng = np.random.default_rng([seed, _STREAM_NOISE, i])  # one stream per frame
+        return _render_frame(world, poses[i], K, (height, width), noise_rng)
+
+    if lazy:
+        frames = Lazy(len(poses), render, keep=1)
+        images, depths, instances = (_Part(frames, k) for k in range(3))
+    else:
+        images, depths, instances = (list(c) for c in zip(*map(render, range(len(poses))),
+                                                          strict=True))
     cloud = _gt_cloud(world, cfg, seed)
     if cfg.preset == "room":
         _check_clearance(cloud, poses, cfg.room.camera_clearance_m)
@@ -1123,6 +1133,21 @@ def render_scene(seed: int = 0, n_frames: int = 30, width: int = 320, height: in
         seed=seed, config=cfg, images=images, depths=depths, instances=instances, poses=poses,
         K=K, objects=objects, cloud=cloud, camera=camera,
     )
+
+
+class _Part(Sequence):
+    """Per-frame view of item ``k`` of a lazy sequence of (image, depth, instances)."""
+
+    def __init__(self, frames: Lazy, k: int) -> None:
+        self._frames, self._k = frames, k
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self._frames[i][self._k]
 
 
 def _check_clearance(cloud: LabelledCloud, poses: list[np.ndarray], clearance: float) -> None:
@@ -1157,6 +1182,7 @@ def write_scene(scene: SyntheticScene, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     marker = out / "scene.json"
     _check_target(out)
+    doc = scene.describe()  # before the frames: a lazy scene renders frame 0 once, not twice
     # an interrupted write leaves the partial marker and no scene.json: ensure_example then
     # regenerates, and a rerun may overwrite the folder
     write_text(out / _PARTIAL, "lift3d.synth is writing this folder\n")
@@ -1178,7 +1204,7 @@ def write_scene(scene: SyntheticScene, out_dir: str | Path) -> Path:
         write_label_png(out / "instance" / f"{i}.png", scene.instances[i])
     _remove_stale_frames(out, len(scene))
     write_ply(out / "gt_cloud.ply", scene.cloud)
-    write_json(marker, scene.describe())
+    write_json(marker, doc)
     (out / _PARTIAL).unlink()
     return out
 
@@ -1187,10 +1213,11 @@ def make_scene(out_dir: str | Path, seed: int = 0, n_frames: int = 30, width: in
                height: int = 240, config: SceneConfig | None = None) -> Path:
     """Render a synthetic scene and write it to ``out_dir`` (ScanNet export layout plus
     ground truth); returns ``out_dir``. Same arguments, byte-identical files. ``config``:
-    default the ``objects`` preset; ``preset_config("room")`` for furniture."""
+    default the ``objects`` preset; ``preset_config("room")`` for furniture. Each frame is
+    written as it is rendered (memory of one frame, whatever ``n_frames``)."""
     out = Path(out_dir)
     _check_target(out)
-    return write_scene(render_scene(seed, n_frames, width, height, config), out)
+    return write_scene(render_scene(seed, n_frames, width, height, config, lazy=True), out)
 
 
 def ensure_example(path: str | Path = "examples/scene0", seed: int = 0) -> Path:

@@ -414,3 +414,15 @@ def test_cli_make_scene_room_preset(tmp_path):
     assert meta["preset"] == "room" and any(o["shape"] == "table" for o in meta["objects"])
     result = CliRunner().invoke(app, ["make-scene", str(tmp_path / "k"), "--preset", "kitchen"])
     assert result.exit_code != 0 and "unknown scene preset" in result.output
+
+
+def test_make_scene_streams_frames_to_the_same_bytes(scene_dir, tmp_path):
+    """make_scene renders each frame when it writes it (memory of one frame); the files are
+    byte for byte those of the scene rendered whole in memory and then written."""
+    streamed = make_scene(tmp_path / "scene0", seed=0)
+    assert _hashes(streamed) == _hashes(scene_dir)
+    lazy = render_scene(seed=0, n_frames=3, width=48, height=36, lazy=True)
+    whole = render_scene(seed=0, n_frames=3, width=48, height=36)
+    for a, b in ((lazy.images, whole.images), (lazy.depths, whole.depths),
+                 (lazy.instances, whole.instances)):
+        assert len(a) == 3 and all(np.array_equal(a[i], b[i]) for i in (2, 0, 1))

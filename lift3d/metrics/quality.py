@@ -220,7 +220,9 @@ def quality_figures(labels: Sequence[np.ndarray], gt: Sequence[np.ndarray], clou
     if conf.gt_ids.max(initial=0) > 1:  # binary masks get theirs in single_object
         q.sequence.per_frame_iou = _per_frame_iou(conf, seq)
     else:
-        masks = [g > 0 for g in gt]
+        from lift3d.types import Lazy
+
+        masks = Lazy(len(gt), lambda f: np.asarray(gt[f]) > 0, keep=0)  # read when measured
         q.single_object, q.davis = {}, {}
         for rule in video.SELECTION_RULES:
             s = video.single_object_scores(labels, masks, rule)
@@ -250,12 +252,11 @@ def _per_frame_iou(conf, seq) -> dict[str, list]:
     one in that frame (``frame``) or the sequence-level one (``sequence``)."""
     from lift3d.metrics import video
 
-    n = conf.inter.shape[0]
-    iou = conf.iou()  # (F, P, G)
+    n = conf.n_frames
     if conf.gt_ids.size < 2:
         return {"frame": [None] * n, "sequence": [None] * n}
-    by_frame = np.take_along_axis(iou, video.select_ids(conf, "frame")[:, None, :], 1)[:, 0, 1:]
+    by_frame = conf.iou_at(video.select_ids(conf, "frame"))[:, 1:]
     pos = {int(p): k for k, p in enumerate(conf.pred_ids)}
-    cols = np.array([pos[seq.per_instance[int(g)][2]] for g in conf.gt_ids[1:]])
-    by_seq = iou[:, cols, np.arange(1, conf.gt_ids.size)]
+    cols = np.array([0] + [pos[seq.per_instance[int(g)][2]] for g in conf.gt_ids[1:]])
+    by_seq = conf.iou_at(np.broadcast_to(cols, conf.gt_area.shape))[:, 1:]
     return {"frame": [_num(v) for v in by_frame.mean(1)], "sequence": [_num(v) for v in by_seq.mean(1)]}

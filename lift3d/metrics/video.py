@@ -16,9 +16,11 @@ is scored 1 when nothing is selected there. Conventions for empty masks follow D
 when both are empty; precision 1 for an empty prediction, recall 1 for an empty ground
 truth; F1 (Dice) 0 when exactly one is empty.
 
-Everything that counts pixels goes through one confusion tensor per sequence
-(``np.bincount`` over combined (frame, predicted ID, ground-truth ID) keys); only the
-boundary measure F works per frame and object, as image operations.
+Everything that counts pixels goes through one sparse confusion per sequence: the
+(frame, predicted ID, ground-truth ID) triples that occur and their pixels, counted one frame
+at a time (lazy sequences are read frame by frame, never held), so memory grows with the
+pairs that meet, not with frames x IDs x objects; only the boundary measure F works per frame
+and object, as image operations.
 
 DAVIS measures (davis2017-evaluation definitions, re-implemented): J = region IoU; F =
 boundary F-measure with boundaries from ``seg2bmap`` and a match tolerance of
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -62,34 +65,117 @@ class VideoMetricsConfig:
 
 @dataclass
 class Confusion:
-    """Pixel counts of a sequence.
+    """Pixel counts of a sequence, sparse: only the (frame, predicted ID, ground-truth ID)
+    triples that occur, so memory grows with the pairs that meet, not frames x IDs x objects.
 
     pred_ids: (P,) predicted IDs, index 0 is the empty selection (ID 0 = unlabelled pixels
-        are never a candidate; their row is kept at index 0 only for the areas).
+        are never a candidate; their counts are kept at index 0 only for the areas).
     gt_ids: (G,) ground-truth IDs, index 0 is background.
-    inter: (F, P, G) int64 pixels of predicted ID p and ground truth g in frame f.
+    frame, pred, gt: (K,) int64 frame, index into pred_ids, index into gt_ids of every
+        non-zero count, sorted by (frame, pred, gt); count: (K,) int64 its pixels.
+    gt_area: (F, G) int64 pixels of each ground-truth ID in each frame (dense: objects are few).
     """
 
     pred_ids: np.ndarray
     gt_ids: np.ndarray
-    inter: np.ndarray
+    frame: np.ndarray
+    pred: np.ndarray
+    gt: np.ndarray
+    count: np.ndarray
+    gt_area: np.ndarray
 
     @property
-    def pred_area(self) -> np.ndarray:  # (F, P)
-        return self.inter.sum(axis=2)
+    def n_frames(self) -> int:
+        return self.gt_area.shape[0]
 
-    @property
-    def gt_area(self) -> np.ndarray:  # (F, G)
-        return self.inter.sum(axis=1)
+    def _key(self, f, p, g) -> np.ndarray:
+        n_p, n_g = self.pred_ids.size, self.gt_ids.size
+        return (np.asarray(f, np.int64) * n_p + p) * n_g + g
 
-    def iou(self) -> np.ndarray:
-        """(F, P, G) IoU of every predicted ID with every ground-truth ID in every frame; the
-        row p = 0 is the empty prediction (IoU 1 where the object is absent, else 0)."""
-        inter = self.inter.astype(np.float64)
-        union = self.pred_area[:, :, None] + self.gt_area[:, None, :] - inter
+    @cached_property
+    def _keys(self) -> np.ndarray:  # sorted, as the triples are
+        return self._key(self.frame, self.pred, self.gt)
+
+    @cached_property
+    def _pred_area(self) -> tuple[np.ndarray, np.ndarray]:  # sorted (frame * P + pred), pixels
+        key = self.frame * self.pred_ids.size + self.pred
+        # the triples are sorted by (frame, pred): each run of one key is contiguous
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else key
+        return key[starts], np.add.reduceat(self.count, starts) if key.size else key
+
+    def _lookup(self, keys: np.ndarray, table: np.ndarray, values: np.ndarray) -> np.ndarray:
+        i = np.minimum(np.searchsorted(table, keys), max(table.size - 1, 0))
+        if not table.size:
+            return np.zeros(keys.shape, np.int64)
+        return np.where(table[i] == keys, values[i], 0)
+
+    def inter_at(self, f, p, g) -> np.ndarray:
+        """Pixels of predicted index ``p`` and ground-truth index ``g`` in frame ``f``
+        (arrays that broadcast; 0 where they do not meet)."""
+        f, p, g = np.broadcast_arrays(f, p, g)
+        return self._lookup(self._key(f, p, g), self._keys, self.count)
+
+    def pred_area_at(self, f, p) -> np.ndarray:
+        """Pixels of predicted index ``p`` in frame ``f`` (arrays that broadcast)."""
+        f, p = np.broadcast_arrays(f, p)
+        table, area = self._pred_area
+        return self._lookup(np.asarray(f, np.int64) * self.pred_ids.size + p, table, area)
+
+    def pred_area_total(self) -> np.ndarray:  # (P,) pixels over all frames
+        return np.bincount(self.pred, self.count, minlength=self.pred_ids.size).astype(np.int64)
+
+    def pooled(self) -> np.ndarray:
+        """(P, G) int64 pixels of each (predicted, ground-truth) pair summed over frames."""
+        n_g = self.gt_ids.size
+        out = np.bincount(self.pred * n_g + self.gt, self.count, self.pred_ids.size * n_g)
+        return out.astype(np.int64).reshape(self.pred_ids.size, n_g)
+
+    def iou_at(self, sel: np.ndarray) -> np.ndarray:
+        """(F, G) IoU of the predicted index ``sel[f, g]`` with ground-truth index g in frame f;
+        index 0 is the empty prediction (IoU 1 where the object is absent, else 0)."""
+        f, g = np.meshgrid(np.arange(self.n_frames), np.arange(self.gt_ids.size), indexing="ij")
+        inter = self.inter_at(f, sel, g).astype(np.float64)
+        union = self.pred_area_at(f, sel) + self.gt_area - inter
         iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
-        iou[:, 0, :] = (self.gt_area == 0).astype(np.float64)
-        return iou
+        return np.where(sel == 0, (self.gt_area == 0).astype(np.float64), iou)
+
+    def _pair_iou(self) -> np.ndarray:
+        """(K,) IoU of every triple (its pair in its frame)."""
+        inter = self.count.astype(np.float64)
+        union = self.pred_area_at(self.frame, self.pred) + self.gt_area[self.frame, self.gt] - inter
+        return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+    def best_per_frame(self) -> np.ndarray:
+        """(F, G) the predicted index of best IoU with each object in each frame, ties to the
+        lower index; 0 (empty) where the object is absent or no ID meets it."""
+        sel = np.zeros(self.gt_area.shape, np.int64)
+        cand = self.pred > 0
+        f, p, g, iou = self.frame[cand], self.pred[cand], self.gt[cand], self._pair_iou()[cand]
+        order = np.lexsort((p, -iou, g, f))
+        f, p, g = f[order], p[order], g[order]
+        first = np.r_[True, (f[1:] != f[:-1]) | (g[1:] != g[:-1])] if f.size else f.astype(bool)
+        sel[f[first], g[first]] = p[first]
+        return sel
+
+    def mean_iou(self) -> np.ndarray:
+        """(P, G) mean over frames of the IoU of every predicted index with every object (an
+        ID and an object both absent from a frame score 1 there, as IoU of two empty masks;
+        index 0 scores 1 where the object is absent). Summed frame after frame, the order of
+        a dense (F, P, G) mean, so the figures are the same to the last bit."""
+        n_p = self.pred_ids.size
+        acc = np.zeros((n_p, self.gt_ids.size))
+        iou = self._pair_iou()
+        bounds = np.searchsorted(self.frame, np.arange(self.n_frames + 1))
+        for f in range(self.n_frames):
+            s = slice(bounds[f], bounds[f + 1])
+            absent = np.ones(n_p)
+            absent[self.pred[s]] = 0.0
+            absent[0] = 1.0
+            empty = self.gt_area[f] == 0
+            acc[:, empty] += absent[:, None]  # + 0.0 leaves a present ID's sum as it is
+            meet = self.pred[s] > 0
+            acc[self.pred[s][meet], self.gt[s][meet]] += iou[s][meet]
+        return acc / self.n_frames
 
 
 def _as_maps(name: str, maps, like=None, first: int = 0) -> list[np.ndarray]:
@@ -132,16 +218,18 @@ def confusion(
         counts.append((pv[pair // gv.size], gv[pair % gv.size], n))
     p_all = np.concatenate([c[0] for c in counts])
     g_all = np.concatenate([c[1] for c in counts])
-    n_all = np.concatenate([c[2] for c in counts])
-    frame = np.repeat(np.arange(len(pred)), [len(c[0]) for c in counts])
-    # ID 0 is always among the IDs, so that index 0 is ID 0 (when IDs are >= 0)
+    n_all = np.concatenate([c[2] for c in counts]).astype(np.int64)
+    frame = np.repeat(np.arange(len(counts), dtype=np.int64), [len(c[0]) for c in counts])
+    del counts
+    # ID 0 is always among the IDs, so that index 0 is ID 0 (when IDs are >= 0); within a
+    # frame the pairs come sorted by (pred, gt) value, so the triples are sorted as documented
     pred_ids, p_idx = dense_index(p_all, always=(0,))
     gt_ids, g_idx = dense_index(g_all, always=(0,))
-    n_f, n_p, n_g = len(pred), pred_ids.size, gt_ids.size
-    key = (frame * n_p + p_idx) * n_g + g_idx
-    inter = np.bincount(key, weights=n_all, minlength=n_f * n_p * n_g).astype(np.int64)
-    inter = inter.reshape(n_f, n_p, n_g)
-    return Confusion(pred_ids, gt_ids, inter)
+    n_g = gt_ids.size
+    n_f = len(pred)
+    gt_area = np.bincount(frame * n_g + g_idx, n_all, n_f * n_g).astype(np.int64).reshape(n_f, n_g)
+    return Confusion(pred_ids, gt_ids, frame, p_idx.astype(np.int64), g_idx.astype(np.int64),
+                     n_all, gt_area)
 
 
 def select_ids(conf: Confusion, rule: str) -> np.ndarray:
@@ -149,17 +237,10 @@ def select_ids(conf: Confusion, rule: str) -> np.ndarray:
     (0 = empty selection), by the rule ``"frame"`` or ``"sequence"`` (module docstring)."""
     if rule not in SELECTION_RULES:
         raise InputError(f"unknown ID selection rule {rule!r}", fix=f"use one of {SELECTION_RULES}")
-    iou = conf.iou()
     if rule == "frame":
-        return iou.argmax(axis=1)
-    best = iou.mean(axis=0)  # (P, G) mean IoU over frames; the empty mask competes too
-    return np.broadcast_to(best.argmax(axis=0), iou[:, 0, :].shape).copy()
-
-
-def _gather(a: np.ndarray, sel: np.ndarray) -> np.ndarray:
-    """a (F, P, G), sel (F, G) -> (F, G) a[f, sel[f, g], g]."""
-    f, g = np.meshgrid(np.arange(a.shape[0]), np.arange(a.shape[2]), indexing="ij")
-    return a[f, sel, g]
+        return conf.best_per_frame()
+    best = conf.mean_iou()  # (P, G) mean IoU over frames; the empty mask competes too
+    return np.broadcast_to(best.argmax(axis=0), conf.gt_area.shape).copy()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,9 +264,10 @@ class MaskScores:
 
 
 def _scores(conf: Confusion, sel: np.ndarray, g: int) -> MaskScores:
-    inter = _gather(conf.inter, sel)[:, g].astype(np.float64)
+    frames = np.arange(conf.n_frames)
+    inter = conf.inter_at(frames, sel[:, g], g).astype(np.float64)
     inter[sel[:, g] == 0] = 0.0
-    a_p = np.take_along_axis(conf.pred_area, sel[:, g : g + 1], axis=1)[:, 0].astype(np.float64)
+    a_p = conf.pred_area_at(frames, sel[:, g]).astype(np.float64)
     a_p[sel[:, g] == 0] = 0.0  # the empty selection claims no pixel
     a_g = conf.gt_area[:, g].astype(np.float64)
     union = a_p + a_g - inter
@@ -207,12 +289,14 @@ def single_object_scores(
     pred: per frame (H, W) int ID maps. gt_masks: per frame (H, W) bool (or 0/1) masks.
     rule: ``"frame"`` (best ID per frame) or ``"sequence"`` (one ID, best mean IoU).
     """
-    masks = [np.asarray(m) != 0 for m in gt_masks]
+    from lift3d.types import Lazy
+
+    masks = Lazy(len(gt_masks), lambda f: np.asarray(gt_masks[f]) != 0, keep=0)  # never held
     conf = confusion(pred, masks)
     g = int(np.searchsorted(conf.gt_ids, 1))
     if g >= conf.gt_ids.size:  # no foreground anywhere: add an all-absent object column
-        conf = Confusion(conf.pred_ids, np.r_[conf.gt_ids, 1],
-                         np.concatenate([conf.inter, np.zeros_like(conf.inter[:, :, :1])], 2))
+        conf = Confusion(conf.pred_ids, np.r_[conf.gt_ids, 1], conf.frame, conf.pred, conf.gt,
+                         conf.count, np.c_[conf.gt_area, np.zeros(conf.n_frames, np.int64)])
     return _scores(conf, select_ids(conf, rule), g)
 
 
@@ -238,11 +322,11 @@ def sequence_iou(pred: list[np.ndarray], gt: list[np.ndarray],
     pooled over frames) beside the per-frame best-ID IoU. gt: per frame (H, W) int instance
     maps, 0 = background (not an instance). ``conf``: their confusion, if already counted."""
     conf = confusion(pred, gt) if conf is None else conf
-    inter = conf.inter.sum(axis=0).astype(np.float64)  # (P, G) pooled over frames
-    union = conf.pred_area.sum(0)[:, None] + conf.gt_area.sum(0)[None, :] - inter
+    inter = conf.pooled().astype(np.float64)  # (P, G) pooled over frames
+    union = conf.pred_area_total()[:, None] + conf.gt_area.sum(0)[None, :] - inter
     pooled = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
     pooled[0] = 0.0  # the unlabelled ID is not a prediction
-    per_frame = _gather(conf.iou(), select_ids(conf, "frame"))  # (F, G)
+    per_frame = conf.iou_at(select_ids(conf, "frame"))  # (F, G)
     out = {}
     for g in range(1, conf.gt_ids.size):
         p = int(pooled[:, g].argmax())
@@ -342,8 +426,8 @@ def davis_scores(
     cfg = config or VideoMetricsConfig()
     conf = confusion(pred, gt, cfg.void_id)
     sel = select_ids(conf, rule)
-    jall = _gather(conf.iou(), sel)  # (F, G)
-    frames = np.arange(len(pred))
+    jall = conf.iou_at(sel)  # (F, G)
+    frames = np.arange(conf.n_frames)
     if cfg.skip_first_last and len(pred) > 2:
         frames = frames[1:-1]
     per_object = {}

@@ -50,11 +50,13 @@ def test_confusion_matches_direct_counts():
     for f in range(len(pred)):
         for i, p in enumerate(conf.pred_ids):
             for j, g in enumerate(conf.gt_ids):
-                assert conf.inter[f, i, j] == np.sum((pred[f] == p) & (gt[f] == g))
-    iou = conf.iou()
+                assert conf.inter_at(f, i, j) == np.sum((pred[f] == p) & (gt[f] == g))
+                assert conf.pred_area_at(f, i) == np.sum(pred[f] == p)
     i7, j1 = int(np.searchsorted(conf.pred_ids, 7)), 1
+    sel = np.zeros(conf.gt_area.shape, int)
+    sel[:, j1] = i7
     a, b = pred[0] == 7, gt[0] == 1
-    assert iou[0, i7, j1] == pytest.approx((a & b).sum() / (a | b).sum())
+    assert conf.iou_at(sel)[0, j1] == pytest.approx((a & b).sum() / (a | b).sum())
 
 
 def test_selection_rules():
