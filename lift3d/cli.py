@@ -66,7 +66,7 @@ def segment(
     segmenter: str = typer.Option("auto", help=SEGMENTER_HELP),
     baseline: str = typer.Option("tracked", help="tracked (the method) | independent (each frame alone)."),
     associate: str = typer.Option(
-        "off", help="Merge tracked IDs that are one object: auto (3d on 3D geometry, tracklets on "
+        "auto", help="Merge tracked IDs that are one object: auto (3d on 3D geometry, tracklets on "
         "flow) | 3d | tracklets | off (the paper's method as written)."),
     stride: int = typer.Option(1, min=1, help="Use every n-th frame."),
     max_frames: int | None = typer.Option(None, min=1, help="Use at most this many frames."),
@@ -109,7 +109,7 @@ def scene_output_name(scene_dir: Path) -> str:
 def _segment_config(
     geometry: str, segmenter: str, baseline: str, stride: int, max_frames: int | None,
     eps: float | None, sam_checkpoint: Path | None, sam_model_type: str | None,
-    mast3r_checkpoint: Path | None, device: str | None, associate: str = "off",
+    mast3r_checkpoint: Path | None, device: str | None, associate: str = "auto",
     max_side: int | None = None, h_frames: int | None = None,
 ):
     """The SegmentConfig of `segment`'s options (`batch` takes the same ones)."""
@@ -161,7 +161,7 @@ def batch(
     segmenter: str = typer.Option("auto", help=SEGMENTER_HELP),
     baseline: str = typer.Option("tracked", help="tracked (the method) | independent (each frame alone)."),
     associate: str = typer.Option(
-        "off", help="Merge tracked IDs that are one object: auto | 3d | tracklets | off (see segment)."),
+        "auto", help="Merge tracked IDs that are one object: auto | 3d | tracklets | off (see segment)."),
     stride: int = typer.Option(1, min=1, help="Use every n-th frame."),
     max_frames: int | None = typer.Option(None, min=1, help="Use at most this many frames."),
     eps: float | None = typer.Option(None, help="Radius of H(I,M), scene units (pixels for flow)."),

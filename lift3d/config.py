@@ -62,9 +62,10 @@ class SegmentConfig:
     max_frames: int | None = None
     """Use at most this many frames (after stride)."""
     track: TrackConfig = field(default_factory=TrackConfig)
-    associate: AssociateConfig = field(default_factory=lambda: AssociateConfig(method="off"))
+    associate: AssociateConfig = field(default_factory=AssociateConfig)
     """The association stage (lift3d/associate/config.py): merges tracked IDs that are one
-    object; ``method="off"`` is the paper's method as written."""
+    object (default ``auto``: 3D on 3D geometry, tracklet links on flow); ``method="off"`` is
+    the paper's method as written."""
     fuse: FuseConfig = field(default_factory=FuseConfig)
     metric: MetricConfig = field(default_factory=MetricConfig)
     overlays: bool = True

@@ -238,11 +238,12 @@ def test_eval_with_ray(ray_address, scenes, tmp_path):
     from lift3d.evaluate import EvalConfig, evaluate, figures
 
     root, paths, refs = scenes
-    res = evaluate(root / "scenes", tmp_path / "eval", EvalConfig(methods=("tracked",), progress=False),
+    # the refs ran segment's defaults: association auto, eval's "associated" method
+    res = evaluate(root / "scenes", tmp_path / "eval", EvalConfig(methods=("associated",), progress=False),
                    BatchConfig(progress=False))
     assert sorted(res.sequences) == sorted(p.name for p in paths)
     for p in paths:
-        got = res.sequences[p.name].methods["tracked"].figures.to_json()
+        got = res.sequences[p.name].methods["associated"].figures.to_json()
         want = figures(json.loads((refs[p.name] / "report.json").read_text()))
         got.pop("s_per_frame"), want.pop("s_per_frame")
         assert got == want, p.name

@@ -26,7 +26,10 @@ def scene0(tmp_path_factory):
 @pytest.fixture(scope="session")
 def runs(scene0, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    tracked = run_segment(scene0, out / "tracked", SegmentConfig(segmenter="classical"), progress=False)
+    # the tracker's own labels (association off): what these tests pin; association has its
+    # tests in tests/associate/
+    tracked = run_segment(scene0, out / "tracked", SegmentConfig(segmenter="classical", associate="off"),
+                          progress=False)
     indep = run_segment(
         scene0, out / "independent", SegmentConfig(segmenter="classical", mode="independent"),
         progress=False,
@@ -88,7 +91,7 @@ def test_killed_run_resumes_where_it_stopped(scene0, runs, tmp_path):
 
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "lift3d", "segment", str(scene0), "-o", str(out),
-           "--segmenter", "classical", "-q"]
+           "--segmenter", "classical", "--associate", "off", "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     labels = out / "labels"
