@@ -24,26 +24,9 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
-
-class Clock:
-    """Wall and CPU seconds per named part (nested parts are subtracted by the caller)."""
-
-    def __init__(self) -> None:
-        self.wall: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, name: str):
-        w, c = time.perf_counter(), time.process_time()
-        try:
-            yield
-        finally:
-            self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - w
-            self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - c
+from bench_stages import Clock  # wall and CPU seconds per named part (same folder)
 
 
 def timed(obj, method: str, clock: Clock, name: str) -> None:

@@ -272,15 +272,8 @@ def segment_image(image: np.ndarray, cfg: ClassicalConfig = ClassicalConfig()) -
     ).astype(np.int32)
     lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     graph = _RegionGraph.from_labels(fine, lab)
-    owner = np.arange(graph.area.shape[0])  # region of each fine region at the current level
-    levels, scores = [owner], [graph.scores(cfg.score_offset)]
-    owner = graph.merge_mutual(owner, 0.5 * cfg.merge_threshold, cfg.max_rounds)
-    levels.append(owner)
-    scores.append(graph.scores(cfg.score_offset))
-    owner = graph.merge_mutual(owner, cfg.merge_threshold, cfg.max_rounds)
-    owner = graph.absorb_small(owner, cfg.min_area_frac * fine.size, cfg.max_rounds)
-    levels.append(owner)
-    scores.append(graph.scores(cfg.score_offset))
+    levels, scores = merge_levels(graph, cfg.merge_threshold, cfg.min_area_frac * fine.size,
+                                  cfg.score_offset, cfg.max_rounds)
     if scale < 1.0:  # nearest-neighbour upsampling of the fine labels to the input size
         rows = np.minimum((np.arange(h) + 0.5) * fine.shape[0] / h, fine.shape[0] - 1)
         cols = np.minimum((np.arange(w) + 0.5) * fine.shape[1] / w, fine.shape[1] - 1)
@@ -292,6 +285,24 @@ def segment_image(image: np.ndarray, cfg: ClassicalConfig = ClassicalConfig()) -
         fine_lab=graph.fine_mean,
         fine_area=np.bincount(fine.ravel(), minlength=levels[0].shape[0]),
     )
+
+
+def merge_levels(graph, threshold: float, min_area: float, score_offset: float,
+                 max_rounds: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The three levels of a region graph (fine regions; mutual merges below half the
+    threshold; below the threshold with regions under ``min_area`` pixels absorbed): per level
+    the owner of each fine region and the regions' scores. Any graph with ``merge_mutual``,
+    ``absorb_small`` and ``scores`` (the classical and the geometric segmenters' graphs)."""
+    owner = np.arange(graph.area.shape[0])  # region of each fine region at the current level
+    levels, scores = [owner], [graph.scores(score_offset)]
+    owner = graph.merge_mutual(owner, 0.5 * threshold, max_rounds)
+    levels.append(owner)
+    scores.append(graph.scores(score_offset))
+    owner = graph.merge_mutual(owner, threshold, max_rounds)
+    owner = graph.absorb_small(owner, min_area, max_rounds)
+    levels.append(owner)
+    scores.append(graph.scores(score_offset))
+    return levels, scores
 
 
 @dataclass

@@ -77,6 +77,7 @@ from lift3d.segment.classical import (
     _collect_edges,
     _RegionGraph,
     _Segmentation,
+    merge_levels,
     segment_image,
 )
 
@@ -521,15 +522,8 @@ def segment_rgbd(
     lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     pairs = boundary_pairs(fine, points, normals, trusted, small_K, cfg)
     graph = _GeoGraph.from_pairs(fine, lab, pairs, cfg)
-    owner = np.arange(graph.area.shape[0])
-    levels, scores = [owner], [graph.scores(cfg.score_offset)]
-    owner = graph.merge_mutual(owner, 0.5 * cfg.geo_threshold, cfg.max_rounds)
-    levels.append(owner)
-    scores.append(graph.scores(cfg.score_offset))
-    owner = graph.merge_mutual(owner, cfg.geo_threshold, cfg.max_rounds)
-    owner = graph.absorb_small(owner, cfg.min_area_frac * fine.size, cfg.max_rounds)
-    levels.append(owner)
-    scores.append(graph.scores(cfg.score_offset))
+    levels, scores = merge_levels(graph, cfg.geo_threshold, cfg.min_area_frac * fine.size,
+                                  cfg.score_offset, cfg.max_rounds)
     if scale != 1.0:
         fine = cv2.resize(fine, (w, h), interpolation=cv2.INTER_NEAREST)
     return _Segmentation(
