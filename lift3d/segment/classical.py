@@ -110,6 +110,15 @@ class _Segmentation:
     fine_lab: np.ndarray
     fine_area: np.ndarray
 
+    @classmethod
+    def of(cls, fine: np.ndarray, levels: list[np.ndarray], scores: list[np.ndarray],
+           fine_lab: np.ndarray) -> _Segmentation:
+        """The result of a region graph: ``fine`` at the input resolution, the levels and
+        scores of :func:`merge_levels`, the fine regions' mean CIELAB colours."""
+        return cls(fine=fine, levels=[lv.astype(np.int32) for lv in levels],
+                   scores=[sc.astype(np.float32) for sc in scores], fine_lab=fine_lab,
+                   fine_area=np.bincount(fine.ravel(), minlength=levels[0].shape[0]))
+
 
 class ClassicalSegmenter:
     """Graph-based colour segmentation behind the Segmenter interface (see module docstring).
@@ -278,13 +287,7 @@ def segment_image(image: np.ndarray, cfg: ClassicalConfig = ClassicalConfig()) -
         rows = np.minimum((np.arange(h) + 0.5) * fine.shape[0] / h, fine.shape[0] - 1)
         cols = np.minimum((np.arange(w) + 0.5) * fine.shape[1] / w, fine.shape[1] - 1)
         fine = fine[rows.astype(np.int64)[:, None], cols.astype(np.int64)[None, :]]
-    return _Segmentation(
-        fine=fine,
-        levels=[lv.astype(np.int32) for lv in levels],
-        scores=[sc.astype(np.float32) for sc in scores],
-        fine_lab=graph.fine_mean,
-        fine_area=np.bincount(fine.ravel(), minlength=levels[0].shape[0]),
-    )
+    return _Segmentation.of(fine, levels, scores, graph.fine_mean)
 
 
 def merge_levels(graph, threshold: float, min_area: float, score_offset: float,

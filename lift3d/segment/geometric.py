@@ -526,10 +526,4 @@ def segment_rgbd(
                                   cfg.score_offset, cfg.max_rounds)
     if scale != 1.0:
         fine = cv2.resize(fine, (w, h), interpolation=cv2.INTER_NEAREST)
-    return _Segmentation(
-        fine=fine,
-        levels=[lv.astype(np.int32) for lv in levels],
-        scores=[sc.astype(np.float32) for sc in scores],
-        fine_lab=graph.fine_mean,
-        fine_area=np.bincount(fine.ravel(), minlength=levels[0].shape[0]),
-    )
+    return _Segmentation.of(fine, levels, scores, graph.fine_mean)
