@@ -164,8 +164,8 @@ def segment_scene(scene_dir: str, out_dir: str, cfg: SegmentConfig, fresh: bool 
 
 def scene_figures(report: dict) -> dict:
     """Figures of one scene's report for the summary: frames, IDs, H and, with ground truth,
-    the quality figures (the flat keys of :func:`lift3d.evaluate.figures`)."""
-    from lift3d.evaluate import figures
+    the quality figures (the flat keys of :func:`lift3d.run_figures.figures`)."""
+    from lift3d.run_figures import figures
 
     f = figures(report)
     f.pop("s_per_frame", None)
@@ -422,28 +422,3 @@ def exit_code(summary: dict) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# `lift3d eval --ray`: the same fan-out over (sequence, method) runs
-
-
-def eval_run(seq, method: str, out: str, cfg) -> dict:
-    """One run of `lift3d eval` inside a task (:func:`lift3d.evaluate.run_one`)."""
-    from lift3d.evaluate import run_one
-
-    return {"status": "done", "report": run_one(seq, method, Path(out), cfg)}
-
-
-def eval_reports(seqs: Sequence, out: Path, cfg, opts: BatchConfig) -> dict[tuple[str, str], dict]:
-    """Every (sequence, method) report of an evaluation, one Ray task each; the first failure
-    raises its one-line error after the others have finished."""
-    from dataclasses import replace
-
-    from lift3d.errors import Lift3DError
-
-    quiet = replace(cfg, progress=False)
-    calls = {f"{s.name}/{m}": (s, m, str(out / s.name / m), quiet) for s in seqs for m in cfg.methods}
-    recs: dict[str, dict] = {}
-    fan_out(eval_run, calls, opts, recs.__setitem__)
-    failed = [k for k in calls if recs[k]["status"] == "failed"]
-    if failed:
-        raise Lift3DError(f"{len(failed)} run(s) failed, first {failed[0]}: {recs[failed[0]]['error']}")
-    return {tuple(k.split("/", 1)): recs[k]["report"] for k in calls}

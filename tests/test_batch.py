@@ -235,7 +235,8 @@ def test_scene_lists_globs_and_names(tmp_path):
 def test_eval_with_ray(ray_address, scenes, tmp_path):
     """`lift3d eval --ray` over the folder of scenes: one task per run, the same figures as
     each scene's run_segment report."""
-    from lift3d.evaluate import EvalConfig, evaluate, figures
+    from lift3d.evaluate import EvalConfig, evaluate
+    from lift3d.run_figures import figures
 
     root, paths, refs = scenes
     # the refs ran segment's defaults: association auto, eval's "associated" method
