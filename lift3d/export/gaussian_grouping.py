@@ -33,6 +33,7 @@ from lift3d.export.base import ExportFrame, OutputFolder, load_output, read_fram
 from lift3d.export.colmap import write_colmap_model
 from lift3d.geometry.cameras import scale_intrinsics
 from lift3d.io.atomic import write_json, write_with
+from lift3d.io.working_resolution import sample_nearest
 
 # Gaussian Grouping's defaults from config/gaussian_dataset/train.json; only num_classes changes.
 TRAIN_DEFAULTS = {
@@ -111,19 +112,10 @@ def _downscale(out: OutputFolder, maps: list[np.ndarray], factor: int, image_dir
         small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         path = image_dir / f"{f.stem}.png"
         write_with(path, lambda tmp, a=small: _imwrite(tmp, a))
-        small_maps.append(nearest_resize(m, size))
+        small_maps.append(sample_nearest(m, (size[1], size[0])))  # IDs never blended
         frames.append(replace(f, width=size[0], height=size[1], image=path,
                               K=scale_intrinsics(f.K, size[0] / f.width, size[1] / f.height)))
     return replace(out, frames=frames), small_maps
-
-
-def nearest_resize(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H', W') ID map of ``labels`` (H, W) at ``size`` (W', H'): each new pixel takes the ID
-    of the old pixel under its centre (IDs are never blended)."""
-    h, w = labels.shape
-    xs = np.minimum(((np.arange(size[0]) + 0.5) * w / size[0]).astype(np.int64), w - 1)
-    ys = np.minimum(((np.arange(size[1]) + 0.5) * h / size[1]).astype(np.int64), h - 1)
-    return labels[ys[:, None], xs[None, :]]
 
 
 def write_object_masks(out: OutputFolder, dest: Path, folder: str = "object_mask",
