@@ -143,12 +143,10 @@ class TrackletAssociator:
         self.n_frames += 1
 
     def _flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        import cv2
-
-        from lift3d.geometry.flow import _PRESETS
+        from lift3d.geometry.flow import dis_flow
 
         if self._dis is None:
-            self._dis = cv2.DISOpticalFlow_create(_PRESETS[self.cfg.flow_preset])
+            self._dis = dis_flow(self.cfg.flow_preset)
         return self._dis.calc(a, b, None)
 
     def _add_ids(self, t: int, lab: np.ndarray, bins: np.ndarray) -> None:

@@ -38,6 +38,13 @@ class FlowConfig:
 _PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}
 
 
+def dis_flow(preset: str):
+    """OpenCV's DIS optical flow at a named preset (ultrafast | fast | medium)."""
+    import cv2
+
+    return cv2.DISOpticalFlow_create(_PRESETS[preset])
+
+
 class FlowMatcher:
     """Matches from DIS optical flow, forward-backward checked, chained over frame steps.
 
@@ -49,11 +56,10 @@ class FlowMatcher:
     """Two DIS flows (forward and backward) per frame step between i and j, unless cached."""
 
     def __init__(self, scene: Scene, cfg: FlowConfig) -> None:
-        import cv2
 
         self.cfg = cfg
         self.scene = scene
-        self._dis = cv2.DISOpticalFlow_create(_PRESETS[cfg.preset])
+        self._dis = dis_flow(cfg.preset)
         self._hw: tuple[int, int] | None = None
         self._flow = lru_cache(maxsize=cfg.cache_pairs)(self._calc)
         self._gray = lru_cache(maxsize=4)(self._read_gray)
