@@ -1122,7 +1122,9 @@ def render_scene(seed: int = 0, n_frames: int = 30, width: int = 320, height: in
 
     if lazy:
         frames = Lazy(len(poses), render, keep=1)
-        images, depths, instances = (_Part(frames, k) for k in range(3))
+        # per-frame views of one item of each rendered (image, depth, instances)
+        images, depths, instances = (Lazy(len(frames), lambda i, k=k: frames[i][k], keep=0)
+                                     for k in range(3))
     else:
         images, depths, instances = (list(c) for c in zip(*map(render, range(len(poses))),
                                                           strict=True))
@@ -1133,21 +1135,6 @@ def render_scene(seed: int = 0, n_frames: int = 30, width: int = 320, height: in
         seed=seed, config=cfg, images=images, depths=depths, instances=instances, poses=poses,
         K=K, objects=objects, cloud=cloud, camera=camera,
     )
-
-
-class _Part(Sequence):
-    """Per-frame view of item ``k`` of a lazy sequence of (image, depth, instances)."""
-
-    def __init__(self, frames: Lazy, k: int) -> None:
-        self._frames, self._k = frames, k
-
-    def __len__(self) -> int:
-        return len(self._frames)
-
-    def __getitem__(self, i):  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        return self._frames[i][self._k]
 
 
 def _check_clearance(cloud: LabelledCloud, poses: list[np.ndarray], clearance: float) -> None:
