@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -70,6 +71,25 @@ def one_line_error(result_output: str, *needles: str) -> str:
     for n in needles:
         assert n in lines[0], (n, lines[0])
     return lines[0]
+
+
+@contextmanager
+def disk_full_at(monkeypatch, n: int):
+    """The atomic writer's ``n``-th rename fails with ENOSPC (a disk that fills mid-run, where
+    no tmpfs can be mounted); the others go through."""
+    import lift3d.io.atomic as atomic
+
+    real, calls = os.replace, []
+
+    def full(src, dst):
+        calls.append(dst)
+        if len(calls) == n:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(atomic.os, "replace", full)
+        yield
 
 
 def cli(*args: str):
@@ -312,20 +332,9 @@ def test_read_only_file_system_is_one_line(scenes, tmp_path, small_fs):
 
 def test_write_error_mid_run_names_the_file_and_resumes(scenes, tmp_path, monkeypatch):
     """Where no tmpfs can be mounted: the writer's rename fails with ENOSPC at the 5th file."""
-    import lift3d.io.atomic as atomic
-
     scene0, ref0, _ = scenes[0]
     out = tmp_path / "out"
-    real, calls = os.replace, []
-
-    def full(src, dst):
-        calls.append(dst)
-        if len(calls) == 5:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(src, dst)
-
-    with monkeypatch.context() as m:
-        m.setattr(atomic.os, "replace", full)
+    with disk_full_at(monkeypatch, 5):
         with pytest.raises(errors.OutputError, match=rf"{out}/.*: cannot write \(No space left"):
             run_segment(scene0, out, CFG, progress=False)
     assert not [p for p in out.rglob(".*") if p.name != ".lift3d.lock"]  # no temp files left
@@ -441,20 +450,9 @@ def test_max_side_writes_outputs_at_the_input_resolution(large):
 def test_max_side_run_resumes_to_identical_outputs(large, tmp_path, monkeypatch):
     """Labels are written grown to the input size and read back shrunk: a run stopped half-way
     (the 6th write fails) resumes to the files of the uninterrupted run."""
-    import lift3d.io.atomic as atomic
-
     scene_dir, ref, cfg, _ = large
     out = tmp_path / "out"
-    real, calls = os.replace, []
-
-    def full(src, dst):
-        calls.append(dst)
-        if len(calls) == 6:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(src, dst)
-
-    with monkeypatch.context() as m:
-        m.setattr(atomic.os, "replace", full)
+    with disk_full_at(monkeypatch, 6):
         with pytest.raises(errors.OutputError):
             run_segment(scene_dir, out, cfg, progress=False)
     assert 0 < len(list((out / "labels").glob("*.png"))) < 8
