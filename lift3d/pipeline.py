@@ -189,10 +189,9 @@ def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: 
     association = None
     if associator is not None:
         with timer("associate"):
-            association = associate_labels(associator, fusion, scene, out, cfg.overlays, progress,
-                                           cfg.max_side)
+            association, log.ids_per_frame = associate_labels(
+                associator, fusion, scene, out, cfg.overlays, progress, cfg.max_side)
         log.ids = set(apply_mapping(np.array(sorted(log.ids), np.int64), association).tolist())
-        log.ids_per_frame = _ids_per_frame(out, scene)
     cloud = None
     if fusion is not None:
         with timer("fuse"):
@@ -227,11 +226,13 @@ def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: 
 
 
 def associate_labels(associator, fusion, scene: Scene, out: Path, overlays: bool,
-                     progress: bool, max_side: int | None = None) -> Association:
+                     progress: bool, max_side: int | None = None
+                     ) -> tuple[Association, list[int]]:
     """Solve the association (or read it back from ``cache/association.json`` when a run
     was killed after solving), then rewrite every frame's ``labels/`` (and overlay) with the
     merged IDs. Object IDs are the smallest ID of their group, so rewriting a frame twice
-    changes nothing: a run killed half-way through resumes safely."""
+    changes nothing: a run killed half-way through resumes safely. Returns the association
+    and each frame's number of IDs after it."""
     from tqdm.auto import tqdm
 
     path = out / "cache" / "association.json"
@@ -240,6 +241,7 @@ def associate_labels(associator, fusion, scene: Scene, out: Path, overlays: bool
     else:
         association = associator.solve(fusion)
         write_json(path, association.to_json())
+    ids_per_frame: list[int] = []
     for frame_name, t in tqdm(list(zip(scene.names, range(len(scene)))), desc="associate",
                               disable=not progress, unit="frame"):
         p = out / "labels" / f"{frame_name}.png"
@@ -247,18 +249,12 @@ def associate_labels(associator, fusion, scene: Scene, out: Path, overlays: bool
         merged = apply_mapping(labels, association)
         if association.mapping and not np.array_equal(merged, labels):
             write_label_png(p, merged)
+        ids = np.unique(merged)
+        ids_per_frame.append(int((ids > 0).sum()))
         if overlays:
             _write_overlay(out / "overlays" / f"{frame_name}.png", scene.frames[t].image,
                            shrink_labels(merged, max_side))
-    return association
-
-
-def _ids_per_frame(out: Path, scene: Scene) -> list[int]:
-    counts = []
-    for n in scene.names:
-        ids = np.unique(read_label_png(out / "labels" / f"{n}.png"))
-        counts.append(int((ids > 0).sum()))
-    return counts
+    return association, ids_per_frame
 
 
 def _saved_labels(out: Path, scene: Scene, max_side: int | None = None) -> Lazy:
