@@ -89,16 +89,12 @@ def groups_to_mapping(groups: Iterable[Iterable[int]]) -> dict[int, int]:
 
 def apply_mapping(labels: np.ndarray, mapping: dict[int, int] | Association) -> np.ndarray:
     """``labels`` ((H, W) or any shape, int) with every mapped ID replaced; a new int32 array."""
-    if isinstance(mapping, Association):
-        mapping = mapping.mapping
+    if not isinstance(mapping, Association):
+        mapping = Association(mapping)
     labels = np.asarray(labels)
-    if not mapping:
+    if not mapping.mapping:
         return labels.astype(np.int32, copy=True)
-    top = int(max(int(labels.max(initial=0)), *mapping.keys()))
-    lut = np.arange(top + 1, dtype=np.int32)
-    for old, new in mapping.items():
-        lut[old] = new
-    return lut[labels]
+    return mapping.lut(int(labels.max(initial=0)))[labels]
 
 
 @runtime_checkable
