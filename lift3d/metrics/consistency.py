@@ -320,6 +320,17 @@ class UnitFeatures:
             self._tmp = None
 
 
+def _query_mask(p: np.ndarray, v, ids=None) -> np.ndarray:
+    """(H, W) bool: the query pixels of a frame: valid, with finite points, and (when ``ids``
+    is given, unlabelled pixels excluded) an ID other than 0."""
+    m = np.array(v, bool)
+    for a in range(3):
+        m &= np.isfinite(p[..., a])
+    if ids is not None:
+        m &= np.asarray(ids) != 0
+    return m
+
+
 def _gather(load, n_frames: int, exclude_unlabelled: bool, cfg: ConsistencyConfig) -> _Flat:
     """Read frames ``load(i) -> (points, valid, output)`` one at a time into the query pixels'
     points, frames and outputs: int64 IDs, or :class:`UnitFeatures` (normalised once, stored
@@ -344,11 +355,7 @@ def _gather(load, n_frames: int, exclude_unlabelled: bool, cfg: ConsistencyConfi
                 feats = UnitFeatures(np.shape(o)[2], cfg.feature_dtype, cfg.feature_memory,
                                      cfg.scratch_dir)
         p = np.asarray(p)
-        m = np.array(v, bool)
-        for a in range(3):
-            m &= np.isfinite(p[..., a])
-        if is_ids and exclude_unlabelled:
-            m &= np.asarray(o) != 0
+        m = _query_mask(p, v, o if is_ids and exclude_unlabelled else None)
         full = bool(m.all())
         masks.append(None if full else m.ravel())
         shapes.append((h, w))
@@ -560,13 +567,7 @@ def _query(i: int, p, v, o, exclude_unlabelled: bool) -> tuple[np.ndarray, np.nd
                          fix="feature maps go through consistency()")
     check_shape(f"outputs[{i}]", o, (h, w), np.integer)
     p = np.asarray(p)
-    finite = np.isfinite(p)
-    m = np.array(v, bool)
-    for a in range(3):
-        m &= finite[..., a]
-    if exclude_unlabelled:
-        m &= o != 0
-    m = m.ravel()
+    m = _query_mask(p, v, o if exclude_unlabelled else None).ravel()
     return p.reshape(h * w, 3)[m], o.reshape(h * w)[m]
 
 
