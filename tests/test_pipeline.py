@@ -97,7 +97,8 @@ def test_killed_run_resumes_where_it_stopped(scene0, runs, tmp_path):
     labels = out / "labels"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
-        if labels.is_dir() and len(list(labels.glob("*.png"))) >= 8:
+        # finished frames only: a writer's temporary file (.N.png.tmp-*.png) also ends in .png
+        if labels.is_dir() and len(list(labels.glob("[!.]*.png"))) >= 8:
             break
         time.sleep(0.05)
     assert proc.poll() is None, proc.stderr.read().decode()
