@@ -11,7 +11,8 @@
     └── metric: MetricConfig          lift3d/metrics/config.py (the radius of H lives there)
 
 The CLI (``lift3d segment``) mirrors it field by field. ``auto`` choices are made in one
-place: :func:`resolve_segmenter` and :func:`resolve_geometry`.
+place each: :func:`resolve_segmenter` here, :func:`~lift3d.geometry.config.resolve_geometry`
+with the geometry's config (re-exported here; the metric's command needs it without the tree).
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from dataclasses import dataclass, field
 
 from lift3d.associate.config import AssociateConfig
 from lift3d.fuse import FuseConfig
-from lift3d.geometry.config import GeometryConfig
+from lift3d.geometry.config import RGBD_LAYOUTS, GeometryConfig, resolve_geometry  # noqa: F401 (decided there)
 from lift3d.metrics.config import MetricConfig
 from lift3d.track import TrackConfig
 
-RGBD_LAYOUTS = ("scannet", "7scenes", "tum")
 """Layouts with posed depth: ``auto`` geometry is rgbd there, flow elsewhere."""
 
 
@@ -116,14 +116,6 @@ def scene_has_depth(scene) -> bool:
     if scene.layout in RGBD_LAYOUTS:
         return True
     return len(scene) > 0 and scene.frames[0].depth is not None
-
-
-def resolve_geometry(backend: str, layout: str) -> str:
-    """The geometry backend for a scene layout: ``auto`` is rgbd for posed RGB-D layouts,
-    flow for videos and image folders."""
-    if backend != "auto":
-        return backend
-    return "rgbd" if layout in RGBD_LAYOUTS else "flow"
 
 
 def build_segmenter(cfg: SegmenterConfig, has_depth: bool = False):

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from lift3d.errors import InputError
+from lift3d.geometry.config import resolve_geometry
 from lift3d.io.atomic import write_json, write_text
 from lift3d.metrics.instance3d import InstanceMetricsConfig
 from lift3d.metrics.quality import Instance3DFigures, QualityFigures
@@ -52,7 +53,6 @@ from lift3d.run_figures import RunFigures
 
 METHODS = ("tracked", "associated", "independent")
 VIDEO_LAYOUTS = ("davis", "images")
-RGBD_LAYOUTS = ("scannet", "7scenes", "tum")
 
 
 @dataclass(frozen=True)
@@ -130,20 +130,13 @@ def select(seqs: list[Sequence], names: tuple[str, ...] | None) -> list[Sequence
     return [s for s in seqs if s.name in names]
 
 
-def geometry_for(layout: str, geometry: str) -> str:
-    """The geometry backend for a layout (``auto``: flow for video, rgbd for posed RGB-D)."""
-    if geometry != "auto":
-        return geometry
-    return "rgbd" if layout in RGBD_LAYOUTS else "flow"
-
-
 def run_config(seq: Sequence, method: str, cfg: EvalConfig) -> SegmentConfig:
     """The :class:`SegmentConfig` of one (sequence, method) run."""
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}", None, f"use any of {', '.join(METHODS)}")
     base = cfg.segment
     associate = replace(base.associate, method=cfg.associate if method == "associated" else "off")
-    return replace(base, geometry=replace(base.geometry, backend=geometry_for(seq.layout, cfg.geometry)),
+    return replace(base, geometry=replace(base.geometry, backend=resolve_geometry(cfg.geometry, seq.layout)),
                    segmenter=replace(base.segmenter, name=cfg.segmenter),
                    mode="independent" if method == "independent" else "tracked",
                    associate=associate, stride=cfg.stride, max_frames=cfg.max_frames)
@@ -321,7 +314,7 @@ def evaluate(dataset: str | Path, out: str | Path, cfg: EvalConfig = EvalConfig(
                           json.loads(json.dumps(asdict(cfg), default=str)))
     for seq in seqs:
         gt = ground_truth_3d(seq, cfg, len(seqs))
-        entry = SequenceResult(str(seq.path), seq.layout, geometry_for(seq.layout, cfg.geometry),
+        entry = SequenceResult(str(seq.path), seq.layout, resolve_geometry(cfg.geometry, seq.layout),
                                None if gt is None else str(gt.source))
         for method in cfg.methods:
             run_dir = out / seq.name / method

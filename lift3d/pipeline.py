@@ -29,7 +29,7 @@ from lift3d.errors import InputError
 from lift3d.fuse import FuseAccumulator, fuse_voxel
 from lift3d.io.atomic import remove_temporaries, write_json, write_with
 from lift3d.io.outputs import read_label_png, write_cameras, write_label_png, write_ply
-from lift3d.io.working_resolution import shrink_labels
+from lift3d.geometry.working_resolution import shrink_labels
 from lift3d.track import TrackState, independent_labels, load_state, save_state, track_sequence
 from lift3d.types import Geometry, LabelledCloud, Lazy, Scene
 
@@ -115,7 +115,7 @@ def run_segment(
     (:class:`~lift3d.io.run_folder.FolderLock`) before anything is written."""
     from lift3d.io import load_scene
     from lift3d.io.run_folder import FolderLock, check_writable
-    from lift3d.io.working_resolution import warn_if_too_big
+    from lift3d.geometry.working_resolution import warn_if_too_big
     from lift3d.preflight import check_run
 
     check_run(cfg)
@@ -133,7 +133,7 @@ def run_segment(
 def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: SegmentConfig,
                  progress: bool, fresh: bool, timer: Timer) -> dict:
     from lift3d.geometry import build_geometry
-    from lift3d.io.working_resolution import WorkingScene
+    from lift3d.geometry.working_resolution import WorkingScene
 
     out = Path(out_dir)
     work = WorkingScene(scene, cfg.max_side)  # frames shrunk to --max-side; outputs are not

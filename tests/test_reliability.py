@@ -463,7 +463,7 @@ def test_max_side_run_resumes_to_identical_outputs(large, tmp_path, monkeypatch)
 
 
 def test_a_run_that_will_not_fit_in_memory_warns(scenes, tmp_path, monkeypatch):
-    import lift3d.io.working_resolution as wr
+    import lift3d.geometry.working_resolution as wr
 
     monkeypatch.setattr(wr, "_available_memory", lambda: 64 * 2**20)  # a 64 MiB machine
     with pytest.warns(UserWarning, match=r"160x120 need about .* GiB, 0\.1 GiB available.*"

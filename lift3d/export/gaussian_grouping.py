@@ -33,7 +33,7 @@ from lift3d.export.base import ExportFrame, OutputFolder, load_output, read_fram
 from lift3d.export.colmap import write_colmap_model
 from lift3d.geometry.cameras import scale_intrinsics
 from lift3d.io.atomic import write_json, write_with
-from lift3d.io.working_resolution import sample_nearest
+from lift3d.geometry.working_resolution import sample_nearest
 
 # Gaussian Grouping's defaults from config/gaussian_dataset/train.json; only num_classes changes.
 TRAIN_DEFAULTS = {

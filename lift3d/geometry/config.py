@@ -9,6 +9,16 @@ from lift3d.geometry.mast3r.config import Mast3rConfig
 from lift3d.geometry.rgbd import RGBDConfig
 
 GEOMETRY_BACKENDS = ("rgbd", "flow", "mast3r")
+RGBD_LAYOUTS = ("scannet", "7scenes", "tum")
+"""Scene layouts that carry posed depth (their ``auto`` geometry is rgbd)."""
+
+
+def resolve_geometry(backend: str, layout: str) -> str:
+    """The geometry backend for a scene layout: ``auto`` is rgbd for posed RGB-D layouts,
+    flow for videos and image folders."""
+    if backend != "auto":
+        return backend
+    return "rgbd" if layout in RGBD_LAYOUTS else "flow"
 
 
 @dataclass(frozen=True)
@@ -17,7 +27,7 @@ class GeometryConfig:
 
     backend: str = "rgbd"
     """rgbd (posed depth), flow (2D video), mast3r (unposed images); ``auto`` = by layout
-    (:func:`lift3d.config.resolve_geometry`)."""
+    (:func:`resolve_geometry`)."""
     rgbd: RGBDConfig = field(default_factory=RGBDConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     mast3r: Mast3rConfig = field(default_factory=Mast3rConfig)

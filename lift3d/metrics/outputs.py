@@ -109,9 +109,8 @@ def is_run_dir(path: Path) -> bool:
 def resolve_scene(path: str | Path, cfg: OutputsConfig = OutputsConfig()) -> ScoredScene:
     """The scene, geometry and radius of H that ``path`` names (a scene folder or a segment
     output folder; see the module docstring)."""
-    from lift3d.config import resolve_geometry
     from lift3d.geometry import build_geometry
-    from lift3d.geometry.config import GeometryConfig
+    from lift3d.geometry.config import GeometryConfig, resolve_geometry
     from lift3d.io import load_scene
 
     path = Path(path)

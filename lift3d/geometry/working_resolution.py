@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lift3d.errors import ConfigError
+from lift3d.geometry.cameras import scale_intrinsics
 from lift3d.io.common import resize_area
 from lift3d.types import Frame, Lazy, LazyFrames, Scene
 
@@ -76,8 +77,6 @@ def shrink_frame(frame: Frame, max_side: int | None) -> Frame:
     hw = working_hw(frame.hw, max_side)
     if hw == frame.hw:
         return frame
-    from lift3d.geometry.cameras import scale_intrinsics
-
     return replace(
         frame, image=resize_area(frame.image, hw),
         depth=None if frame.depth is None else sample_nearest(frame.depth, hw),

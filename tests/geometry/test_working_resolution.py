@@ -1,4 +1,4 @@
-"""Working resolution (lift3d/io/working_resolution.py): shrink for the run, grow back for the
+"""Working resolution (lift3d/geometry/working_resolution.py): shrink for the run, grow back for the
 outputs, exactly invertible; K follows the resize."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lift3d.geometry.cameras import scale_intrinsics
-from lift3d.io.working_resolution import (
+from lift3d.geometry.working_resolution import (
     grow_labels,
     memory_warning,
     shrink_labels,
