@@ -18,7 +18,9 @@ The outputs: one file per frame named by the frame's stem (``labels/<stem>.png``
   one array, or one named ``features``). ``.npy`` files are memory-mapped, read once.
 
 Any resolution with the frame's aspect ratio: ID maps are resized to the frame by nearest
-neighbour (IDs are never blended); feature maps bilinearly (OpenCV ``INTER_LINEAR``, pixel
+neighbour (IDs are never blended; each frame pixel takes the map pixel nearest its centre,
+the rule lift3d's own ID maps follow between resolutions, not OpenCV's ``INTER_NEAREST``,
+which takes the one at its top-left corner and so shifts by up to a source pixel); feature maps bilinearly (OpenCV ``INTER_LINEAR``, pixel
 centres aligned, per channel), then normalised, since H compares unit vectors (cosine);
 ``feature_resize="nearest"`` copies the nearest feature vector instead.
 
@@ -42,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from lift3d.errors import InputError
+from lift3d.geometry.working_resolution import sample_nearest
 from lift3d.metrics.config import MetricConfig
 from lift3d.types import Lazy
 
@@ -206,9 +209,7 @@ def read_id_map(path: Path, hw: tuple[int, int]) -> np.ndarray:
         raise InputError(f"ID map has {a.shape[2]} channels, expected one", path,
                          "write IDs as a one-channel uint8/uint16 PNG (not a colour picture)")
     _check_aspect(a.shape, hw, path, a.shape)
-    if a.shape != tuple(hw):
-        a = cv2.resize(a, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST)
-    return a.astype(np.int32)
+    return sample_nearest(a, hw).astype(np.int32)
 
 
 def read_feature_map(path: Path, hw: tuple[int, int], resize: str = "bilinear") -> np.ndarray:
@@ -238,10 +239,8 @@ def read_feature_map(path: Path, hw: tuple[int, int], resize: str = "bilinear") 
     if a.shape[:2] == tuple(hw):
         return a
     h, w = hw
-    if resize == "nearest":  # the pixel centre's nearest source pixel (OpenCV's rule)
-        ys = np.minimum((np.arange(h) * a.shape[0] / h).astype(np.int64), a.shape[0] - 1)
-        xs = np.minimum((np.arange(w) * a.shape[1] / w).astype(np.int64), a.shape[1] - 1)
-        return np.asarray(a[ys][:, xs])
+    if resize == "nearest":
+        return np.asarray(sample_nearest(a, hw))
     out = np.empty((h, w, a.shape[2]), np.float32)
     for c in range(0, a.shape[2], 256):  # OpenCV takes at most 512 channels at a time
         block = np.ascontiguousarray(a[:, :, c:c + 256], np.float32)

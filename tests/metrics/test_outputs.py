@@ -117,9 +117,23 @@ def test_features_at_another_resolution_are_resized_as_stated(run, tmp_path):
     pts, val = [geo[t].points for t in range(len(names))], [geo[t].valid for t in range(len(names))]
     for rule, interp in (("bilinear", cv2.INTER_LINEAR), ("nearest", cv2.INTER_NEAREST)):
         doc = measure_outputs(scene, tmp_path / "f", None, OutputsConfig(eps=eps, feature_resize=rule))
-        by_hand = [cv2.resize(f, (128, 96), interpolation=interp) for f in small]
+        by_hand = [cv2.resize(f, (128, 96), interpolation=interp) for f in small]  # 2x up: the
+        # nearest rules (pixel centre, OpenCV's corner) agree
         want = consistency(pts, val, by_hand, eps).H
         assert doc["H"] == round(want, 6) and doc["resize"] == rule
+
+
+def test_maps_are_shrunk_by_the_pixel_centre_rule(tmp_path):
+    """Shrunk 3x, frame pixel i takes map pixel 3i + 1 (its centre's), as lift3d's own ID maps
+    between resolutions; OpenCV's INTER_NEAREST took 3i (the corner), a shift of one source
+    pixel the ID map reader used to make (old main: every pixel read the row-0 label)."""
+    from lift3d.metrics.outputs import read_feature_map, read_id_map
+
+    rows = (np.arange(288)[:, None] % 3 + 1) * np.ones((1, 384), np.uint16)  # 1, 2, 3, 1, ...
+    cv2.imwrite(str(tmp_path / "a.png"), rows)
+    np.save(tmp_path / "a.npy", rows[..., None].astype(np.float32))
+    assert (read_id_map(tmp_path / "a.png", (96, 128)) == 2).all()
+    assert (read_feature_map(tmp_path / "a.npy", (96, 128), "nearest") == 2).all()
 
 
 def test_bad_outputs_are_named(run, tmp_path):
