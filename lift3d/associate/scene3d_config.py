@@ -76,7 +76,7 @@ class Scene3DConfig:
     convex_share_seen: float = 0.8
     """A 3D share this low is enough when the views see the seam clearly convex: a 2D share
     of at least ``convex_share_2d_sharp`` (fused voxel normals round a thin board's edges, a
-    chair back's two faces, blur a convex seam that the pixels show sharp). 1.0: off."""
+    chair back's two faces, blur a convex seam that the pixels show sharp). Above 1: off."""
     convex_share_2d_sharp: float = 0.92
     """See ``convex_share_seen``."""
     flat_dot: float = 0.97
