@@ -382,6 +382,9 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
     pk, pinv = np.unique((lo << 32) | hi, return_inverse=True)
     n_edges = np.bincount(pinv.ravel(), minlength=len(pk))
     n_convex = np.bincount(pinv.ravel(), convex.astype(np.float64), len(pk))
+    # the two faces of one thin part: normals opposed and facing away from each other
+    opposed = (graph.dot[cross] < -cfg.thin_dot) & (graph.conv[cross] > 0)
+    n_opposed = np.bincount(pinv.ravel(), opposed.astype(np.float64), len(pk))
     touching = {(k >> 32, k & 0xFFFFFFFF) for k, c in zip(pk.tolist(), n_edges.tolist(), strict=True)
                 if c >= cfg.min_boundary}
     structure = structure_ids(shapes, touching, votes.voxel, cfg)
@@ -439,6 +442,11 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
         e.figures["convex_3d_ok"] = nc / c >= cfg.convex_share
         if hanging[pos_of[k]]:
             e.reasons.append("attached")
+        no = float(n_opposed[pos_of[k]])
+        e.figures["opposed_share"] = round(no / c, 3)
+        if (cfg.thin_share <= 1 and no >= cfg.min_boundary and no / c >= cfg.thin_share
+                and max(shapes[a].extent, shapes[b].extent) <= cfg.thin_max_extent):
+            e.reasons.append("thin")
 
     # vetoes: structure; and for the convexity rule, what the views say about the seam
     for (a, b), e in ev.items():
@@ -469,10 +477,11 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
                     and share2d >= cfg.convex_share_2d_sharp))
             if not keep:
                 e.reasons.remove("convex")
-        if ("attached" in e.reasons and row[_COVIS] >= cfg.min_covisible
-                and row[_TOUCH] < cfg.consensus * row[_COVIS]):
-            # a part hanging from another touches it in most views that see both
-            e.reasons.remove("attached")
+        for rule in ("attached", "thin"):
+            if (rule in e.reasons and row[_COVIS] >= cfg.min_covisible
+                    and row[_TOUCH] < cfg.consensus * row[_COVIS]):
+                # parts of one object touch in most views that see both
+                e.reasons.remove(rule)
     return ev
 
 

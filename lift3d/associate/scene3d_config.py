@@ -126,6 +126,20 @@ class Scene3DConfig:
     """Structure whose plane normal lies within acos(gravity_cos) of the cameras' average up
     is a candidate floor; the largest one facing the cameras gives up."""
 
+    # --- thin parts ---
+    thin_share: float = 0.3
+    """Share of the 3D boundary's edges that join two surfaces facing away from each other
+    (normals opposed, convex: the two faces of a board, a seat, a chair's back, a shade,
+    a few voxels apart) above which two IDs are one thin part seen from both sides (the
+    ``thin`` rule; view consensus applies). Two separate objects cannot show this: their
+    facing sides face each other (concave). Above 1: off."""
+    thin_dot: float = 0.5
+    """Opposed: normals' dot product below -thin_dot."""
+    thin_max_extent: float = 180.0
+    """IDs larger than this (voxels, as ``structure_extent``) take no part in the thin rule:
+    room-sized pieces that are not planar enough for structure (a corner of two walls) are
+    not a part of the furniture before them (room seed 1: a shelf joined a wall corner)."""
+
     # --- structure (floor, walls) ---
     structure_extent: float = 120.0
     """Extent (voxels; largest spread x 4 sigma) above which a planar ID is structure."""
