@@ -274,3 +274,24 @@ def test_a_seam_the_views_see_sharply_convex_needs_less_3d_convexity():
     assert not convex(sharp, convex_share_seen=1.01)  # the rule off: the 3D share decides
     assert not convex(blurred, convex_share_seen=0.8)  # the views' seam not sharp enough
     assert not convex(apart, convex_share_seen=0.8)  # seen together, touching in 1 of 6
+
+
+def test_the_two_faces_of_a_board_are_one_part_and_two_boxes_face_to_face_are_not():
+    """A board 1.5 voxels thick standing upright, its front face one ID and its back (with
+    the rim) another: their normals are opposed and face away from each other (convex), so
+    they are one thin part. Two boxes as far apart, their facing sides seen: opposed normals
+    too, but facing each other (concave): two objects."""
+    floor = _face((-1.0, -1.0, 0.0), (1.0, 1.0, 0.0), 2, 1)
+    keep = ~((np.abs(floor[0][:, 0]) < 0.45) & (floor[0][:, 1] > 0.2) & (floor[0][:, 1] < 0.65))
+    keep &= ~((np.abs(floor[0][:, 0]) < 0.4) & (floor[0][:, 1] < 0.0) & (floor[0][:, 1] > -0.05))
+    p, n, lab = _cuboid((-0.4, -0.035, 0.0), (0.4, -0.02, 0.6), 2, hidden=((2, -1),))
+    lab = np.where(n[:, 1] > 0, 3, lab)  # the front face (+y) is ID 3; back and rim ID 2
+    a = _cuboid((-0.45, 0.2, 0.0), (-0.0075, 0.65, 0.4), BOX_A, hidden=((2, -1),))
+    b = _cuboid((0.0075, 0.2, 0.0), (0.45, 0.65, 0.4), BOX_B, hidden=((2, -1),))
+    votes = _votes((floor[0][keep], floor[1][keep], np.full(keep.sum(), FLOOR_ID)),
+                   (p, n, lab), a, b)
+    mapping, links = _groups(votes, (0.0, 0.0, 1.0), Scene3DConfig(attach=False))
+    assert mapping.get(3) == 2 and any("thin" in e.reasons for e in links), links
+    assert mapping.get(BOX_B, BOX_B) == BOX_B and mapping.get(BOX_A, BOX_A) == BOX_A, links
+    off, _ = _groups(votes, (0.0, 0.0, 1.0), Scene3DConfig(attach=False, thin_share=1.01))
+    assert off.get(3) != 2  # without the rule the board's faces stay apart
