@@ -25,6 +25,9 @@ streamed voxel cloud:
   surfaces, so a box on a table (the table's side of the seam faces up) is never taken for
   one. Up is the floor's normal (structure, oriented towards the cameras), found near the
   cameras' average up; never read from the data's axes.
+* **Thin parts**: a board seen from both sides (a shelf's side panel, a chair's back) gets
+  one ID per face; the faces lie a few voxels apart with opposed normals facing away from
+  each other, which two separate objects cannot show (their facing sides face each other).
 
 Memory: per-ID and per-ID-pair counters gathered frame by frame (nothing per frame is kept);
 :meth:`SceneAssociator.solve` reads the fusion's per-(voxel, ID) votes once.

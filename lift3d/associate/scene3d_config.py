@@ -10,7 +10,7 @@ class Scene3DConfig:
     """Merging tracked IDs over the fused cloud (lengths in voxels of the fusion grid, so
     they follow ``--voxel`` / the scene scale).
 
-    Three kinds of evidence, each a rule of its own (a pair is merged when one rule accepts
+    Kinds of evidence, each a rule of its own (a pair is merged when one rule accepts
     it and no veto rejects it):
 
     * ``superpoints``: the fused voxels are cut into superpoints by a Felzenszwalb graph
@@ -28,7 +28,9 @@ class Scene3DConfig:
       surfaces, nothing rests against an underside: a seam where one ID's surface faces down
       and the other ID meets it from below with a side (not a top) is a part hanging from
       another (leg, pole), so one object. "Up" is the floor's normal (the largest horizontal
-      structure, oriented towards the cameras), else the cameras' average up.
+      structure, oriented towards the cameras), else the cameras' average up;
+    * ``thin``: the two faces of one board (a shelf's side, a chair's back) seen as two IDs
+      from either side: opposed normals facing away from each other a few voxels apart.
     """
 
     # --- the graph over the fused voxels, and superpoints (Felzenszwalb over it) ---

@@ -185,8 +185,9 @@ def _furniture(with_legs=True):
     """A floor, a 0.8 x 0.6 m slab 0.7 m up on four 5 cm legs (one ID each), a box resting on
     the slab, and two boxes side by side on the floor (no face hidden but the ones resting)."""
     floor = _face((-1.0, -1.0, 0.0), (1.0, 1.0, 0.0), 2, 1)
-    keep = ~((floor[0][:, 0] > 0.45) & (floor[0][:, 1] > -0.2) & (floor[0][:, 1] < 0.2))
-    parts = [(floor[0], floor[1], np.full(len(floor[0]), FLOOR_ID))]
+    x, y = floor[0][:, 0], floor[0][:, 1]
+    keep = ~((x > 0.5) & (x < 0.95) & (np.abs(y) < 0.15))  # under the two boxes
+    parts = [(floor[0][keep], floor[1][keep], np.full(int(keep.sum()), FLOOR_ID))]
     top_lo, top_hi = (-0.4, -0.3, 0.70), (0.4, 0.3, 0.74)
     slab = _cuboid(top_lo, top_hi, SLAB)
     legs = []
