@@ -19,6 +19,15 @@ streamed voxel cloud:
   viewpoints do not, and that vetoes their merge.
 * **Structure**: an ID that is large and planar (floor, wall) merges only with structure, so
   the room never swallows what stands in it.
+* **Support direction** (gravity): a concave seam where one ID's surface faces down and the
+  other meets it from below with its side is a part hanging from another (a table's leg
+  under its top, a lamp's pole under its shade): one object. Objects rest on upward-facing
+  surfaces, so a box on a table (the table's side of the seam faces up) is never taken for
+  one. Up is the floor's normal (structure, oriented towards the cameras), found near the
+  cameras' average up; never read from the data's axes.
+* **Thin parts**: a board seen from both sides (a shelf's side panel, a chair's back) gets
+  one ID per face; the faces lie a few voxels apart with opposed normals facing away from
+  each other, which two separate objects cannot show (their facing sides face each other).
 
 Memory: per-ID and per-ID-pair counters gathered frame by frame (nothing per frame is kept);
 :meth:`SceneAssociator.solve` reads the fusion's per-(voxel, ID) votes once.
@@ -74,6 +83,8 @@ class SceneAssociator:
         self.cfg = cfg
         self.frames_seen: dict[int, int] = {}
         self.pairs: dict[tuple[int, int], np.ndarray] = {}
+        self.cam_up = np.zeros(3)
+        """Sum of the cameras' up axes (-y in OpenCV camera axes), world frame."""
 
     # ------------------------------------------------------------------ streamed, per frame
     def add_frame(self, t: int, image: np.ndarray, labels: np.ndarray,
@@ -85,6 +96,8 @@ class SceneAssociator:
         seen = ids[counts >= cfg.min_pixels]
         for i in seen.tolist():
             self.frames_seen[i] = self.frames_seen.get(i, 0) + 1
+        if pointmaps is not None and pointmaps.cam_to_world is not None:
+            self.cam_up -= np.asarray(pointmaps.cam_to_world, np.float64)[:3, 1]
         if len(seen) < 2:
             return
         ia, ib = np.triu_indices(len(seen), 1)
@@ -114,7 +127,7 @@ class SceneAssociator:
         votes = fusion.votes()
         if len(votes.n_obs) == 0:
             return Association(method=self.name)
-        accepted = associate_rounds(votes, self.pairs, self.cfg)
+        accepted = associate_rounds(votes, self.pairs, self.cfg, self.cam_up)
         mapping = groups_to_mapping([(e.a, e.b) for e in accepted])
         merges = []
         groups: dict[int, list[int]] = {}
@@ -307,16 +320,18 @@ def structure_ids(shapes: dict[int, IdShape], touching: set[tuple[int, int]], vo
     return out
 
 
-def associate_rounds(votes, pairs: dict, cfg: Scene3DConfig) -> list[PairEvidence]:
+def associate_rounds(votes, pairs: dict, cfg: Scene3DConfig, cam_up: np.ndarray | None = None
+                     ) -> list[PairEvidence]:
     """The accepted links (pairs of IDs, each a group's smallest ID at the time) over up to
     ``cfg.rounds`` rounds: after each, the rules judge again with the merged groups as IDs
-    (two parts that each held 40 % of a superpoint hold 80 % together)."""
+    (two parts that each held 40 % of a superpoint hold 80 % together). ``cam_up``: the
+    cameras' (summed) up direction, world frame; None: no gravity, no ``attached`` rule."""
     graph = voxel_graph(votes, cfg)
     sp = superpoints(graph, len(votes.n_obs), cfg)
     links: list[PairEvidence] = []
     mapping: dict[int, int] = {}
     for r in range(cfg.rounds):
-        ev = judge_pairs(votes, _merge_pairs(pairs, mapping), cfg, graph, sp, mapping)
+        ev = judge_pairs(votes, _merge_pairs(pairs, mapping), cfg, graph, sp, mapping, cam_up)
         new = [e for e in ev.values() if e.reasons and not e.vetoes]
         if not new:
             break
@@ -341,8 +356,8 @@ def _merge_pairs(pairs: dict, mapping: dict[int, int]) -> dict:
 
 
 def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None = None,
-                sp: np.ndarray | None = None, mapping: dict[int, int] | None = None
-                ) -> dict[tuple[int, int], PairEvidence]:
+                sp: np.ndarray | None = None, mapping: dict[int, int] | None = None,
+                cam_up: np.ndarray | None = None) -> dict[tuple[int, int], PairEvidence]:
     """Every pair of IDs some rule has an opinion on, with the rules' figures, the reasons to
     merge and the vetoes; IDs taken through ``mapping`` (the groups merged so far)."""
     from lift3d.associate.base import apply_mapping
@@ -370,9 +385,15 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
     pk, pinv = np.unique((lo << 32) | hi, return_inverse=True)
     n_edges = np.bincount(pinv.ravel(), minlength=len(pk))
     n_convex = np.bincount(pinv.ravel(), convex.astype(np.float64), len(pk))
+    # the two faces of one thin part: normals opposed and facing away from each other
+    opposed = (graph.dot[cross] < -cfg.thin_dot) & (graph.conv[cross] > 0)
+    n_opposed = np.bincount(pinv.ravel(), opposed.astype(np.float64), len(pk))
     touching = {(k >> 32, k & 0xFFFFFFFF) for k, c in zip(pk.tolist(), n_edges.tolist(), strict=True)
                 if c >= cfg.min_boundary}
     structure = structure_ids(shapes, touching, votes.voxel, cfg)
+    up = gravity(lab, votes, shapes, structure, cam_up, cfg) if cfg.attach else None
+    hanging = (attachments(lab, votes, graph, cross, pinv, len(pk), up, cfg)
+               if up is not None else np.zeros(len(pk), bool))
 
     # superpoints: shared homes
     sp = superpoints(graph, len(lab), cfg) if sp is None else sp
@@ -407,7 +428,8 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
                 e.figures["superpoint_share"] = [round(members[x][1], 3), round(members[y][1], 3)]
                 e.reasons.append("superpoints")
 
-    # 3D boundary convexity
+    # 3D boundary convexity, and parts hanging from another's underside
+    pos_of = {k: x for x, k in enumerate(pk.tolist())}
     for k, c, nc in zip(pk.tolist(), n_edges.tolist(), n_convex.tolist(), strict=True):
         a, b = k >> 32, k & 0xFFFFFFFF
         if a not in big or b not in big:
@@ -418,9 +440,16 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
         e = get(a, b)
         e.figures["boundary_edges"] = int(c)
         e.figures["convex_share"] = round(nc / c, 3)
-        if nc / c >= cfg.convex_share:
+        if nc / c >= min(cfg.convex_share, cfg.convex_share_seen):
             e.reasons.append("convex")
         e.figures["convex_3d_ok"] = nc / c >= cfg.convex_share
+        if hanging[pos_of[k]]:
+            e.reasons.append("attached")
+        no = float(n_opposed[pos_of[k]])
+        e.figures["opposed_share"] = round(no / c, 3)
+        if (cfg.thin_share <= 1 and no >= cfg.min_boundary and no / c >= cfg.thin_share
+                and max(shapes[a].extent, shapes[b].extent) <= cfg.thin_max_extent):
+            e.reasons.append("thin")
 
     # vetoes: structure; and for the convexity rule, what the views say about the seam
     for (a, b), e in ev.items():
@@ -446,7 +475,62 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
                 keep = cfg.convex_unseen and e.figures["convex_share"] >= cfg.convex_share_unseen
             else:
                 seen = row[_TOUCH] >= 1 and row[_TOUCH] >= cfg.consensus * row[_COVIS]
-                keep = ok3d and seen and share2d >= cfg.convex_share_2d
+                keep = seen and ((ok3d and share2d >= cfg.convex_share_2d) or (
+                    e.figures["convex_share"] >= cfg.convex_share_seen
+                    and share2d >= cfg.convex_share_2d_sharp))
             if not keep:
                 e.reasons.remove("convex")
+        for rule in ("attached", "thin"):
+            if (rule in e.reasons and row[_COVIS] >= cfg.min_covisible
+                    and row[_TOUCH] < cfg.consensus * row[_COVIS]):
+                # parts of one object touch in most views that see both
+                e.reasons.remove(rule)
     return ev
+
+
+def gravity(lab: np.ndarray, votes, shapes: dict[int, IdShape], structure: set[int],
+            cam_up: np.ndarray | None, cfg: Scene3DConfig) -> np.ndarray | None:
+    """Unit up vector: the normal of the largest structure ID whose plane lies within
+    acos(``cfg.gravity_cos``) of the cameras' average up and whose voxels face up (a floor,
+    not a ceiling: voxel normals face the cameras); else the cameras' average up; None
+    without cameras."""
+    if cam_up is None or not np.linalg.norm(cam_up) > 0:
+        return None
+    cam = np.asarray(cam_up, np.float64) / np.linalg.norm(cam_up)
+    best, size = cam, 0
+    for i in sorted(structure):
+        s = shapes[i]
+        n = s.normal * np.sign(float(s.normal @ votes.normals[lab == i].sum(0)) or 1.0)
+        if float(n @ cam) >= cfg.gravity_cos and s.n > size:
+            best, size = n / np.linalg.norm(n), s.n
+    return best
+
+
+def attachments(lab: np.ndarray, votes, graph: VoxelGraph, cross: np.ndarray,
+                pinv: np.ndarray, n_pairs: int, up: np.ndarray, cfg: Scene3DConfig
+                ) -> np.ndarray:
+    """(n_pairs,) bool per pair of IDs across the 3D boundary (``cross``: the graph's edges
+    between two IDs, ``pinv``: each one's pair): one ID's seam faces down and the other's
+    meets it from below with its side (see :class:`Scene3DConfig`, ``attach_*``)."""
+    e = graph.edges[cross]
+    la, lb = lab[e[:, 0]], lab[e[:, 1]]
+    v_lo = np.where(la < lb, e[:, 0], e[:, 1])  # the pair's smaller ID's end of each edge
+    v_hi = np.where(la < lb, e[:, 1], e[:, 0])
+    nu = votes.normals @ up
+    known = np.abs(votes.normals).sum(1) > 0
+    h = votes.points @ up / votes.voxel
+    inv = pinv.ravel()
+
+    def side_stats(v):
+        kn = np.bincount(inv, known[v].astype(np.float64), n_pairs)
+        down = np.bincount(inv, (known[v] & (nu[v] < -cfg.attach_cos)).astype(np.float64), n_pairs)
+        side = np.bincount(inv, (known[v] & (np.abs(nu[v]) <= cfg.attach_cos)).astype(np.float64),
+                           n_pairs)
+        return down / np.maximum(kn, 1), side / np.maximum(kn, 1), kn > 0
+
+    d_lo, s_lo, k_lo = side_stats(v_lo)
+    d_hi, s_hi, k_hi = side_stats(v_hi)
+    dz = np.bincount(inv, h[v_lo] - h[v_hi], n_pairs) / np.maximum(np.bincount(inv, None, n_pairs), 1)
+    lo_hangs_hi = (d_hi >= cfg.attach_down) & (s_lo >= cfg.attach_side) & (-dz >= cfg.attach_below)
+    hi_hangs_lo = (d_lo >= cfg.attach_down) & (s_hi >= cfg.attach_side) & (dz >= cfg.attach_below)
+    return (lo_hangs_hi | hi_hangs_lo) & k_lo & k_hi

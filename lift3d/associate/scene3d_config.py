@@ -10,7 +10,7 @@ class Scene3DConfig:
     """Merging tracked IDs over the fused cloud (lengths in voxels of the fusion grid, so
     they follow ``--voxel`` / the scene scale).
 
-    Three kinds of evidence, each a rule of its own (a pair is merged when one rule accepts
+    Kinds of evidence, each a rule of its own (a pair is merged when one rule accepts
     it and no veto rejects it):
 
     * ``superpoints``: the fused voxels are cut into superpoints by a Felzenszwalb graph
@@ -21,7 +21,16 @@ class Scene3DConfig:
       convex (LCCP's criterion), with per-frame depth-continuous contact as the witness;
     * vetoes: a large planar structure (floor, wall, table top seen as a plane) never merges
       with anything that is not itself structure; two IDs that are seen together but touch in
-      too few of those views (view consensus) are not merged.
+      too few of those views (view consensus) are not merged;
+    * ``attached``: support direction. A concave seam is what both an object resting on
+      another (a box on a table) and two parts of one object (a table top and its leg) make,
+      so convexity refuses both; gravity tells them apart. Things rest on upward-facing
+      surfaces, nothing rests against an underside: a seam where one ID's surface faces down
+      and the other ID meets it from below with a side (not a top) is a part hanging from
+      another (leg, pole), so one object. "Up" is the floor's normal (the largest horizontal
+      structure, oriented towards the cameras), else the cameras' average up;
+    * ``thin``: the two faces of one board (a shelf's side, a chair's back) seen as two IDs
+      from either side: opposed normals facing away from each other a few voxels apart.
     """
 
     # --- the graph over the fused voxels, and superpoints (Felzenszwalb over it) ---
@@ -66,6 +75,12 @@ class Scene3DConfig:
     convex_share_2d: float = 0.85
     """... and share of convex (or flat) pixel pairs along their depth-continuous 2D
     boundary, over all frames (the seam seen up close, with sharper normals than voxels')."""
+    convex_share_seen: float = 0.8
+    """A 3D share this low is enough when the views see the seam clearly convex: a 2D share
+    of at least ``convex_share_2d_sharp`` (fused voxel normals round a thin board's edges, a
+    chair back's two faces, blur a convex seam that the pixels show sharp). Above 1: off."""
+    convex_share_2d_sharp: float = 0.92
+    """See ``convex_share_seen``."""
     flat_dot: float = 0.97
     """Edges whose normals' dot product exceeds this are flat (smooth continuation)."""
     convex_unseen: bool = False
@@ -93,6 +108,39 @@ class Scene3DConfig:
     vetoed (two parts of one object touch whenever both are in view)."""
     min_pixels: int = 20
     """An ID counts as seen in a frame with at least this many pixels."""
+
+    # --- support direction (gravity) ---
+    attach: bool = True
+    """Merge a part that meets another's underside from below (the ``attached`` rule)."""
+    attach_down: float = 0.5
+    """Share of the upper ID's seam edges (3D boundary) whose voxel there faces down
+    (normal . up below -``attach_cos``) for the seam to be an underside ..."""
+    attach_cos: float = 0.7
+    """... facing down or up: normal within acos(0.7) ~ 45 degrees of -up or up."""
+    attach_side: float = 0.6
+    """... and share of the lower ID's seam edges whose voxel there faces sideways (neither
+    up nor down): a leg's or pole's side; a part whose seam faces up is something's top (a
+    box's lid under a shelf board), not an attachment."""
+    attach_below: float = 0.5
+    """The lower ID's seam voxels lie at least this many voxels below the upper ID's, on
+    average along up."""
+    gravity_cos: float = 0.85
+    """Structure whose plane normal lies within acos(gravity_cos) of the cameras' average up
+    is a candidate floor; the largest one facing the cameras gives up."""
+
+    # --- thin parts ---
+    thin_share: float = 0.3
+    """Share of the 3D boundary's edges that join two surfaces facing away from each other
+    (normals opposed, convex: the two faces of a board, a seat, a chair's back, a shade,
+    a few voxels apart) above which two IDs are one thin part seen from both sides (the
+    ``thin`` rule; view consensus applies). Two separate objects cannot show this: their
+    facing sides face each other (concave). Above 1: off."""
+    thin_dot: float = 0.5
+    """Opposed: normals' dot product below -thin_dot."""
+    thin_max_extent: float = 180.0
+    """IDs larger than this (voxels, as ``structure_extent``) take no part in the thin rule:
+    room-sized pieces that are not planar enough for structure (a corner of two walls) are
+    not a part of the furniture before them (room seed 1: a shelf joined a wall corner)."""
 
     # --- structure (floor, walls) ---
     structure_extent: float = 120.0

@@ -135,3 +135,164 @@ def test_two_d_geometry_gives_no_merge(small_scene):
     labels, _ = cut_ground_truth(scene, geometry)
     assoc.add_frame(0, scene.frames[0].image, labels[0], None)
     assert assoc.solve(None).mapping == {}
+
+
+# ------------------------------------------------------------- support direction (gravity)
+VOX = 0.01
+FLOOR_ID, SLAB, BOX_ON, BOX_A, BOX_B = 1, 2, 7, 8, 9
+LEGS = (3, 4, 5, 6)
+
+
+def _face(lo, hi, axis, sign):
+    """Points on one face of the box [lo, hi] (metres) at voxel centres, with its outward
+    normal: the face normal to ``axis`` on the ``sign`` side."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    grids = []
+    for d in range(3):
+        if d == axis:
+            grids.append(np.array([hi[d] if sign > 0 else lo[d]]))
+        else:
+            grids.append(np.arange(lo[d] + VOX / 2, hi[d], VOX))
+    p = np.stack(np.meshgrid(*grids, indexing="ij"), -1).reshape(-1, 3)
+    n = np.zeros_like(p)
+    n[:, axis] = sign
+    return p, n
+
+
+def _cuboid(lo, hi, label, hidden=()):
+    """The faces of a cuboid (minus ``hidden``: (axis, sign) pairs) as labelled points."""
+    ps, ns = [], []
+    for axis in range(3):
+        for sign in (-1, 1):
+            if (axis, sign) not in hidden:
+                p, n = _face(lo, hi, axis, sign)
+                ps.append(p)
+                ns.append(n)
+    p, n = np.concatenate(ps), np.concatenate(ns)
+    return p, n, np.full(len(p), label)
+
+
+def _votes(*parts):
+    p = np.concatenate([x[0] for x in parts])
+    n = np.concatenate([x[1] for x in parts])
+    lab = np.concatenate([x[2] for x in parts])
+    acc = FuseAccumulator(VOX)
+    acc.add(p, np.full((len(p), 3), 128, np.uint8), n, lab, np.ones(len(p)))
+    return acc.votes()
+
+
+def _furniture(with_legs=True):
+    """A floor, a 0.8 x 0.6 m slab 0.7 m up on four 5 cm legs (one ID each), a box resting on
+    the slab, and two boxes side by side on the floor (no face hidden but the ones resting)."""
+    floor = _face((-1.0, -1.0, 0.0), (1.0, 1.0, 0.0), 2, 1)
+    x, y = floor[0][:, 0], floor[0][:, 1]
+    keep = ~((x > 0.5) & (x < 0.95) & (np.abs(y) < 0.15))  # under the two boxes
+    parts = [(floor[0][keep], floor[1][keep], np.full(int(keep.sum()), FLOOR_ID))]
+    top_lo, top_hi = (-0.4, -0.3, 0.70), (0.4, 0.3, 0.74)
+    slab = _cuboid(top_lo, top_hi, SLAB)
+    legs = []
+    for k, (x, y) in enumerate([(-0.3, -0.2), (-0.3, 0.2), (0.3, -0.2), (0.3, 0.2)]):
+        lo, hi = (x - 0.025, y - 0.025, 0.0), (x + 0.025, y + 0.025, 0.70)
+        legs.append(_cuboid(lo, hi, LEGS[k], hidden=((2, -1), (2, 1))))
+    if with_legs:  # the slab's underside is hidden where a leg meets it
+        p, n, lab = slab
+        under = n[:, 2] < 0
+        inside = np.zeros(len(p), bool)
+        for x, y in [(-0.3, -0.2), (-0.3, 0.2), (0.3, -0.2), (0.3, 0.2)]:
+            inside |= (np.abs(p[:, 0] - x) < 0.025) & (np.abs(p[:, 1] - y) < 0.025)
+        slab = (p[~(under & inside)], n[~(under & inside)], lab[~(under & inside)])
+        parts += legs
+    parts.append(slab)
+    parts.append(_cuboid((-0.1, -0.1, 0.74), (0.1, 0.1, 0.94), BOX_ON, hidden=((2, -1),)))
+    # two boxes on the floor, touching along x = 0.75 (the floor is cut out under them)
+    parts.append(_cuboid((0.5, -0.15, 0.0), (0.75, 0.15, 0.3), BOX_A, hidden=((2, -1), (0, 1))))
+    parts.append(_cuboid((0.75, -0.15, 0.0), (0.95, 0.15, 0.3), BOX_B, hidden=((2, -1), (0, -1))))
+    return _votes(*parts)
+
+
+def _groups(votes, cam_up, cfg=Scene3DConfig()):
+    from lift3d.associate.scene3d import associate_rounds
+
+    links = associate_rounds(votes, {}, cfg, None if cam_up is None else np.asarray(cam_up))
+    return groups_to_mapping([(e.a, e.b) for e in links]), links
+
+
+def test_a_slab_on_four_legs_is_one_object_and_what_rests_on_it_is_not():
+    """Support direction: each leg meets the slab's underside (facing down) from below with
+    its sides, so it hangs from the slab; the box on the slab meets its top (facing up), and
+    the two boxes on the floor meet side by side: neither is an attachment. The cameras'
+    up is off by 17 degrees; the floor gives the true one."""
+    mapping, links = _groups(_furniture(), (0.3, 0.0, 1.0))
+    for leg in LEGS:
+        assert mapping.get(leg) == SLAB, [(e.a, e.b, e.reasons) for e in links]
+    assert all("attached" in e.reasons for e in links if {e.a, e.b} & set(LEGS))
+    for other in (BOX_ON, BOX_A, BOX_B, FLOOR_ID):
+        assert mapping.get(other, other) == other, [(e.a, e.b, e.reasons) for e in links]
+
+
+def test_no_attachment_without_gravity_or_with_the_rule_off():
+    """Without cameras there is no up (the data's axes are never read), and the rule can be
+    switched off: the legs stay apart (convexity refuses their concave seam)."""
+    votes = _furniture()
+    for cam_up, cfg in ((None, Scene3DConfig()), ((0, 0, 1.0), Scene3DConfig(attach=False))):
+        mapping, _ = _groups(votes, cam_up, cfg)
+        assert not set(LEGS) & set(mapping), mapping
+
+
+def test_gravity_is_the_floor_normal_facing_the_cameras():
+    from lift3d.associate.scene3d import gravity, id_shapes, structure_ids, voxel_winners
+
+    votes = _furniture(with_legs=False)
+    lab, _ = voxel_winners(votes)
+    shapes = id_shapes(lab, votes.points, votes.voxel)
+    structure = structure_ids(shapes, set(), votes.voxel, Scene3DConfig())
+    assert FLOOR_ID in structure
+    up = gravity(lab, votes, shapes, structure, np.array([0.3, 0.0, 1.0]), Scene3DConfig())
+    assert up @ np.array([0.0, 0.0, 1.0]) > 0.999
+    # an upside-down camera finds no floor facing it and keeps its own (wrong) up: no floor
+    # is taken for a ceiling
+    down = gravity(lab, votes, shapes, structure, np.array([0.0, 0.0, -1.0]), Scene3DConfig())
+    assert down @ np.array([0.0, 0.0, -1.0]) > 0.999
+
+
+def test_a_seam_the_views_see_sharply_convex_needs_less_3d_convexity():
+    """A box cut into its top (one ID) and its sides (another): the seam is convex. With a 3D
+    share demanded above what any seam reaches, only ``convex_share_seen`` can accept it, and
+    only when the views saw the seam convex at >= ``convex_share_2d_sharp`` and touching."""
+    from lift3d.associate.scene3d import judge_pairs
+
+    p, n, lab = _cuboid((0.0, 0.0, 0.0), (0.3, 0.3, 0.3), 2, hidden=((2, -1),))
+    lab = np.where(n[:, 2] > 0, 3, lab)  # the top is ID 3
+    votes = _votes((p, n, lab))
+
+    def convex(row, **kw):
+        cfg = Scene3DConfig(convex_share=1.01, attach=False, **kw)
+        e = judge_pairs(votes, {(2, 3): np.array(row, np.int64)}, cfg)[(2, 3)]
+        return "convex" in e.reasons
+
+    sharp, blurred, apart = [6, 6, 100, 95, 5], [6, 6, 100, 88, 12], [6, 1, 100, 95, 5]
+    assert convex(sharp, convex_share_seen=0.8)
+    assert not convex(sharp, convex_share_seen=1.01)  # the rule off: the 3D share decides
+    assert not convex(blurred, convex_share_seen=0.8)  # the views' seam not sharp enough
+    assert not convex(apart, convex_share_seen=0.8)  # seen together, touching in 1 of 6
+
+
+def test_the_two_faces_of_a_board_are_one_part_and_two_boxes_face_to_face_are_not():
+    """A board 1.5 voxels thick standing upright, its front face one ID and its back (with
+    the rim) another: their normals are opposed and face away from each other (convex), so
+    they are one thin part. Two boxes as far apart, their facing sides seen: opposed normals
+    too, but facing each other (concave): two objects."""
+    floor = _face((-1.0, -1.0, 0.0), (1.0, 1.0, 0.0), 2, 1)
+    keep = ~((np.abs(floor[0][:, 0]) < 0.45) & (floor[0][:, 1] > 0.2) & (floor[0][:, 1] < 0.65))
+    keep &= ~((np.abs(floor[0][:, 0]) < 0.4) & (floor[0][:, 1] < 0.0) & (floor[0][:, 1] > -0.05))
+    p, n, lab = _cuboid((-0.4, -0.035, 0.0), (0.4, -0.02, 0.6), 2, hidden=((2, -1),))
+    lab = np.where(n[:, 1] > 0, 3, lab)  # the front face (+y) is ID 3; back and rim ID 2
+    a = _cuboid((-0.45, 0.2, 0.0), (-0.0075, 0.65, 0.4), BOX_A, hidden=((2, -1),))
+    b = _cuboid((0.0075, 0.2, 0.0), (0.45, 0.65, 0.4), BOX_B, hidden=((2, -1),))
+    votes = _votes((floor[0][keep], floor[1][keep], np.full(keep.sum(), FLOOR_ID)),
+                   (p, n, lab), a, b)
+    mapping, links = _groups(votes, (0.0, 0.0, 1.0), Scene3DConfig(attach=False))
+    assert mapping.get(3) == 2 and any("thin" in e.reasons for e in links), links
+    assert mapping.get(BOX_B, BOX_B) == BOX_B and mapping.get(BOX_A, BOX_A) == BOX_A, links
+    off, _ = _groups(votes, (0.0, 0.0, 1.0), Scene3DConfig(attach=False, thin_share=1.01))
+    assert off.get(3) != 2  # without the rule the board's faces stay apart
