@@ -88,10 +88,10 @@ def main() -> None:
     # Random weights cannot track (their prompted masks are noise, so more is left to
     # re-seed than a real model leaves): re-seeding is timed again on the region the
     # weight-free tracker leaves unmasked on the same frame, on the same cached embedding.
-    from lift3d.track import unmasked_region
+    from lift3d.track import reseed_area, unmasked_region
 
     labels_c, _, _ = track_frame(state, 1, images[1], geometry, ClassicalSegmenter(), cfg)
-    where = unmasked_region(labels_c, int(cfg.reseed_min_area * labels_c.size))
+    where = unmasked_region(labels_c, int(reseed_area(cfg, geometry) * labels_c.size))
     grid1 = sam.n_grid_points
     with torch.inference_mode(), clock("re-seed, tracked coverage"):
         sam.auto_masks(images[1], where=where)

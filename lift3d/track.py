@@ -59,7 +59,13 @@ class TrackConfig:
     min_mask_area: float = 0.0005
     """Masks (prompted or re-seeded) smaller than this are dropped."""
     reseed_min_area: float = 0.005
-    """Unmasked areas re-seeded with new IDs must be at least this large."""
+    """Unmasked areas re-seeded with new IDs must be at least this large (2D geometry)..."""
+    reseed_min_area_3d: float = 0.002
+    """... and on 3D geometry, where a re-seeded mask is first matched against the IDs' 3D
+    memory and the association later joins 3D fragments, so small masks are cheap: 0.2 % is
+    150 pixels at 320x240, a 12 cm box across a room (at 0.5 % the small objects on the tables
+    and shelves of ``make-scene --preset room`` were never masked; on DAVIS, with flow,
+    0.2 % left more fragments than tracklet linking joins)."""
     reseed_min_free: float = 0.7
     """An automatic mask re-seeds only if at least this share of it is unmasked..."""
     reseed_large_area: float = 0.02
@@ -367,6 +373,11 @@ def unmasked_region(labels: np.ndarray, min_area: int) -> np.ndarray:
     return big[comp]
 
 
+def reseed_area(cfg: TrackConfig, geometry: Geometry) -> float:
+    """The least re-seeded area, as a share of the frame, for this geometry (3D or 2D)."""
+    return cfg.reseed_min_area_3d if geometry.kind == "3d" else cfg.reseed_min_area
+
+
 def _reseed(
     labels: np.ndarray, image: np.ndarray, geometry: Geometry, t: int, segmenter: Segmenter,
     state: TrackState, cfg: TrackConfig,
@@ -378,7 +389,7 @@ def _reseed(
     Frame t's depth reaches segmenters with ``uses_depth``.
     """
     h, w = labels.shape
-    min_area = int(cfg.reseed_min_area * h * w)
+    min_area = int(reseed_area(cfg, geometry) * h * w)
     next_id = state.next_id
     where = unmasked_region(labels, max(min_area, 1))
     if not where.any():

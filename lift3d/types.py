@@ -229,13 +229,13 @@ class Geometry(Sequence[PointMaps]):
     """
 
     def __init__(self, pointmaps: Sequence[PointMaps] | None = None,
-                 matcher: Matcher | None = None, kind: str = "3d", **arrays) -> None:
+                 matcher: Matcher | None = None, kind: str | None = None, **arrays) -> None:
         if pointmaps is None:  # Geometry(points=..., conf=..., valid=...): in-memory lists
-            g = Geometry.from_arrays(**arrays, kind=kind)
-            pointmaps, matcher = g.pointmaps, g.matcher if matcher is None else matcher
+            g = Geometry.from_arrays(**arrays, kind=kind)  # kind None: 2d when points is None
+            pointmaps, matcher, kind = g.pointmaps, g.matcher if matcher is None else matcher, g.kind
         self.pointmaps = pointmaps
         self.matcher = matcher
-        self.kind = kind
+        self.kind = kind or "3d"
 
     @classmethod
     def from_arrays(
