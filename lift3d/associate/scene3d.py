@@ -480,8 +480,8 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
                     and share2d >= cfg.convex_share_2d_sharp))
             if not keep:
                 e.reasons.remove("convex")
-        for rule in ("attached", "thin"):
-            if (rule in e.reasons and row[_COVIS] >= cfg.min_covisible
+        for rule, least in (("attached", cfg.min_covisible), ("thin", cfg.thin_min_covisible)):
+            if (rule in e.reasons and row[_COVIS] >= least
                     and row[_TOUCH] < cfg.consensus * row[_COVIS]):
                 # parts of one object touch in most views that see both
                 e.reasons.remove(rule)

@@ -135,6 +135,10 @@ class Scene3DConfig:
     a few voxels apart) above which two IDs are one thin part seen from both sides (the
     ``thin`` rule; view consensus applies). Two separate objects cannot show this: their
     facing sides face each other (concave). Above 1: off."""
+    thin_min_covisible: int = 1
+    """View consensus on the thin rule from this many views seeing both: a board's two faces
+    are hardly ever in one view, so views that see both IDs yet not touching mean two things
+    (room seed 2: a chair joined a table through a fragment seen once beside the table)."""
     thin_dot: float = 0.5
     """Opposed: normals' dot product below -thin_dot."""
     thin_max_extent: float = 180.0

@@ -296,3 +296,23 @@ def test_the_two_faces_of_a_board_are_one_part_and_two_boxes_face_to_face_are_no
     assert mapping.get(BOX_B, BOX_B) == BOX_B and mapping.get(BOX_A, BOX_A) == BOX_A, links
     off, _ = _groups(votes, (0.0, 0.0, 1.0), Scene3DConfig(attach=False, thin_share=1.01))
     assert off.get(3) != 2  # without the rule the board's faces stay apart
+
+
+def test_thin_faces_seen_together_but_apart_are_not_one_part():
+    """The thin rule's view consensus starts at one view: a board's two faces are hardly ever
+    in one view, so one that sees both IDs without their touching means two things (old main
+    asked for two such views, and room seed 2's table took a chair through a fragment seen
+    once beside the table, never touching it)."""
+    from lift3d.associate.scene3d import judge_pairs
+
+    p, n, lab = _cuboid((-0.4, -0.035, 0.0), (0.4, -0.02, 0.6), 2, hidden=((2, -1),))
+    lab = np.where(n[:, 1] > 0, 3, lab)
+    votes = _votes((p, n, lab))
+
+    def thin(row):
+        e = judge_pairs(votes, {(2, 3): np.array(row, np.int64)}, Scene3DConfig(attach=False))
+        return "thin" in e[(2, 3)].reasons
+
+    assert thin([0, 0, 0, 0, 0])  # never seen together: the faces of one board
+    assert thin([1, 1, 1, 1, 0])  # seen together once, touching
+    assert not thin([1, 0, 0, 0, 0])  # seen together once, apart
