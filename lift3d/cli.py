@@ -257,8 +257,9 @@ def consistency_cmd(
     geometry: str = typer.Option("auto", help="auto | rgbd | flow | mast3r (scene folders only)."),
     feature_resize: str = typer.Option(
         "bilinear", help="Maps of another resolution (same aspect ratio) are resized to the frame: "
-        "ID maps by nearest neighbour (the map pixel nearest each frame pixel's centre), always; feature maps bilinear (per channel, pixel centres "
-        "aligned, then normalised) or nearest."),
+        "ID maps by nearest neighbour (the map pixel nearest each frame pixel's centre), "
+        "always; feature maps bilinear (per channel, pixel centres aligned, then normalised) "
+        "or nearest."),
     precision: str = typer.Option("float32", help="Unit features stored as float32 or float16 "
                                   "(half the memory; H within about 1e-3, see consistency.json)."),
     heatmaps: bool = typer.Option(True, help="Write heatmaps/<frame>.png (per-pixel h)."),

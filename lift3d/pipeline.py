@@ -27,9 +27,9 @@ from lift3d.associate import Association, apply_mapping
 from lift3d.config import SegmentConfig, build_segmenter, scene_has_depth
 from lift3d.errors import InputError
 from lift3d.fuse import FuseAccumulator, fuse_voxel
+from lift3d.geometry.working_resolution import shrink_labels
 from lift3d.io.atomic import remove_temporaries, write_json, write_with
 from lift3d.io.outputs import read_label_png, write_cameras, write_label_png, write_ply
-from lift3d.geometry.working_resolution import shrink_labels
 from lift3d.track import TrackState, independent_labels, load_state, save_state, track_sequence
 from lift3d.types import Geometry, LabelledCloud, Lazy, Scene
 
@@ -113,9 +113,9 @@ def run_segment(
     Options, checkpoints, the device and whether ``out_dir`` can be written are checked before
     anything is loaded; ``out_dir`` is locked against other runs
     (:class:`~lift3d.io.run_folder.FolderLock`) before anything is written."""
+    from lift3d.geometry.working_resolution import warn_if_too_big
     from lift3d.io import load_scene
     from lift3d.io.run_folder import FolderLock, check_writable
-    from lift3d.geometry.working_resolution import warn_if_too_big
     from lift3d.preflight import check_run
 
     check_run(cfg)

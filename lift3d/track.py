@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lift3d.geometry.cameras import camera_depth
+from lift3d.cameras import camera_depth
 from lift3d.geometry.voxels import scene_scale, voxel_keys
 from lift3d.segment.base import Segmenter, depth_kwargs
 from lift3d.types import Geometry, PointMaps

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lift3d.geometry.cameras import look_at
+from lift3d.cameras import look_at
 from lift3d.io.outputs import write_cameras, write_label_png, write_ply
 from lift3d.types import LabelledCloud
 

@@ -23,18 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from lift3d.errors import InputError
-
 # camera maths has one home (geometry/cameras.py); these are the names the exporters use
-from lift3d.geometry.cameras import (  # noqa: F401
+from lift3d.cameras import (  # noqa: F401
     OPENCV_TO_OPENGL,
     opencv_to_opengl_pose,
     opengl_to_opencv_pose,
 )
-from lift3d.geometry.cameras import invert_pose as world_to_camera  # noqa: F401
-from lift3d.geometry.cameras import project_world_to_cam as project  # noqa: F401
-from lift3d.geometry.cameras import quat_to_rotmat as qvec_to_rotmat  # noqa: F401
-from lift3d.geometry.cameras import rotmat_to_quat as rotmat_to_qvec  # noqa: F401
+from lift3d.cameras import invert_pose as world_to_camera  # noqa: F401
+from lift3d.cameras import project_world_to_cam as project  # noqa: F401
+from lift3d.cameras import quat_to_rotmat as qvec_to_rotmat  # noqa: F401
+from lift3d.cameras import rotmat_to_quat as rotmat_to_qvec  # noqa: F401
+from lift3d.errors import InputError
 from lift3d.io.outputs import read_cameras, read_label_png, read_ply
 from lift3d.types import LabelledCloud
 

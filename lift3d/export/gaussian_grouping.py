@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from lift3d.cameras import scale_intrinsics
 from lift3d.errors import InputError
 from lift3d.export.base import ExportFrame, OutputFolder, load_output, read_frame_labels
 from lift3d.export.colmap import write_colmap_model
-from lift3d.geometry.cameras import scale_intrinsics
-from lift3d.io.atomic import write_json, write_with
 from lift3d.geometry.working_resolution import sample_nearest
+from lift3d.io.atomic import write_json, write_with
 
 # Gaussian Grouping's defaults from config/gaussian_dataset/train.json; only num_classes changes.
 TRAIN_DEFAULTS = {

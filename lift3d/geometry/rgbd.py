@@ -30,9 +30,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lift3d.cameras import backproject, project
 from lift3d.checks import check_shape
 from lift3d.errors import InputError, ShapeError
-from lift3d.geometry.cameras import backproject, project
 from lift3d.types import Frame, Geometry, Lazy, Matches, PointMaps, Scene
 
 __all__ = ["RGBDConfig", "RGBDGeometry", "ReprojectionMatcher", "backproject", "depth_validity",

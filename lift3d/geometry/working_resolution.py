@@ -5,7 +5,7 @@ Memory grows with the pixels of a frame (about :data:`PEAK_BYTES_PER_PIXEL` at p
 6000x4000 photo set does not fit in 8 GB. With ``max_side`` the colour is shrunk with area
 averaging, depth and ground truth by sampling the input pixel nearest to each working pixel's
 centre (depth must not be averaged across an object's border), and K is rescaled
-(:func:`~lift3d.geometry.cameras.scale_intrinsics`). ID maps go back to the input size by the
+(:func:`~lift3d.cameras.scale_intrinsics`). ID maps go back to the input size by the
 same nearest sampling, and :func:`shrink_labels` inverts :func:`grow_labels` exactly, so a
 resumed run reads back the very labels it made.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lift3d.cameras import scale_intrinsics
 from lift3d.errors import ConfigError
-from lift3d.geometry.cameras import scale_intrinsics
 from lift3d.io.common import resize_area
 from lift3d.types import Frame, Lazy, LazyFrames, Scene
 

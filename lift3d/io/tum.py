@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lift3d.cameras import quat_to_rotmat, slerp
 from lift3d.errors import InputError
 from lift3d.io.common import (
     check_intrinsics,
@@ -180,32 +181,6 @@ def read_groundtruth(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return stamps[order], vals[order, :3], quats
 
 
-def slerp(q0: np.ndarray, q1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Spherical interpolation of unit quaternions: q0, q1 (M, 4), alpha (M,) in [0, 1] ->
-    (M, 4) unit quaternions (shortest arc)."""
-    dot = np.sum(q0 * q1, axis=1)
-    q1 = np.where(dot[:, None] < 0, -q1, q1)
-    dot = np.clip(np.abs(dot), 0.0, 1.0)
-    theta = np.arccos(dot)
-    sin_t = np.sin(theta)
-    near = sin_t < 1e-6  # (almost) the same rotation: linear blend is exact enough
-    safe = np.where(near, 1.0, sin_t)
-    w0 = np.where(near, 1.0 - alpha, np.sin((1.0 - alpha) * theta) / safe)
-    w1 = np.where(near, alpha, np.sin(alpha * theta) / safe)
-    q = w0[:, None] * q0 + w1[:, None] * q1
-    return q / np.linalg.norm(q, axis=1, keepdims=True)
-
-
-def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    """(M, 4) unit quaternions (x, y, z, w) -> (M, 3, 3) rotation matrices."""
-    x, y, z, w = q.T
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
-        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
-        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
-    ], axis=1)
-
-
 def interpolate_poses(gt_t: np.ndarray, gt_xyz: np.ndarray, gt_q: np.ndarray,
                       query_t: np.ndarray, max_gap: float = MAX_POSE_GAP
                       ) -> tuple[np.ndarray, np.ndarray]:
@@ -229,7 +204,7 @@ def interpolate_poses(gt_t: np.ndarray, gt_xyz: np.ndarray, gt_q: np.ndarray,
     xyz = gt_xyz[i0] + alpha[:, None] * (gt_xyz[i1] - gt_xyz[i0])
     q = slerp(gt_q[i0], gt_q[i1], alpha)
     poses = np.tile(np.eye(4), (query_t.size, 1, 1))
-    poses[:, :3, :3] = quat_to_matrix(q)
+    poses[:, :3, :3] = quat_to_rotmat(q, xyzw=True)
     poses[:, :3, 3] = xyz
     poses[~ok] = np.eye(4)
     return poses, ok

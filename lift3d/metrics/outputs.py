@@ -20,8 +20,9 @@ The outputs: one file per frame named by the frame's stem (``labels/<stem>.png``
 Any resolution with the frame's aspect ratio: ID maps are resized to the frame by nearest
 neighbour (IDs are never blended; each frame pixel takes the map pixel nearest its centre,
 the rule lift3d's own ID maps follow between resolutions, not OpenCV's ``INTER_NEAREST``,
-which takes the one at its top-left corner and so shifts by up to a source pixel); feature maps bilinearly (OpenCV ``INTER_LINEAR``, pixel
-centres aligned, per channel), then normalised, since H compares unit vectors (cosine);
+which takes the one at its top-left corner and so shifts by up to a source pixel); feature
+maps bilinearly (OpenCV ``INTER_LINEAR``, pixel centres aligned, per channel), then
+normalised, since H compares unit vectors (cosine);
 ``feature_resize="nearest"`` copies the nearest feature vector instead.
 
 What comes out (``out``): ``consistency.json`` (the figures below) and ``heatmaps/<stem>.png``

@@ -68,8 +68,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lift3d.cameras import backproject, pixel_grid, scale_intrinsics
 from lift3d.checks import check_shape
-from lift3d.geometry.cameras import backproject, pixel_grid, scale_intrinsics
 from lift3d.segment.base import Mask
 from lift3d.segment.classical import (
     ClassicalConfig,

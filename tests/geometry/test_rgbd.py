@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lift3d.cameras import look_at
 from lift3d.errors import InputError
 from lift3d.geometry import build_geometry
-from lift3d.geometry.cameras import look_at
 from lift3d.geometry.rgbd import (
     RGBDConfig,
     RGBDGeometry,

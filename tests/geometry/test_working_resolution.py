@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lift3d.geometry.cameras import scale_intrinsics
+from lift3d.cameras import scale_intrinsics
 from lift3d.geometry.working_resolution import (
     grow_labels,
     memory_warning,

@@ -187,7 +187,7 @@ def _preprocessed_scannet(root, n_frames=2, hw=(120, 160)):
 def _point_error(scene, truth):
     """Largest distance (m) between the points the reader's frames back-project to and the
     rendered scene's true points, over the pixels with depth."""
-    from lift3d.geometry.cameras import backproject
+    from lift3d.cameras import backproject
 
     worst = 0.0
     for f, depth, pose in zip(scene.frames, truth.depths, truth.poses):

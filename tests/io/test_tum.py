@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation, Slerp
 
+from lift3d.cameras import slerp
 from lift3d.errors import InputError
 from lift3d.io import detect_layout, load_scene
 from lift3d.io.tum import (
@@ -18,7 +19,6 @@ from lift3d.io.tum import (
     SENSOR_INTRINSICS,
     associate,
     interpolate_poses,
-    slerp,
 )
 
 T0 = 1305031102.0

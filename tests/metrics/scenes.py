@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lift3d.geometry.cameras import look_at
+from lift3d.cameras import look_at
 
 
 def render_planes(K, c2w, planes, hw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

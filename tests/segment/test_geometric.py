@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy.ndimage import distance_transform_edt
 
+from lift3d.cameras import backproject, camera_depth, scale_intrinsics
 from lift3d.config import SegmenterConfig, resolve_segmenter, scene_has_depth
-from lift3d.geometry.cameras import backproject, camera_depth, scale_intrinsics
 from lift3d.segment import Segmenter, build_segmenter
 from lift3d.segment.classical import ClassicalSegmenter
 from lift3d.segment.geometric import GeometricSegmenter

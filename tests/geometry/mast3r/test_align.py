@@ -15,8 +15,8 @@ import open3d as o3d
 import pytest
 import torch
 
+from lift3d.cameras import look_at
 from lift3d.errors import InputError, ShapeError
-from lift3d.geometry.cameras import look_at
 from lift3d.geometry.mast3r.align import (
     AlignConfig,
     PairPrediction,

@@ -204,3 +204,19 @@ def quat_to_rotmat(q: np.ndarray, xyzw: bool = False) -> np.ndarray:
         2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
     ], axis=1).reshape(-1, 3, 3)
     return R[0] if one else R
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Spherical interpolation of unit quaternions (either order, the same for both): q0, q1
+    (M, 4), alpha (M,) in [0, 1] -> (M, 4) unit quaternions (shortest arc)."""
+    dot = np.sum(q0 * q1, axis=1)
+    q1 = np.where(dot[:, None] < 0, -q1, q1)
+    dot = np.clip(np.abs(dot), 0.0, 1.0)
+    theta = np.arccos(dot)
+    sin_t = np.sin(theta)
+    near = sin_t < 1e-6  # (almost) the same rotation: linear blend is exact enough
+    safe = np.where(near, 1.0, sin_t)
+    w0 = np.where(near, 1.0 - alpha, np.sin((1.0 - alpha) * theta) / safe)
+    w1 = np.where(near, alpha, np.sin(alpha * theta) / safe)
+    q = w0[:, None] * q0 + w1[:, None] * q1
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
