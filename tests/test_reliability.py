@@ -161,8 +161,11 @@ def test_changed_run_killed_before_its_first_frame_leaves_nothing_stale(scenes, 
 def _start_segment(scene: Path, out: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "lift3d", "segment", str(scene), "-o", str(out),
            "--segmenter", "classical", "-q"]
+    # SIGINT as a terminal gives it: a shell's background job (nohup ... &, some CI runners)
+    # starts with SIGINT ignored, and a child inherits that (the run then ignored ^C, exit 0)
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_labels(proc: subprocess.Popen, out: Path, n: int) -> None:

@@ -16,6 +16,7 @@ from lift3d.geometry.config import GeometryConfig
 from lift3d.io.outputs import read_label_png
 from lift3d.pipeline import run_segment
 from lift3d.synth import make_scene
+from lift3d.track import TrackConfig
 
 PINNED = {  # from the pre-streaming pipeline (see the module docstring)
     "tracked": {"labels": "20a31739410ed93f", "H": 0.363513, "cloud": "17f5ebcabcf3b5bf"},
@@ -38,6 +39,8 @@ def test_streaming_changes_no_output(scene, tmp_path, run):
         geometry=GeometryConfig(backend="flow" if run == "flow" else "rgbd"),
         segmenter=SegmenterConfig(name="classical"),
         mode="independent" if run == "independent" else "tracked",
+        # ... and the smaller re-seeding area on 3D geometry: re-seed as everywhere then
+        track=TrackConfig(reseed_min_area_3d=TrackConfig().reseed_min_area),
     )
     rep = run_segment(scene, tmp_path / "out", cfg, progress=False, fresh=True)
     h = hashlib.sha256()
