@@ -229,13 +229,13 @@ def representative_points(xy: np.ndarray, k: int, seed: int, max_points: int = 1
 
 def prompt_ids(
     image: np.ndarray, carried: dict[int, np.ndarray], segmenter: Segmenter, cfg: TrackConfig,
-    pointmaps: PointMaps | None = None,
+    depth_kw: dict | None = None,
 ) -> tuple[list[int], list[np.ndarray], list[float]]:
     """Prompt the segmenter once for all carried IDs and keep the masks that agree.
 
     Returns (ids, masks (H, W) bool, ranks) of accepted masks, ranked by
-    score x support (the share of carried pixels the mask covers). ``pointmaps``: the
-    frame's geometry; its depth reaches segmenters that read depth.
+    score x support (the share of carried pixels the mask covers). ``depth_kw``: the frame's
+    :func:`frame_depth_kwargs`, for segmenters that read depth.
     """
     if not carried:
         return [], [], []
@@ -250,8 +250,7 @@ def prompt_ids(
     for b, p in enumerate(prompts):
         points[b, : len(p)] = p
         point_labels[b, : len(p)] = 1
-    masks, scores = segmenter.prompt(image, points, point_labels,
-                                     **frame_depth_kwargs(segmenter, pointmaps))
+    masks, scores = segmenter.prompt(image, points, point_labels, **(depth_kw or {}))
     out_ids, out_masks, ranks = [], [], []
     for b, i in enumerate(ids):
         xy = carried[i]
@@ -345,14 +344,15 @@ def track_frame(
     h, w = image.shape[:2]
     n_px = h * w
     carried = carry_labels(state.labels, geometry, state.frame, t, cfg)
-    ids, masks, ranks = prompt_ids(image, carried, segmenter, cfg, geometry[t])
+    depth_kw = frame_depth_kwargs(segmenter, geometry[t])  # once: prompts and re-seeding
+    ids, masks, ranks = prompt_ids(image, carried, segmenter, cfg, depth_kw)
     order = sorted(range(len(ids)), key=lambda k: -ranks[k])
     labels = claim_masks(
         [masks[k] for k in order], [ids[k] for k in order], (h, w), cfg.overlap_thr,
         int(cfg.min_mask_area * n_px),
     )
     scores = {ids[k]: ranks[k] for k in order if (labels == ids[k]).any()}
-    next_id = _reseed(labels, image, geometry, t, segmenter, state, cfg)
+    next_id = _reseed(labels, image, geometry, t, segmenter, state, cfg, depth_kw)
     new_state = TrackState(
         frame=t, labels=labels, next_id=next_id, memory=state.memory, voxel=state.voxel
     )
@@ -382,13 +382,14 @@ def reseed_area(cfg: TrackConfig, geometry: Geometry) -> float:
 
 def _reseed(
     labels: np.ndarray, image: np.ndarray, geometry: Geometry, t: int, segmenter: Segmenter,
-    state: TrackState, cfg: TrackConfig,
+    state: TrackState, cfg: TrackConfig, depth_kw: dict | None = None,
 ) -> int:
     """Fill unmasked regions from automatic masks (in place); return the next unused ID.
 
     The segmenter is asked only for masks that can add to the unmasked regions of at least
     the re-seeding area (``where``): SAM then decodes only its grid points there.
-    Frame t's depth reaches segmenters with ``uses_depth``.
+    Frame t's depth reaches segmenters with ``uses_depth`` (``depth_kw``: its
+    :func:`frame_depth_kwargs`, when the caller has them already).
     """
     h, w = labels.shape
     min_area = int(reseed_area(cfg, geometry) * h * w)
@@ -396,8 +397,9 @@ def _reseed(
     where = unmasked_region(labels, max(min_area, 1))
     if not where.any():
         return next_id
-    found = segmenter.auto_masks(image, where=where,
-                                 **frame_depth_kwargs(segmenter, geometry[t]))
+    if depth_kw is None:
+        depth_kw = frame_depth_kwargs(segmenter, geometry[t])
+    found = segmenter.auto_masks(image, where=where, **depth_kw)
     masks = sorted(found, key=lambda m: m.area)
     present = set(np.unique(labels).tolist())
     candidates = set(state.memory) if cfg.reid_present else set(state.memory) - present
