@@ -127,6 +127,13 @@ def project_world_to_cam(points: np.ndarray, K: np.ndarray, world_to_cam: np.nda
     return uv, P[:, 2]
 
 
+def centred_intrinsics(h: int, w: int, fov_x_deg: float) -> np.ndarray:
+    """(3, 3) float64 pinhole intrinsics of an (h, w) image with a ``fov_x_deg`` horizontal field
+    of view, square pixels, principal point at the image centre ((w - 1) / 2, (h - 1) / 2)."""
+    f = (w / 2) / np.tan(np.radians(fov_x_deg) / 2)
+    return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]], np.float64)
+
+
 def look_at(eye, target, up=(0.0, 0.0, 1.0), roll: float = 0.0) -> np.ndarray:
     """(4, 4) float64 camera-to-world pose, OpenCV axes (x right, y down, z forward), at
     ``eye`` looking at ``target``; ``up`` is the world's up direction (default +z); the camera

@@ -130,10 +130,14 @@ def select(seqs: list[Sequence], names: tuple[str, ...] | None) -> list[Sequence
     return [s for s in seqs if s.name in names]
 
 
-def run_config(seq: Sequence, method: str, cfg: EvalConfig) -> SegmentConfig:
-    """The :class:`SegmentConfig` of one (sequence, method) run."""
+def _check_method(method: str) -> None:
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}", None, f"use any of {', '.join(METHODS)}")
+
+
+def run_config(seq: Sequence, method: str, cfg: EvalConfig) -> SegmentConfig:
+    """The :class:`SegmentConfig` of one (sequence, method) run."""
+    _check_method(method)
     base = cfg.segment
     associate = replace(base.associate, method=cfg.associate if method == "associated" else "off")
     return replace(base, geometry=replace(base.geometry, backend=resolve_geometry(cfg.geometry, seq.layout)),
@@ -305,8 +309,7 @@ def evaluate(dataset: str | Path, out: str | Path, cfg: EvalConfig = EvalConfig(
     out = Path(out)
     seqs = select(discover(dataset), cfg.sequences)
     for m in cfg.methods:
-        if m not in METHODS:
-            raise InputError(f"unknown method {m!r}", None, f"use any of {', '.join(METHODS)}")
+        _check_method(m)
     if ray is not None:  # lift3d batch's fan-out; the figures and plots are made here as usual
 
         reports = eval_reports(seqs, out, cfg, ray)

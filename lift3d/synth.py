@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lift3d.cameras import centred_intrinsics, look_at
 from lift3d.errors import InputError, Lift3DError
 from lift3d.io.atomic import write_json, write_text, write_with
 from lift3d.io.outputs import write_label_png, write_ply
@@ -918,26 +919,6 @@ class _World:
         return out
 
 
-def _intrinsics(cfg: SceneConfig, width: int, height: int) -> np.ndarray:
-    fx = (width / 2) / np.tan(np.radians(cfg.fov_x_deg) / 2)
-    return np.array([[fx, 0, (width - 1) / 2], [0, fx, (height - 1) / 2], [0, 0, 1]])
-
-
-def _look_at(eye: np.ndarray, target: np.ndarray, roll: float) -> np.ndarray:
-    """(4, 4) camera-to-world, OpenCV axes, world z up, rolled by ``roll`` radians."""
-    fwd = target - eye
-    fwd /= np.linalg.norm(fwd)
-    right = np.cross(fwd, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(fwd, right)
-    c, s = np.cos(roll), np.sin(roll)
-    right, down = c * right + s * down, -s * right + c * down
-    pose = np.eye(4)
-    pose[:3, :3] = np.stack([right, down, fwd], 1)
-    pose[:3, 3] = eye
-    return pose
-
-
 def _camera_path(cfg: SceneConfig, n: int, seed: int) -> tuple[list[np.ndarray], dict]:
     """Poses of a hand-held orbit whose gaze sweeps sideways; and the path's parameters."""
     rng = np.random.default_rng([seed, _STREAM_CAMERA])
@@ -954,7 +935,7 @@ def _camera_path(cfg: SceneConfig, n: int, seed: int) -> tuple[list[np.ndarray],
     target = np.array([0.0, 0.0, cfg.target_height_m]) + sway[:, None] * tangent
     target = target + rng.normal(0, cfg.jitter_look_m, (n, 3))
     roll = np.radians(rng.normal(0, cfg.jitter_roll_deg, n))
-    poses = [_look_at(eye[i], target[i], roll[i]) for i in range(n)]
+    poses = [look_at(eye[i], target[i], roll=roll[i]) for i in range(n)]
     params = {
         "kind": "hand-held orbit with sideways gaze sweep",
         "start_azimuth_deg": float(np.degrees(theta0)), "orbit_degrees": cfg.orbit_degrees,
@@ -1113,7 +1094,7 @@ def render_scene(seed: int = 0, n_frames: int = 30, width: int = 320, height: in
     place = _place_room if cfg.preset == "room" else _place_objects
     objects = place(cfg, np.random.default_rng([seed, _STREAM_LAYOUT]))
     world = _World(cfg, objects)
-    K = _intrinsics(cfg, width, height)
+    K = centred_intrinsics(height, width, cfg.fov_x_deg)
     poses, camera = _camera_path(cfg, n_frames, seed)
 
     def render(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

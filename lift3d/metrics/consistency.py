@@ -172,12 +172,7 @@ def _flatten(points, valid, outputs, exclude_unlabelled: bool) -> _Flat:
             if dim is not None and o.shape[2] != dim:
                 raise ShapeError(f"outputs[{i}] has {o.shape[2]} channels, outputs[0] {dim}")
             dim = o.shape[2]
-        finite = np.isfinite(p)
-        m = np.array(v, bool)
-        for a in range(3):
-            m &= finite[..., a]
-        if is_ids and exclude_unlabelled:
-            m &= o != 0
+        m = _query_mask(np.asarray(p), v, o if is_ids and exclude_unlabelled else None)
         masks.append(None if m.all() else m.ravel())
         shapes.append((h, w))
     counts = [h * w if m is None else int(np.count_nonzero(m))

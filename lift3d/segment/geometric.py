@@ -68,7 +68,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from lift3d.cameras import backproject, pixel_grid, scale_intrinsics
+from lift3d.cameras import backproject, centred_intrinsics, pixel_grid, scale_intrinsics
 from lift3d.checks import check_shape
 from lift3d.segment.base import Mask
 from lift3d.segment.classical import (
@@ -227,12 +227,6 @@ def _digest(a: np.ndarray | None) -> bytes | None:
 
 
 # -- segmentation: pure functions ----------------------------------------------------------
-
-
-def default_intrinsics(h: int, w: int, fov_deg: float) -> np.ndarray:
-    """(3, 3) pinhole intrinsics of a ``fov_deg`` horizontal field of view, centred."""
-    f = 0.5 * w / np.tan(np.radians(fov_deg) / 2)
-    return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]], np.float64)
 
 
 def fill_depth(
@@ -495,7 +489,7 @@ def segment_rgbd(
 
     h, w = image.shape[:2]
     if K is None:
-        K = default_intrinsics(h, w, cfg.fov_deg)
+        K = centred_intrinsics(h, w, cfg.fov_deg)
     z, trusted = fill_depth(depth, cfg.fill_px, image)  # in sensor pixels
     scale = cfg.work_side / max(h, w)
     small, small_K = image, K
