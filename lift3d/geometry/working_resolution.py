@@ -111,10 +111,15 @@ class WorkingScene:
         return None if g is None else sample_nearest(g, working_hw(g.shape, self.max_side))
 
     def camera(self, t: int, hw: tuple[int, int], K: np.ndarray | None):
-        """(input (H, W), input K) of frame ``t`` whose working size and K are ``hw``, ``K``."""
+        """(input (H, W), input K) of frame ``t`` whose working size and K are ``hw``, ``K``:
+        the frame's own K when it came with one, else the geometry's ``K`` (MASt3R's estimate
+        on an image folder) scaled back to the input size."""
         if t not in self.input_hw:
             return hw, K
-        return self.input_hw[t], self.input_K[t]
+        in_hw, in_K = self.input_hw[t], self.input_K[t]
+        if in_K is None and K is not None:
+            in_K = scale_intrinsics(K, in_hw[1] / hw[1], in_hw[0] / hw[0])
+        return in_hw, in_K
 
     def write_labels(self, t: int, labels: np.ndarray, write, path: Path) -> None:
         """``write(path, labels)`` at frame ``t``'s input size."""

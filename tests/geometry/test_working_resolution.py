@@ -61,3 +61,27 @@ def test_no_working_resolution_is_the_identity(max_side):
     lab = np.arange(12, dtype=np.int32).reshape(3, 4)
     assert shrink_labels(lab, max_side) is lab
     assert grow_labels(lab, (3, 4)) is lab
+
+
+def test_an_estimated_K_reaches_the_input_resolution():
+    """An image folder's frames carry no K; MASt3R estimates one at the working resolution.
+    ``cameras.json`` gets it scaled back to the input size (old main wrote the frame's K,
+    None, for every frame read at --max-side: the estimate was lost)."""
+    from pathlib import Path
+
+    from lift3d.geometry.working_resolution import WorkingScene
+    from lift3d.types import Frame, LazyFrames, Scene
+
+    frames = LazyFrames(["0"], lambda k: Frame(np.zeros((400, 600, 3), np.uint8), "0"))
+    work = WorkingScene(Scene(frames, Path("."), "images"), max_side=150)
+    f = work.scene.frames[0]
+    assert f.hw == (100, 150) and f.K is None
+    K_work = np.array([[120.0, 0, 74.5], [0, 120.0, 49.5], [0, 0, 1]])
+    hw, K = work.camera(0, f.hw, K_work)
+    assert hw == (400, 600)
+    np.testing.assert_array_equal(K, scale_intrinsics(K_work, 4.0, 4.0))
+    with_K = LazyFrames(["0"], lambda k: Frame(np.zeros((400, 600, 3), np.uint8), "0",
+                                                K=np.diag([500.0, 500.0, 1.0])))
+    work = WorkingScene(Scene(with_K, Path("."), "scannet"), max_side=150)
+    f = work.scene.frames[0]
+    np.testing.assert_array_equal(work.camera(0, f.hw, f.K)[1], np.diag([500.0, 500.0, 1.0]))
