@@ -12,7 +12,7 @@
 
 The CLI (``lift3d segment``) mirrors it field by field. ``auto`` choices are made in one
 place each: :func:`resolve_segmenter` here, :func:`~lift3d.geometry.config.resolve_geometry`
-with the geometry's config (re-exported here; the metric's command needs it without the tree).
+with the geometry's config.
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ from dataclasses import dataclass, field
 
 from lift3d.associate.config import AssociateConfig
 from lift3d.fuse import FuseConfig
-from lift3d.geometry.config import RGBD_LAYOUTS, GeometryConfig, resolve_geometry  # noqa: F401 (decided there)
+from lift3d.geometry.config import RGBD_LAYOUTS, GeometryConfig
 from lift3d.metrics.config import MetricConfig
 from lift3d.track import TrackConfig
-
-"""Layouts with posed depth: ``auto`` geometry is rgbd there, flow elsewhere."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-# camera maths has one home (geometry/cameras.py); these are the names the exporters use
+# camera maths has one home (lift3d/cameras.py); these are the names the exporters use
 from lift3d.cameras import (  # noqa: F401
     OPENCV_TO_OPENGL,
     opencv_to_opengl_pose,
