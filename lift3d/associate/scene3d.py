@@ -28,6 +28,9 @@ streamed voxel cloud:
 * **Thin parts**: a board seen from both sides (a shelf's side panel, a chair's back) gets
   one ID per face; the faces lie a few voxels apart with opposed normals facing away from
   each other, which two separate objects cannot show (their facing sides face each other).
+* **Fragments** (once, after the other rules): an ID seen in a frame or two whose surface
+  an ID seen longer won in the fused votes (the tracker lost the object for a frame and
+  re-seeded it), or that lives in a superpoint one ID holds, joins that ID.
 
 Memory: per-ID and per-ID-pair counters gathered frame by frame (nothing per frame is kept);
 :meth:`SceneAssociator.solve` reads the fusion's per-(voxel, ID) votes once.
@@ -127,7 +130,7 @@ class SceneAssociator:
         votes = fusion.votes()
         if len(votes.n_obs) == 0:
             return Association(method=self.name)
-        accepted = associate_rounds(votes, self.pairs, self.cfg, self.cam_up)
+        accepted = associate_rounds(votes, self.pairs, self.cfg, self.cam_up, self.frames_seen)
         mapping = groups_to_mapping([(e.a, e.b) for e in accepted])
         merges = []
         groups: dict[int, list[int]] = {}
@@ -320,25 +323,39 @@ def structure_ids(shapes: dict[int, IdShape], touching: set[tuple[int, int]], vo
     return out
 
 
-def associate_rounds(votes, pairs: dict, cfg: Scene3DConfig, cam_up: np.ndarray | None = None
-                     ) -> list[PairEvidence]:
+def associate_rounds(votes, pairs: dict, cfg: Scene3DConfig, cam_up: np.ndarray | None = None,
+                     frames_seen: dict[int, int] | None = None) -> list[PairEvidence]:
     """The accepted links (pairs of IDs, each a group's smallest ID at the time) over up to
     ``cfg.rounds`` rounds: after each, the rules judge again with the merged groups as IDs
     (two parts that each held 40 % of a superpoint hold 80 % together). ``cam_up``: the
-    cameras' (summed) up direction, world frame; None: no gravity, no ``attached`` rule."""
+    cameras' (summed) up direction, world frame; None: no gravity, no ``attached`` rule.
+    ``frames_seen``: {ID: frames that saw it}; None: no ``absorbed`` rule. Fragments are
+    absorbed once, after the rounds, into the final groups: a fragment on the seam of two
+    objects would otherwise chain them (room seed 2: a chair joined the table)."""
     graph = voxel_graph(votes, cfg)
     sp = superpoints(graph, len(votes.n_obs), cfg)
     links: list[PairEvidence] = []
     mapping: dict[int, int] = {}
-    for r in range(cfg.rounds):
+    rounds = 0
+    for rounds in range(cfg.rounds):
         ev = judge_pairs(votes, _merge_pairs(pairs, mapping), cfg, graph, sp, mapping, cam_up)
         new = [e for e in ev.values() if e.reasons and not e.vetoes]
         if not new:
             break
         for e in new:
-            e.round = r
+            e.round = rounds
         links += new
         mapping = groups_to_mapping([(e.a, e.b) for e in links])
+    else:
+        rounds += 1
+    if frames_seen is not None and cfg.absorb_part <= 1:
+        ev = judge_pairs(votes, _merge_pairs(pairs, mapping), cfg, graph, sp, mapping, cam_up,
+                         _merge_seen(frames_seen, mapping))
+        for e in ev.values():
+            if "absorbed" in e.reasons and not e.vetoes:
+                e.round = rounds
+                e.reasons = ["absorbed"]  # the other rules had their rounds
+                links.append(e)
     return links
 
 
@@ -355,11 +372,24 @@ def _merge_pairs(pairs: dict, mapping: dict[int, int]) -> dict:
     return out
 
 
+def _merge_seen(seen: dict[int, int] | None, mapping: dict[int, int]) -> dict[int, int] | None:
+    """Frames that saw each group: at most the sum of its members' (an upper bound)."""
+    if seen is None or not mapping:
+        return seen
+    out: dict[int, int] = {}
+    for i, n in seen.items():
+        g = mapping.get(i, i)
+        out[g] = out.get(g, 0) + n
+    return out
+
+
 def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None = None,
                 sp: np.ndarray | None = None, mapping: dict[int, int] | None = None,
-                cam_up: np.ndarray | None = None) -> dict[tuple[int, int], PairEvidence]:
+                cam_up: np.ndarray | None = None, frames_seen: dict[int, int] | None = None
+                ) -> dict[tuple[int, int], PairEvidence]:
     """Every pair of IDs some rule has an opinion on, with the rules' figures, the reasons to
-    merge and the vetoes; IDs taken through ``mapping`` (the groups merged so far)."""
+    merge and the vetoes; IDs taken through ``mapping`` (the groups merged so far).
+    ``frames_seen``: {ID: frames that saw it}, for the ``absorbed`` rule (None: off)."""
     from lift3d.associate.base import apply_mapping
 
     mapping = mapping or {}
@@ -419,6 +449,7 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
     # a superpoint as large as a room's wall is no evidence that what lies in it is one
     # object; it still joins pieces of structure (floor, walls)
     sp_shapes = id_shapes(sp + 1, votes.points, votes.voxel)
+    absorbed: set[tuple[int, int]] = set()
     for s0, s1 in zip(starts.tolist(), ends.tolist(), strict=True):
         allowed = structure if sp_shapes[int(hs[s0]) + 1].extent > cfg.sp_max_extent else big
         members = [(int(hl[k]), float(hsh[k])) for k in range(s0, s1) if int(hl[k]) in allowed]
@@ -427,6 +458,41 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
                 e = get(members[x][0], members[y][0])
                 e.figures["superpoint_share"] = [round(members[x][1], 3), round(members[y][1], 3)]
                 e.reasons.append("superpoints")
+
+    # fragments: short-lived IDs whose surface another ID won, or that live in a superpoint
+    # one ID holds; each joins one ID, the first way found
+    if len(ks) and cfg.absorb_part <= 1 and frames_seen is not None:
+        into: dict[int, tuple[int, str, float]] = {}
+        lv = lab[votes.pair_voxel[pos]]
+        other = (lv != l_of) & (lv > 0)
+        ck, cinv = np.unique(l_of[other] * base + lv[other], return_inverse=True)
+        cshare = np.bincount(cinv.ravel(), w_of[other], len(ck)) / id_total[ck // base]
+        for small, won, sh in zip((ck // base).tolist(), (ck % base).tolist(), cshare.tolist(),
+                                  strict=True):
+            if (sh >= cfg.absorb_cover and frames_seen.get(small, 0) <= cfg.absorb_frames
+                    and frames_seen.get(won, 0) > frames_seen.get(small, 0)
+                    and (won in big or won in structure) and sh > into.get(small, (0, "", 0))[2]):
+                into[small] = (won, "absorbed_cover", sh)
+        o = np.lexsort((kl, -ws, ks))
+        top = o[np.r_[True, ks[o][1:] != ks[o][:-1]]]  # per superpoint its largest holder
+        holder = np.zeros(int(ks.max()) + 1, np.int64)
+        holder_w = np.zeros(int(ks.max()) + 1)
+        holder[ks[top]], holder_w[ks[top]] = kl[top], ws[top]
+        frag = ((share >= cfg.sp_share) & (kl != holder[ks])
+                & (holder_w[ks] >= cfg.absorb_part * sp_total[ks])
+                & (id_total[kl] <= cfg.absorb_ratio * holder_w[ks]))
+        for s_, small, sh in zip(ks[frag].tolist(), kl[frag].tolist(), share[frag].tolist(),
+                                 strict=True):
+            held = int(holder[s_])
+            room = sp_shapes[s_ + 1].extent > cfg.sp_max_extent
+            if (small not in into and frames_seen.get(small, 0) <= cfg.absorb_frames
+                    and held in (structure if room else big)):
+                into[small] = (held, "absorbed_share", sh)
+        for small, (held, figure, sh) in sorted(into.items()):
+            e = get(small, held)
+            e.figures[figure] = round(sh, 3)
+            e.reasons.append("absorbed")
+            absorbed.add((min(small, held), max(small, held)))
 
     # 3D boundary convexity, and parts hanging from another's underside
     pos_of = {k: x for x, k in enumerate(pk.tolist())}
@@ -453,8 +519,9 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
 
     # vetoes: structure; and for the convexity rule, what the views say about the seam
     for (a, b), e in ev.items():
-        if (a in structure) != (b in structure):
-            e.vetoes.append("structure")
+        if (a in structure) != (b in structure) and not (
+                (a, b) in absorbed and (a not in big or b not in big)):
+            e.vetoes.append("structure")  # a fragment too small to judge may join structure
         row = pairs.get((a, b), np.zeros(5, np.int64))
         e.figures["covisible"] = int(row[_COVIS])
         e.figures["touching"] = int(row[_TOUCH])
@@ -462,11 +529,12 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
         share2d = float(row[_CONVEX]) / j if j else 0.0
         e.figures["convex_share_2d"] = round(share2d, 3)
         ok3d = e.figures.pop("convex_3d_ok", False)
-        if ("superpoints" in e.reasons and row[_COVIS] >= cfg.sp_min_covisible
-                and row[_TOUCH] < cfg.sp_consensus * row[_COVIS]):
-            # seen together often, yet hardly ever touching: two things in one superpoint
-            # (a superpoint that grew over a wall of cupboards), not one object
-            e.reasons.remove("superpoints")
+        for rule in ("superpoints", "absorbed"):
+            if (rule in e.reasons and row[_COVIS] >= cfg.sp_min_covisible
+                    and row[_TOUCH] < cfg.sp_consensus * row[_COVIS]):
+                # seen together often, yet hardly ever touching: two things in one superpoint
+                # (a superpoint that grew over a wall of cupboards), not one object
+                e.reasons.remove(rule)
         if "convex" in e.reasons:
             # a seam judged convex in 3D is checked in the views: both in view and touching
             # in most views that see both (view consensus), and convex there too; IDs never

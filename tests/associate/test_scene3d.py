@@ -316,3 +316,39 @@ def test_thin_faces_seen_together_but_apart_are_not_one_part():
     assert thin([0, 0, 0, 0, 0])  # never seen together: the faces of one board
     assert thin([1, 1, 1, 1, 0])  # seen together once, touching
     assert not thin([1, 0, 0, 0, 0])  # seen together once, apart
+
+
+def test_a_short_lived_id_on_a_surface_another_id_won_is_absorbed():
+    """The ``absorbed`` rule: a fragment re-seeded for one frame on a box that an ID covers
+    in the other frames joins that ID; the same fragment seen in as many frames as the box
+    is an ID of its own (no rule then joins it: its voxels are the box's face, not a part),
+    and a box standing apart, seen once, keeps its own ID (it won its voxels)."""
+    from lift3d.associate.scene3d import associate_rounds
+
+    box = _cuboid((0.0, 0.0, 0.0), (0.3, 0.3, 0.3), SLAB, hidden=((2, -1),))
+    p, n, _ = box
+    face = p[:, 0] > 0.3 - 1e-9  # the box's +x face: the fragment
+    apart = _cuboid((1.0, 0.0, 0.0), (1.2, 0.2, 0.2), BOX_B, hidden=((2, -1),))
+    acc = FuseAccumulator(VOX)
+    for _ in range(3):  # the box seen (and labelled) in three frames
+        acc.add(p, np.full((len(p), 3), 128, np.uint8), n, box[2], np.ones(len(p)))
+    acc.add(p[face], np.full((int(face.sum()), 3), 128, np.uint8), n[face],
+            np.full(int(face.sum()), BOX_A), np.ones(int(face.sum())))
+    acc.add(apart[0], np.full((len(apart[0]), 3), 128, np.uint8), apart[1], apart[2],
+            np.ones(len(apart[0])))
+    votes = acc.votes()
+
+    def merged(seen_fragment):
+        seen = {SLAB: 3, BOX_A: seen_fragment, BOX_B: 1}
+        links = associate_rounds(votes, {}, Scene3DConfig(), None, seen)
+        return groups_to_mapping([(e.a, e.b) for e in links]), links
+
+    mapping, links = merged(1)
+    assert mapping.get(BOX_A) == SLAB, [(e.a, e.b, e.reasons) for e in links]
+    assert [e.reasons for e in links if BOX_A in (e.a, e.b)] == [["absorbed"]]
+    assert BOX_B not in mapping, [(e.a, e.b, e.reasons) for e in links]
+    mapping, links = merged(3)
+    assert BOX_A not in mapping, [(e.a, e.b, e.reasons) for e in links]
+    # without frame counts (the associator's add_frame never ran) the rule is off
+    links = associate_rounds(votes, {}, Scene3DConfig(), None)
+    assert not any("absorbed" in e.reasons for e in links)
