@@ -529,6 +529,11 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
         share2d = float(row[_CONVEX]) / j if j else 0.0
         e.figures["convex_share_2d"] = round(share2d, 3)
         ok3d = e.figures.pop("convex_3d_ok", False)
+        if ("superpoints" in e.reasons
+                and e.figures.get("convex_share", 1.0) < cfg.sp_concave_veto):
+            # one superpoint, yet where the two IDs meet the seam is mostly concave: two
+            # objects whose flat faces line up (boxes side by side against a wall)
+            e.reasons.remove("superpoints")
         for rule in ("superpoints", "absorbed"):
             if (rule in e.reasons and row[_COVIS] >= cfg.sp_min_covisible
                     and row[_TOUCH] < cfg.sp_consensus * row[_COVIS]):

@@ -352,3 +352,30 @@ def test_a_short_lived_id_on_a_surface_another_id_won_is_absorbed():
     # without frame counts (the associator's add_frame never ran) the rule is off
     links = associate_rounds(votes, {}, Scene3DConfig(), None)
     assert not any("absorbed" in e.reasons for e in links)
+
+
+def test_boxes_side_by_side_in_one_superpoint_stay_apart_at_a_concave_seam():
+    """Two boxes flush side by side, 30 and 20 cm tall, 50 cm deep: their fronts and backs
+    line up, and with superpoints as coarse as noisy fused normals make them (a large ``sp_k``)
+    one superpoint spans both; where they meet, the tall box's side rises above the short
+    one's top, a concave seam longer than the flat ones, which vetoes the superpoint merge."""
+    from dataclasses import replace
+
+    from lift3d.associate.scene3d import associate_rounds
+
+    y = 0.25
+    floor = _face((-1.0, -1.0, 0.0), (1.0, 1.0, 0.0), 2, 1)
+    fx, fy = floor[0][:, 0], floor[0][:, 1]
+    keep = ~((fx > 0.0) & (fx < 0.5) & (np.abs(fy) < y))  # under the boxes
+    p, n, lab = _cuboid((0.0, -y, 0.0), (0.25, y, 0.3), BOX_A, hidden=((2, -1),))
+    shown = ~((p[:, 0] > 0.25 - 1e-9) & (p[:, 2] < 0.2))  # its side shows above BOX_B only
+    votes = _votes((floor[0][keep], floor[1][keep], np.full(int(keep.sum()), FLOOR_ID)),
+                   (p[shown], n[shown], lab[shown]),
+                   _cuboid((0.25, -y, 0.0), (0.5, y, 0.2), BOX_B, hidden=((2, -1), (0, -1))))
+    coarse = replace(Scene3DConfig(), sp_k=1000.0)
+
+    def links(cfg):
+        return [(e.a, e.b, e.reasons) for e in associate_rounds(votes, {}, cfg, None)]
+
+    assert links(replace(coarse, sp_concave_veto=0.0)) == [(BOX_A, BOX_B, ["superpoints"])]
+    assert links(coarse) == []  # vetoed: the seam's convex share (0.45) is below 0.55
