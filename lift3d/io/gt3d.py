@@ -43,11 +43,13 @@ LIFT3D_GT_CLOUD = "gt_cloud.ply"
 @dataclass
 class GroundTruth3D:
     """points: (M, 3) float32, the labelled vertices or points; labels: (M,) int32 instance
-    IDs, 0 = unannotated; source: the file the labels came from."""
+    IDs, 0 = unannotated; source: the file the labels came from; prop: the PLY vertex
+    property they were read from (None: ScanNet's aggregation)."""
 
     points: np.ndarray
     labels: np.ndarray
     source: Path
+    prop: str | None = None
 
 
 def read_labelled_ply(path: str | Path) -> GroundTruth3D:
@@ -65,7 +67,7 @@ def read_labelled_ply(path: str | Path) -> GroundTruth3D:
                          f"{', '.join(INSTANCE_PROPERTIES)}", path,
                          "write the instance ID of every vertex as a vertex property")
     points = np.stack([np.asarray(v[c], np.float32) for c in "xyz"], axis=1)
-    return GroundTruth3D(points, np.asarray(v[prop], np.int64).astype(np.int32), path)
+    return GroundTruth3D(points, np.asarray(v[prop], np.int64).astype(np.int32), path, prop)
 
 
 def _read_json(path: Path, key: str) -> dict:
