@@ -334,10 +334,12 @@ def export_cmd(
     from lift3d.export import export, principal_point_offset
 
     gg = None
-    if mask_bits is not None or resolution is not None:
+    given = {k: v for k, v in (("mask_bits", mask_bits), ("resolution", resolution))
+             if v is not None}  # None: the config's own default
+    if given:
         from lift3d.export.gaussian_grouping import GaussianGroupingConfig
 
-        gg = GaussianGroupingConfig(mask_bits=mask_bits or 8, resolution=resolution or 1)
+        gg = GaussianGroupingConfig(**given)  # its checks refuse e.g. --resolution 0
     path = export(out, to, dest, gaussian_grouping=gg)
     typer.echo(f"lift3d export: wrote {to} to {path}")
     if to == "gaussian-grouping":

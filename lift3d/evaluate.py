@@ -29,7 +29,9 @@ AP50, AP25; :mod:`lift3d.metrics.instance3d`) score each run's ``cloud.ply`` aga
 sequence's labelled 3D ground truth (:func:`lift3d.io.gt3d.find_gt3d`: a ScanNet scan's
 ``*_vh_clean_2.ply`` + ``*.aggregation.json`` + ``*_vh_clean_2.0.010000.segs.json`` in the
 scene folder, or lift3d's ``gt_cloud.ply``; ``EvalConfig.gt3d`` for a one-sequence dataset),
-carried onto the cloud by nearest neighbour. ID survival = per-frame IoU with one ID per object
+carried onto the cloud by nearest neighbour; where the run scored its cloud against the same
+ground truth (a scene's ``gt_cloud.ply``, default scoring: :func:`scored_by_run`) its
+report's figures are taken. ID survival = per-frame IoU with one ID per object
 for the whole sequence / per-frame IoU with the best ID in each frame
 (:meth:`lift3d.metrics.quality.QualityFigures.id_survival`).
 """
@@ -284,6 +286,21 @@ def score_instances(run_dir: Path, gt, cfg: InstanceMetricsConfig) -> Instance3D
     return Instance3DFigures.from_scores(s)
 
 
+def scored_by_run(report: dict, gt, cfg: InstanceMetricsConfig) -> bool:
+    """Whether the run's report.json already holds the 3D figures :func:`score_instances`
+    would give: `lift3d segment` scores its cloud against the ``gt_cloud.ply`` of a ScanNet-
+    layout scene (its ``label`` property, :func:`lift3d.io.scannet.load_scannet`) with the
+    default :class:`InstanceMetricsConfig`; the same file, property and config here mean the
+    same inputs (the report's cloud is the ``cloud.ply`` it wrote)."""
+    from lift3d.io.scannet import GT_CLOUD
+
+    if gt is None or "instances_3d" not in report.get("quality", {}):
+        return False
+    return (report.get("layout") == "scannet" and gt.prop == "label"
+            and cfg == InstanceMetricsConfig()
+            and Path(gt.source).resolve() == (Path(report["scene"]) / GT_CLOUD).resolve())
+
+
 def ground_truth_3d(seq: Sequence, cfg: EvalConfig, n_sequences: int):
     """The sequence's labelled 3D ground truth (:class:`lift3d.io.gt3d.GroundTruth3D`) or
     None: ``cfg.gt3d`` (one-sequence datasets only), else what its folder holds."""
@@ -323,7 +340,9 @@ def evaluate(dataset: str | Path, out: str | Path, cfg: EvalConfig = EvalConfig(
             run_dir = out / seq.name / method
             report = (reports[seq.name, method] if ray is not None
                       else run_one(seq, method, run_dir, cfg))
-            inst = score_instances(run_dir, gt, cfg.instances)
+            # None: the run scored its cloud against this ground truth (RunFigures reads it)
+            inst = (None if scored_by_run(report, gt, cfg.instances)
+                    else score_instances(run_dir, gt, cfg.instances))
             entry.methods[method] = MethodResult(RunFigures.from_report(report, inst),
                                                  PerFrame.from_report(report), report["segmenter"])
         results.sequences[seq.name] = entry

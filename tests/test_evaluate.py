@@ -203,6 +203,32 @@ def test_scannet_style_scan_scores_like_the_ground_truth(synth_eval, tmp_path):
     assert got["ap50"] == pytest.approx(direct.ap50, abs=1e-6)
 
 
+def test_the_runs_own_3d_figures_are_reused_only_for_the_same_ground_truth(synth_eval):
+    """`lift3d segment` scored each synthetic run's cloud against the scene's gt_cloud.ply: the
+    eval takes those figures (scored_by_run) and they are exactly what scoring again gives;
+    another file, vertex property or instance config is scored again."""
+    from dataclasses import asdict, replace
+
+    from lift3d.evaluate import score_instances, scored_by_run
+    from lift3d.io.gt3d import find_gt3d
+    from lift3d.metrics.instance3d import InstanceMetricsConfig
+
+    out, _, data = synth_eval
+    results = json.loads((out / "results.json").read_text())
+    cfg = InstanceMetricsConfig()
+    gt = find_gt3d(data / "scene0")
+    for method in ("tracked", "independent"):
+        run = out / "scene0" / method
+        report = json.loads((run / "report.json").read_text())
+        own = report["quality"]["instances_3d"]
+        assert scored_by_run(report, gt, cfg)
+        assert asdict(score_instances(run, gt, cfg)) == own
+        assert results["sequences"]["scene0"]["methods"][method]["figures"]["ap"] == own["ap"]
+    assert not scored_by_run(report, find_gt3d(data / "scene1"), cfg)
+    assert not scored_by_run(report, replace(gt, prop="instance"), cfg)
+    assert not scored_by_run(report, gt, replace(cfg, min_region_size=cfg.min_region_size + 1))
+    assert not scored_by_run(report, None, cfg)
+
 def test_gt3d_needs_a_single_sequence(synth_eval, tmp_path):
     _, _, data = synth_eval
     res = CliRunner().invoke(app, ["eval", str(data), "-o", str(tmp_path), "--gt3d", str(data),

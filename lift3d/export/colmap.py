@@ -51,6 +51,9 @@ from lift3d.io.outputs import write_ply
 
 PINHOLE_MODEL_ID = 1  # COLMAP's camera model ID of PINHOLE (fx, fy, cx, cy)
 INVALID_POINT3D_ID = np.iinfo(np.uint64).max  # COLMAP's "no 3D point" in binary files
+Tracks = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""(point, image_id, point2D_idx) of every observation sorted by point, each point's track
+length: :func:`group_tracks`."""
 
 
 @dataclass(frozen=True)
@@ -94,14 +97,15 @@ def write_colmap_model(out: OutputFolder, dest: Path, points_txt: bool = True,
     text and binary, for an already loaded output folder."""
     names = image_names if image_names is not None else copy_images(out.frames, dest / "images")
     obs = [observe(out.cloud.points, f, tracks or TrackConfig()) for f in out.frames]
+    grouped = group_tracks(obs, len(out.cloud))  # once for the text and the binary model
     sparse = dest / "sparse" / "0"
     write_text(sparse / "cameras.txt", cameras_txt(out))
     write_text(sparse / "images.txt", images_txt(out, names, obs))
     if points_txt:
-        write_text(sparse / "points3D.txt", points3d_txt(out, obs))
+        write_text(sparse / "points3D.txt", points3d_txt(out, obs, grouped))
     write_bytes(sparse / "cameras.bin", cameras_bin(out))
     write_bytes(sparse / "images.bin", images_bin(out, names, obs))
-    write_bytes(sparse / "points3D.bin", points3d_bin(out, obs))
+    write_bytes(sparse / "points3D.bin", points3d_bin(out, obs, grouped))
     write_ply(sparse / "points3D.ply", out.cloud)
     return sparse
 
@@ -136,7 +140,7 @@ def observe(points: np.ndarray, frame: ExportFrame, cfg: TrackConfig) -> Observa
     return Observations(point=win.astype(np.int64), xy=uv[win] + PIXEL_CENTRE_SHIFT)
 
 
-def _tracks(obs: list[Observations], n_points: int):
+def group_tracks(obs: list[Observations], n_points: int) -> Tracks:
     """Observations grouped by point: (point, image_id, point2D_idx) sorted by point, and
     each point's track length (n_points,)."""
     point = np.concatenate([o.point for o in obs]) if obs else np.zeros(0, np.int64)
@@ -184,11 +188,12 @@ def _qt(f: ExportFrame) -> tuple[np.ndarray, np.ndarray]:
     return rotmat_to_qvec(w2c[:3, :3]), w2c[:3, 3]
 
 
-def points3d_txt(out: OutputFolder, obs: list[Observations]) -> str:
-    """points3D.txt: POINT3D_ID X Y Z R G B ERROR TRACK[] (ERROR = 0: exact projections)."""
+def points3d_txt(out: OutputFolder, obs: list[Observations], tracks: Tracks | None = None) -> str:
+    """points3D.txt: POINT3D_ID X Y Z R G B ERROR TRACK[] (ERROR = 0: exact projections).
+    ``tracks``: :func:`group_tracks` of ``obs``, if already grouped."""
     c = out.cloud
     n = len(c)
-    point, image, p2d, length = _tracks(obs, n)
+    point, image, p2d, length = group_tracks(obs, n) if tracks is None else tracks
     header = (
         "# 3D point list with one line of data per point:\n"
         "#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n"
@@ -241,12 +246,13 @@ def images_bin(out: OutputFolder, names: list[str], obs: list[Observations]) -> 
     return b"".join(parts)
 
 
-def points3d_bin(out: OutputFolder, obs: list[Observations]) -> bytes:
+def points3d_bin(out: OutputFolder, obs: list[Observations], tracks: Tracks | None = None) -> bytes:
     """points3D.bin: uint64 count; per point uint64 id, float64 xyz[3], uint8 rgb[3], float64
-    error, uint64 track length, then per track element uint32 image id, uint32 point2D idx."""
+    error, uint64 track length, then per track element uint32 image id, uint32 point2D idx.
+    ``tracks``: :func:`group_tracks` of ``obs``, if already grouped."""
     c = out.cloud
     n = len(c)
-    _, image, p2d, length = _tracks(obs, n)
+    _, image, p2d, length = group_tracks(obs, n) if tracks is None else tracks
     head = np.zeros(n, np.dtype([("id", "<u8"), ("xyz", "<f8", 3), ("rgb", "u1", 3),
                                  ("err", "<f8"), ("len", "<u8")]))
     head["id"], head["xyz"], head["rgb"] = np.arange(1, n + 1), c.points, c.colors

@@ -8,8 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-import tempfile
-import threading
+import secrets
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,22 +19,25 @@ from lift3d.errors import OutputError
 FILE_MODE = 0o666
 """Mode of a new file before the umask (what ``open(path, "w")`` uses)."""
 
-_UMASK_LOCK = threading.Lock()
+_TMP_TRIES = 100
+"""Random names tried before giving up on a temp file (tempfile's TMP_MAX is 10000)."""
 
 
-def current_umask() -> int:
-    """The process's umask: from ``/proc/self/status`` on Linux, else by setting and restoring
-    it (POSIX has no getter; the swap is briefly visible to other threads)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    with _UMASK_LOCK:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
+def _create_temp(folder: Path, prefix: str, suffix: str) -> Path:
+    """Create a new empty file ``folder/<prefix><random><suffix>`` exclusively, with mode
+    :data:`FILE_MODE` less the umask: the kernel applies the umask as it does for
+    ``open(path, "w")``, so no process-wide state is read or swapped."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+        | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(_TMP_TRIES):
+        tmp = folder / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            fd = os.open(tmp, flags, FILE_MODE)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(errno.EEXIST, f"no free temporary name {prefix}*{suffix}", str(folder))
 
 
 TMP_MARK = ".tmp-"
@@ -65,18 +67,12 @@ def atomic_path(path: str | Path, suffix: str | None = None):
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{path.name}{TMP_MARK}", suffix=suffix if suffix is not None else path.suffix,
-            dir=path.parent,
-        )
+        # not tempfile.mkstemp: it creates 0600 whatever the umask, and results must be as
+        # readable as any file the user creates (other users, containers mounting the folder)
+        tmp = _create_temp(path.parent, f".{path.name}{TMP_MARK}",
+                           suffix if suffix is not None else path.suffix)
     except OSError as err:
         raise write_error(path, err) from err
-    try:
-        # mkstemp creates 0600 whatever the umask; results must be as readable as any file
-        # the user creates (other users, containers mounting the folder)
-        os.fchmod(fd, FILE_MODE & ~current_umask())
-    finally:
-        os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, path)

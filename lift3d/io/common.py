@@ -378,3 +378,14 @@ def read_intrinsics(path: Path) -> np.ndarray:
 def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
     """(3, 3) float64 pinhole matrix."""
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)
+
+
+def read_ply_vertices(path: str | Path) -> np.ndarray:
+    """The vertex element of a PLY file (ASCII or binary) as a structured array, one field per
+    vertex property (x, y, z, label, ...): what every PLY reader of lift3d starts from."""
+    from plyfile import PlyData
+
+    try:
+        return PlyData.read(str(path))["vertex"].data
+    except Exception as err:  # plyfile raises several types on bad files
+        raise InputError(f"cannot read PLY ({err})", path) from err

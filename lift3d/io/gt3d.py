@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from lift3d.errors import InputError
+from lift3d.io.common import read_ply_vertices
 
 MESH_SUFFIX = "_vh_clean_2.ply"
 SEGS_SUFFIX = "_vh_clean_2.0.010000.segs.json"
@@ -42,26 +43,23 @@ LIFT3D_GT_CLOUD = "gt_cloud.ply"
 @dataclass
 class GroundTruth3D:
     """points: (M, 3) float32, the labelled vertices or points; labels: (M,) int32 instance
-    IDs, 0 = unannotated; source: the file the labels came from."""
+    IDs, 0 = unannotated; source: the file the labels came from; prop: the PLY vertex
+    property they were read from (None: ScanNet's aggregation)."""
 
     points: np.ndarray
     labels: np.ndarray
     source: Path
+    prop: str | None = None
 
 
 def read_labelled_ply(path: str | Path) -> GroundTruth3D:
     """A PLY with x, y, z and an instance property (:data:`INSTANCE_PROPERTIES`)."""
-    from plyfile import PlyData
-
     path = Path(path)
     if path.name.endswith("_vh_clean_2.labels.ply"):
         raise InputError("ScanNet's labels.ply holds semantic classes, not instances", path,
                          f"pass the scan folder (with *{MESH_SUFFIX}, *{SEGS_SUFFIX} and "
                          f"*{AGGREGATION_SUFFIX})")
-    try:
-        v = PlyData.read(str(path))["vertex"].data
-    except Exception as err:  # plyfile raises several types on bad files
-        raise InputError(f"cannot read PLY ({err})", path) from err
+    v = read_ply_vertices(path)
     names = v.dtype.names or ()
     prop = next((p for p in INSTANCE_PROPERTIES if p in names), None)
     if prop is None or not all(c in names for c in "xyz"):
@@ -69,7 +67,7 @@ def read_labelled_ply(path: str | Path) -> GroundTruth3D:
                          f"{', '.join(INSTANCE_PROPERTIES)}", path,
                          "write the instance ID of every vertex as a vertex property")
     points = np.stack([np.asarray(v[c], np.float32) for c in "xyz"], axis=1)
-    return GroundTruth3D(points, np.asarray(v[prop], np.int64).astype(np.int32), path)
+    return GroundTruth3D(points, np.asarray(v[prop], np.int64).astype(np.int32), path, prop)
 
 
 def _read_json(path: Path, key: str) -> dict:
@@ -87,13 +85,8 @@ def read_scannet_instances(mesh: str | Path, segs: str | Path, aggregation: str 
     """Per-vertex instance IDs of a ScanNet scan (module docstring): ``mesh`` the
     ``*_vh_clean_2.ply``, ``segs`` its ``*.segs.json``, ``aggregation`` the
     ``*.aggregation.json``."""
-    from plyfile import PlyData
-
     mesh, segs, aggregation = Path(mesh), Path(segs), Path(aggregation)
-    try:
-        v = PlyData.read(str(mesh))["vertex"].data
-    except Exception as err:
-        raise InputError(f"cannot read PLY ({err})", mesh) from err
+    v = read_ply_vertices(mesh)
     points = np.stack([np.asarray(v[c], np.float32) for c in "xyz"], axis=1)
     seg_of_vertex = np.asarray(_read_json(segs, "segIndices")["segIndices"], np.int64)
     if seg_of_vertex.shape != (len(points),):

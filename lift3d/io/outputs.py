@@ -78,12 +78,9 @@ def write_ply(path: str | Path, cloud: LabelledCloud) -> None:
 
 def read_ply(path: str | Path) -> LabelledCloud:
     """Read a PLY written by :func:`write_ply` (or any PLY with x,y,z and optional fields)."""
-    from plyfile import PlyData
+    from lift3d.io.common import read_ply_vertices
 
-    try:
-        v = PlyData.read(str(path))["vertex"].data
-    except Exception as err:  # plyfile raises several types on bad files
-        raise InputError(f"cannot read PLY ({err})", path) from err
+    v = read_ply_vertices(path)
     names = v.dtype.names
     n = len(v)
 

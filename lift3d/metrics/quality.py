@@ -223,14 +223,17 @@ def quality_figures(labels: Sequence[np.ndarray], gt: Sequence[np.ndarray], clou
         from lift3d.types import Lazy
 
         masks = Lazy(len(gt), lambda f: np.asarray(gt[f]) > 0, keep=0)  # read when measured
+        # ground truth of IDs 0 and 1 is its own masks: one confusion serves every rule (else,
+        # e.g. with negative IDs, the masks' is counted once)
+        mconf = conf if conf.gt_ids.min(initial=0) >= 0 else video.confusion(labels, masks)
         q.single_object, q.davis = {}, {}
         for rule in video.SELECTION_RULES:
-            s = video.single_object_scores(labels, masks, rule)
+            s = video.single_object_scores(labels, masks, rule, conf=mconf)
             q.single_object[rule] = MaskFigures(
                 iou=_num(s.iou), f1=_num(s.f1), precision=_num(s.precision), recall=_num(s.recall),
                 per_frame_iou=[_num(v) for v in s.per_frame["iou"]],
                 n_ids_used=int(len(np.unique(s.ids[s.ids > 0]))))
-            d = video.davis_scores(labels, masks, rule)
+            d = video.davis_scores(labels, masks, rule, conf=mconf)
             q.davis[rule] = DavisFigures(J={k: _num(v) for k, v in d.J.items()},
                                          F={k: _num(v) for k, v in d.F.items()}, JF=_num(d.JF))
     if cloud is not None and gt_points is not None and len(cloud):

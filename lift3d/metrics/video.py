@@ -281,18 +281,22 @@ def _scores(conf: Confusion, sel: np.ndarray, g: int) -> MaskScores:
 
 
 def single_object_scores(
-    pred: list[np.ndarray], gt_masks: list[np.ndarray], rule: str = "frame"
+    pred: list[np.ndarray], gt_masks: list[np.ndarray], rule: str = "frame",
+    conf: Confusion | None = None,
 ) -> MaskScores:
     """The method's single-object protocol: IoU, F1 (Dice), precision and recall of the
     selected predicted ID against the ground-truth mask, averaged over frames.
 
     pred: per frame (H, W) int ID maps. gt_masks: per frame (H, W) bool (or 0/1) masks.
     rule: ``"frame"`` (best ID per frame) or ``"sequence"`` (one ID, best mean IoU).
+    ``conf``: :func:`confusion` of ``pred`` against the masks (ground-truth IDs 0 and 1), if
+    already counted; then neither sequence is read.
     """
-    from lift3d.types import Lazy
+    if conf is None:
+        from lift3d.types import Lazy
 
-    masks = Lazy(len(gt_masks), lambda f: np.asarray(gt_masks[f]) != 0, keep=0)  # never held
-    conf = confusion(pred, masks)
+        masks = Lazy(len(gt_masks), lambda f: np.asarray(gt_masks[f]) != 0, keep=0)  # never held
+        conf = confusion(pred, masks)
     g = int(np.searchsorted(conf.gt_ids, 1))
     if g >= conf.gt_ids.size:  # no foreground anywhere: add an all-absent object column
         conf = Confusion(conf.pred_ids, np.r_[conf.gt_ids, 1], conf.frame, conf.pred, conf.gt,
@@ -417,14 +421,17 @@ def davis_scores(
     gt: list[np.ndarray],
     rule: str = "frame",
     config: VideoMetricsConfig | None = None,
+    conf: Confusion | None = None,
 ) -> DavisScores:
     """DAVIS J and F of ID maps against instance maps (or single masks), with the predicted ID
     for each ground-truth object chosen by ``rule`` (``"frame"`` or ``"sequence"``, by IoU).
 
     pred: per frame (H, W) int. gt: per frame (H, W) int instance maps (0 = background) or bool.
+    ``conf``: ``confusion(pred, gt, config.void_id)``, if already counted (the boundary
+    measure F still reads the frames of the objects it scores).
     """
     cfg = config or VideoMetricsConfig()
-    conf = confusion(pred, gt, cfg.void_id)
+    conf = confusion(pred, gt, cfg.void_id) if conf is None else conf
     sel = select_ids(conf, rule)
     jall = conf.iou_at(sel)  # (F, G)
     frames = np.arange(conf.n_frames)

@@ -24,3 +24,15 @@ def test_export_gaussian_grouping_options_through_typer(synthetic_out, tmp_path)
     res = CliRunner().invoke(app, ["export", str(synthetic_out.root), "--to", "colmap", "-o",
                                    str(tmp_path / "c"), "--resolution", "2"])
     assert res.exit_code != 0 and "gaussian-grouping" in res.output
+
+
+def test_export_refuses_resolution_and_mask_bits_zero(synthetic_out, tmp_path):
+    """0 is not "no value": the config's own checks refuse it, naming the option (the CLI
+    used to turn 0 into the default and export at full size)."""
+    for opt, fix in (("--resolution", "--resolution 1"), ("--mask-bits", "--mask-bits 8")):
+        dest = tmp_path / opt.strip("-")
+        res = CliRunner().invoke(app, ["export", str(synthetic_out.root), "--to",
+                                       "gaussian-grouping", "-o", str(dest), opt, "0"])
+        assert res.exit_code == 1, res.output
+        assert "lift3d: error:" in res.output and fix in res.output, res.output
+        assert not dest.exists()

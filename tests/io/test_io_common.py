@@ -146,3 +146,32 @@ def test_sixteen_bit_grey_colour_is_scaled_not_clipped(tmp_path):
     assert rgb.shape == (16, 16, 3) and rgb.dtype == np.uint8
     np.testing.assert_array_equal(rgb[..., 0], np.arange(256).reshape(16, 16))
     np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])
+
+
+def test_every_ply_reader_refuses_a_broken_ply_naming_it(tmp_path):
+    """The lift3d cloud, labelled-PLY and ScanNet-mesh readers share read_ply_vertices: a file
+    that is not a PLY is one InputError naming it, whichever reader met it."""
+    from lift3d.io.common import read_ply_vertices
+    from lift3d.io.gt3d import read_labelled_ply, read_scannet_instances
+    from lift3d.io.outputs import read_ply
+
+    bad = tmp_path / "scene_vh_clean_2.ply"
+    bad.write_bytes(b"not a ply\n")
+    readers = (read_ply_vertices, read_ply, read_labelled_ply,
+               lambda p: read_scannet_instances(p, tmp_path / "s.json", tmp_path / "a.json"))
+    for read in readers:
+        with pytest.raises(InputError, match="cannot read PLY") as err:
+            read(bad)
+        assert str(bad) in str(err.value)
+
+
+def test_read_ply_vertices_gives_every_property(tmp_path):
+    from lift3d.io.common import read_ply_vertices
+
+    path = tmp_path / "v.ply"
+    path.write_text("ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\n"
+                    "property float z\nproperty int instance\nend_header\n0 1 2 7\n3 4 5 0\n")
+    v = read_ply_vertices(path)
+    assert v.dtype.names == ("x", "y", "z", "instance")
+    np.testing.assert_array_equal(v["instance"], [7, 0])
+    np.testing.assert_array_equal(v["z"], np.float32([2, 5]))

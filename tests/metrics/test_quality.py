@@ -39,3 +39,38 @@ def test_single_object_survival_uses_the_seqid_rule():
     assert s["frame"].iou == 1.0 and s["sequence"].iou == pytest.approx(2 / 3, abs=1e-6)
     assert q.id_survival() == pytest.approx(2 / 3, abs=1e-6)
     assert QualityFigures.from_json(q.to_json()) == q
+
+
+class _Counted:
+    """A sequence of frames that counts how often each is read (as a lazy reader would)."""
+
+    def __init__(self, frames):
+        self.frames, self.reads = frames, 0
+
+    def __len__(self):
+        return len(self.frames)
+
+    def __getitem__(self, f):
+        self.reads += 1
+        return self.frames[f]
+
+
+@pytest.mark.parametrize("foreground", [True, False])
+def test_binary_figures_count_the_confusion_once(foreground):
+    """On binary ground truth the single-object and DAVIS figures of both rules share the one
+    confusion the sequence figures count: the same numbers as each scorer counting its own,
+    the ground truth read once for it and once per rule by DAVIS F's boundaries."""
+    from lift3d.metrics import video
+
+    preds, gt = _frames()
+    masks = [(g == 2) & foreground for g in gt]
+    counted = _Counted([m.astype(np.int32) for m in masks])
+    q = quality_figures(preds, counted)
+    assert counted.reads <= 3 * len(masks)
+    for rule in video.SELECTION_RULES:
+        s = video.single_object_scores(preds, masks, rule)
+        got = q.single_object[rule]
+        assert (got.iou, got.f1, got.precision, got.recall) == pytest.approx(
+            (s.iou, s.f1, s.precision, s.recall), abs=1e-6)
+        d = video.davis_scores(preds, masks, rule)
+        assert q.davis[rule].JF == (None if np.isnan(d.JF) else pytest.approx(d.JF, abs=1e-6))
