@@ -66,6 +66,26 @@ class VoxelGraph:
 
 
 @dataclass
+class FixedEvidence:
+    """What the rounds of judging share (none of it depends on the merges so far): the voxel
+    graph, the superpoint per voxel (V,), each voxel's winning ID (V,) before any merge, and
+    each superpoint's shape (keyed by superpoint index + 1)."""
+
+    graph: VoxelGraph
+    sp: np.ndarray
+    winners: np.ndarray
+    sp_shapes: dict
+
+
+def fixed_evidence(votes, cfg: Scene3DConfig) -> FixedEvidence:
+    """:class:`FixedEvidence` of the fused votes (built once per solve)."""
+    graph = voxel_graph(votes, cfg)
+    sp = superpoints(graph, len(votes.n_obs), cfg)
+    return FixedEvidence(graph, sp, voxel_winners(votes)[0],
+                         id_shapes(sp + 1, votes.points, votes.voxel))
+
+
+@dataclass
 class PairEvidence:
     """What the rules saw for one pair of IDs (JSON-ready through :meth:`to_json`)."""
 
@@ -332,13 +352,12 @@ def associate_rounds(votes, pairs: dict, cfg: Scene3DConfig, cam_up: np.ndarray 
     ``frames_seen``: {ID: frames that saw it}; None: no ``absorbed`` rule. Fragments are
     absorbed once, after the rounds, into the final groups: a fragment on the seam of two
     objects would otherwise chain them (room seed 2: a chair joined the table)."""
-    graph = voxel_graph(votes, cfg)
-    sp = superpoints(graph, len(votes.n_obs), cfg)
+    fixed = fixed_evidence(votes, cfg)
     links: list[PairEvidence] = []
     mapping: dict[int, int] = {}
     rounds = 0
     for rounds in range(cfg.rounds):
-        ev = judge_pairs(votes, _merge_pairs(pairs, mapping), cfg, graph, sp, mapping, cam_up)
+        ev = judge_pairs(votes, _merge_pairs(pairs, mapping), cfg, fixed, mapping, cam_up)
         new = [e for e in ev.values() if e.reasons and not e.vetoes]
         if not new:
             break
@@ -349,7 +368,7 @@ def associate_rounds(votes, pairs: dict, cfg: Scene3DConfig, cam_up: np.ndarray 
     else:
         rounds += 1
     if frames_seen is not None and cfg.absorb_part <= 1:
-        ev = judge_pairs(votes, _merge_pairs(pairs, mapping), cfg, graph, sp, mapping, cam_up,
+        ev = judge_pairs(votes, _merge_pairs(pairs, mapping), cfg, fixed, mapping, cam_up,
                          _merge_seen(frames_seen, mapping))
         for e in ev.values():
             if "absorbed" in e.reasons and not e.vetoes:
@@ -383,19 +402,20 @@ def _merge_seen(seen: dict[int, int] | None, mapping: dict[int, int]) -> dict[in
     return out
 
 
-def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None = None,
-                sp: np.ndarray | None = None, mapping: dict[int, int] | None = None,
-                cam_up: np.ndarray | None = None, frames_seen: dict[int, int] | None = None
+def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | None = None,
+                mapping: dict[int, int] | None = None, cam_up: np.ndarray | None = None,
+                frames_seen: dict[int, int] | None = None
                 ) -> dict[tuple[int, int], PairEvidence]:
     """Every pair of IDs some rule has an opinion on, with the rules' figures, the reasons to
     merge and the vetoes; IDs taken through ``mapping`` (the groups merged so far).
-    ``frames_seen``: {ID: frames that saw it}, for the ``absorbed`` rule (None: off)."""
+    ``fixed``: :func:`fixed_evidence` of ``votes`` (built here when None). ``frames_seen``:
+    {ID: frames that saw it}, for the ``absorbed`` rule (None: off)."""
     from lift3d.associate.base import apply_mapping
 
     mapping = mapping or {}
-    lab, _ = voxel_winners(votes)
-    lab = apply_mapping(lab, mapping).astype(np.int64) if mapping else lab
-    graph = voxel_graph(votes, cfg) if graph is None else graph
+    fixed = fixed_evidence(votes, cfg) if fixed is None else fixed
+    graph, sp, sp_shapes = fixed.graph, fixed.sp, fixed.sp_shapes
+    lab = apply_mapping(fixed.winners, mapping).astype(np.int64) if mapping else fixed.winners
     shapes = id_shapes(lab, votes.points, votes.voxel)
     big = {i for i, s in shapes.items() if s.n >= cfg.min_voxels}
     ev: dict[tuple[int, int], PairEvidence] = {}
@@ -426,7 +446,6 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
                if up is not None else np.zeros(len(pk), bool))
 
     # superpoints: shared homes
-    sp = superpoints(graph, len(lab), cfg) if sp is None else sp
     pos = votes.pair_label > 0
     s_of, l_of, w_of = sp[votes.pair_voxel[pos]], votes.pair_label[pos], votes.pair_weight[pos]
     if mapping:
@@ -448,7 +467,6 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, graph: VoxelGraph | None
     ends = np.r_[starts[1:], len(hs)] if len(hs) else starts
     # a superpoint as large as a room's wall is no evidence that what lies in it is one
     # object; it still joins pieces of structure (floor, walls)
-    sp_shapes = id_shapes(sp + 1, votes.points, votes.voxel)
     absorbed: set[tuple[int, int]] = set()
     for s0, s1 in zip(starts.tolist(), ends.tolist(), strict=True):
         allowed = structure if sp_shapes[int(hs[s0]) + 1].extent > cfg.sp_max_extent else big
