@@ -119,3 +119,17 @@ class Associator(Protocol):
         """The merges. ``fusion`` holds the fused cloud's per-(voxel, ID) votes on 3D
         geometry (:meth:`FuseAccumulator.votes`), None on 2D geometry."""
         ...
+
+
+def pair_counts(a: np.ndarray, b: np.ndarray, weights: list[np.ndarray] | None = None
+                ) -> dict[tuple[int, int], tuple]:
+    """{(a, b): (count, *sums of each weight)} over the elements of the int arrays a, b
+    (IDs below 2**32), in ascending order of (a, b)."""
+    key = a.astype(np.int64) << 32 | b.astype(np.int64)
+    uk, inv = np.unique(key, return_inverse=True)
+    inv = inv.ravel()
+    cols = [np.bincount(inv, minlength=len(uk))]
+    cols += [np.bincount(inv, weights=w, minlength=len(uk)) for w in (weights or [])]
+    mask = (1 << 32) - 1
+    return {(k >> 32, k & mask): vals
+            for k, *vals in zip(uk.tolist(), *(c.tolist() for c in cols), strict=True)}

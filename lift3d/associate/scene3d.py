@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lift3d.associate.base import Association, Merge, groups_to_mapping
+from lift3d.associate.base import Association, Merge, groups_to_mapping, pair_counts
 from lift3d.associate.scene3d_config import Scene3DConfig
 from lift3d.types import PointMaps
 
@@ -179,26 +179,20 @@ def frame_contacts(labels: np.ndarray, pm: PointMaps, cfg: Scene3DConfig
     normals = pixel_normals(p, centre)
     dist = np.linalg.norm(p - (0.0 if centre is None else centre), axis=-1)
     focal = float(pm.K[0, 0]) if pm.K is not None else None
-    out: dict[tuple[int, int], np.ndarray] = {}
-    keys, vals = [], []
+    los, his, vals = [], [], []
     for axis in (0, 1):
-        k, v = _boundary(labels, p, valid, normals, dist, focal, axis, cfg)
-        keys.append(k)
+        lo, hi, v = _boundary(labels, p, valid, normals, dist, focal, axis, cfg)
+        los.append(lo)
+        his.append(hi)
         vals.append(v)
-    keys = np.concatenate(keys)
     vals = np.concatenate(vals)
-    if not len(keys):
-        return out
-    uk, inv = np.unique(keys, return_inverse=True)
-    sums = np.stack([np.bincount(inv.ravel(), vals[:, d], len(uk)) for d in range(3)], 1)
-    for key, s in zip(uk.tolist(), sums.astype(np.int64), strict=True):
-        out[(key >> 32, key & 0xFFFFFFFF)] = s
-    return out
+    counts = pair_counts(np.concatenate(los), np.concatenate(his), [vals[:, d] for d in range(3)])
+    return {k: np.array(c[1:], np.float64).astype(np.int64) for k, c in counts.items()}
 
 
 def _boundary(labels, p, valid, normals, dist, focal, axis, cfg):
-    """Boundary pixel pairs along ``axis`` (0: vertical, 1: horizontal neighbours): pair keys
-    (a << 32 | b, a < b) and per pair (contact, convex, concave) indicators."""
+    """Boundary pixel pairs along ``axis`` (0: vertical, 1: horizontal neighbours): their IDs
+    (a < b: two arrays) and per pair (contact, convex, concave) indicators."""
     def sl(lo, hi):
         return (slice(lo, hi), slice(None)) if axis == 0 else (slice(None), slice(lo, hi))
 
@@ -208,7 +202,7 @@ def _boundary(labels, p, valid, normals, dist, focal, axis, cfg):
     la, lb = labels[a], labels[b]
     m = (la != lb) & (la > 0) & (lb > 0) & valid[a] & valid[b]
     if not m.any():
-        return np.zeros(0, np.int64), np.zeros((0, 3))
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
     gap = np.linalg.norm(p[a][m] - p[b][m], axis=-1)
     foot = dist[a][m] / focal if focal else np.full(gap.shape, np.median(gap))
     contact = gap < cfg.depth_jump * np.maximum(foot, 1e-9)
@@ -222,7 +216,7 @@ def _boundary(labels, p, valid, normals, dist, focal, axis, cfg):
     convex = judged & (flat | (conv > 0))
     concave = judged & ~flat & (conv <= 0)
     lo, hi = np.minimum(la[m], lb[m]).astype(np.int64), np.maximum(la[m], lb[m]).astype(np.int64)
-    return (lo << 32) | hi, np.stack([contact, convex, concave], 1).astype(np.float64)
+    return lo, hi, np.stack([contact, convex, concave], 1).astype(np.float64)
 
 
 # ---------------------------------------------------------------------- the fused cloud

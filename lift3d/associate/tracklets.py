@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lift3d.associate.base import Association, Merge
+from lift3d.associate.base import Association, Merge, pair_counts
 from lift3d.associate.tracklets_config import TrackletConfig
 from lift3d.types import PointMaps
 
@@ -54,8 +54,6 @@ __all__ = ["IdStats", "PairStats", "Snapshot", "TrackletAssociator", "agglomerat
 
 _DIRS = np.array([(1, 0), (0, 1), (1, 1), (1, -1)])
 """Directions (dx, dy) of the sample pairs compared across ID boundaries."""
-_SHIFT = 32
-"""Pair keys pack two IDs into one int64: a << 32 | b."""
 
 
 @dataclass
@@ -239,18 +237,6 @@ def _boxes(inv: np.ndarray, n: int) -> np.ndarray:
     return np.stack([y0, y1, x0, x1], 1)
 
 
-def _pair_counts(a: np.ndarray, b: np.ndarray, weights: list[np.ndarray] | None = None
-                 ) -> dict[tuple[int, int], tuple]:
-    """{(a, b): (count, *sums of each weight)} over the elements of the int arrays a, b."""
-    key = a.astype(np.int64) << _SHIFT | b.astype(np.int64)
-    uk, inv = np.unique(key, return_inverse=True)
-    cols = [np.bincount(inv, minlength=len(uk))]
-    cols += [np.bincount(inv, weights=w, minlength=len(uk)) for w in (weights or [])]
-    mask = (1 << _SHIFT) - 1
-    return {(k >> _SHIFT, k & mask): vals
-            for k, *vals in zip(uk.tolist(), *(c.tolist() for c in cols))}
-
-
 def _handovers(prev: np.ndarray, cur: np.ndarray, flow: np.ndarray) -> dict[tuple[int, int], float]:
     """{(a, b): pixels of ID a in ``prev`` that the flow carries into ID b != a in ``cur``}."""
     hs, ws = prev.shape
@@ -261,7 +247,7 @@ def _handovers(prev: np.ndarray, cur: np.ndarray, flow: np.ndarray) -> dict[tupl
     a = prev[inside]
     b = cur[qy[inside], qx[inside]]
     keep = (a > 0) & (b > 0) & (a != b)
-    return {k: float(v[0]) for k, v in _pair_counts(a[keep], b[keep]).items()}
+    return {k: float(v[0]) for k, v in pair_counts(a[keep], b[keep]).items()}
 
 
 def _flow_contrast(lab: np.ndarray, flow: np.ndarray, offset: int
@@ -284,9 +270,9 @@ def _flow_contrast(lab: np.ndarray, flow: np.ndarray, offset: int
         p.append(np.minimum(la[m], lb[m]))
         q.append(np.maximum(la[m], lb[m]))
         fd.append(diff[m])
-    across = _pair_counts(np.concatenate(p), np.concatenate(q), [np.concatenate(fd)])
+    across = pair_counts(np.concatenate(p), np.concatenate(q), [np.concatenate(fd)])
     ii = np.concatenate(ii)
-    inside = _pair_counts(ii, ii, [np.concatenate(ifd)])
+    inside = pair_counts(ii, ii, [np.concatenate(ifd)])
     return ({k: (float(c), float(f)) for k, (c, f) in across.items()},
             {k[0]: (float(c), float(f)) for k, (c, f) in inside.items()})
 
