@@ -60,6 +60,13 @@ def pixel_normals(points: np.ndarray, cam_centre: np.ndarray | None) -> np.ndarr
     return n
 
 
+def frame_normals(pm: PointMaps) -> np.ndarray:
+    """A frame's per-pixel :func:`pixel_normals`, facing its camera when the pose is known
+    (what fusion and the 3D associator both read; the pipeline computes them once)."""
+    return pixel_normals(pm.points, None if pm.cam_to_world is None
+                         else np.asarray(pm.cam_to_world)[:3, 3])
+
+
 class FuseAccumulator:
     """Voxel fusion one frame at a time: :meth:`add` each frame, :meth:`cloud` at the end.
 
@@ -135,14 +142,16 @@ class FuseAccumulator:
         pw = np.concatenate([self._pair_w, np.zeros(n_pairs - len(self._pair_w))])
         self._pair_w = self._add_in_order(pw, pair, w)
 
-    def add_frame(self, pm: PointMaps, image: np.ndarray, labels: np.ndarray) -> None:
+    def add_frame(self, pm: PointMaps, image: np.ndarray, labels: np.ndarray,
+                  normals: np.ndarray | None = None) -> None:
         """Add one frame's valid pixels (every ``cfg.stride``-th in x and y): its pointmaps,
-        (H, W, 3) uint8 image and (H, W) int32 ID map."""
+        (H, W, 3) uint8 image and (H, W) int32 ID map; ``normals``: the frame's
+        :func:`frame_normals`, when the caller has them already."""
         if pm.points is None:
             raise ValueError("fusion needs 3D geometry (points); flow geometry is 2D only")
         s = self.cfg.stride
         p = pm.points
-        normals = pixel_normals(p, None if pm.cam_to_world is None else pm.cam_to_world[:3, 3])
+        normals = frame_normals(pm) if normals is None else normals
         sel = pm.valid[::s, ::s]
         self.add(p[::s, ::s][sel], image[::s, ::s][sel], normals[::s, ::s][sel],
                  labels[::s, ::s][sel], pm.conf[::s, ::s][sel])

@@ -26,7 +26,7 @@ import numpy as np
 from lift3d.associate import Association, apply_mapping
 from lift3d.config import SegmentConfig, build_segmenter, scene_has_depth
 from lift3d.errors import InputError
-from lift3d.fuse import FuseAccumulator, fuse_voxel
+from lift3d.fuse import FuseAccumulator, frame_normals, fuse_voxel
 from lift3d.geometry.working_resolution import shrink_labels
 from lift3d.io.atomic import remove_temporaries, write_json, write_with
 from lift3d.io.outputs import read_label_png, write_cameras, write_label_png, write_ply
@@ -160,12 +160,14 @@ def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: 
             warnings.warn(f"{frame.path}: frame {frame.name} has no valid depth (every pixel is "
                           "0 or outside the geometry's working range): it adds nothing to the "
                           "cloud or the metric", stacklevel=2)
+        normals = None
         if fusion is not None:
             with timer("fuse"):
-                fusion.add_frame(pm, frame.image, labels)
+                normals = frame_normals(pm)  # once: fusion and the 3D associator read them
+                fusion.add_frame(pm, frame.image, labels, normals)
         if associator is not None:
             with timer("associate"):
-                associator.add_frame(t, frame.image, labels, pm)
+                associator.add_frame(t, frame.image, labels, pm, normals)
         elif cfg.overlays:  # with association, pictures are drawn once IDs are final
             with timer("overlays"):
                 _write_overlay(out / "overlays" / f"{frame.name}.png", frame.image, labels)

@@ -110,9 +110,11 @@ class Associator(Protocol):
     name: str
 
     def add_frame(self, t: int, image: np.ndarray, labels: np.ndarray,
-                  pointmaps: PointMaps | None) -> None:
+                  pointmaps: PointMaps | None, normals: np.ndarray | None = None) -> None:
         """Frame ``t``: (H, W, 3) uint8 image, (H, W) int32 tracked IDs, its geometry
-        (``pointmaps.points`` is None on 2D flow geometry)."""
+        (``pointmaps.points`` is None on 2D flow geometry) and, on 3D geometry, its per-pixel
+        normals when the caller computed them already (:func:`lift3d.fuse.frame_normals`;
+        None: computed where needed)."""
         ...
 
     def solve(self, fusion: FuseAccumulator | None) -> Association:

@@ -111,9 +111,10 @@ class SceneAssociator:
 
     # ------------------------------------------------------------------ streamed, per frame
     def add_frame(self, t: int, image: np.ndarray, labels: np.ndarray,
-                  pointmaps: PointMaps | None) -> None:
+                  pointmaps: PointMaps | None, normals: np.ndarray | None = None) -> None:
         """Count which IDs frame ``t`` sees together and, with 3D points, which of them touch
-        (depth-continuous 2D boundary) and how convex that boundary is."""
+        (depth-continuous 2D boundary) and how convex that boundary is (``normals``: the
+        frame's :func:`lift3d.fuse.frame_normals`, when the caller has them)."""
         cfg = self.cfg
         ids, counts = np.unique(labels[labels > 0], return_counts=True)
         seen = ids[counts >= cfg.min_pixels]
@@ -128,7 +129,7 @@ class SceneAssociator:
             self._pair(a, b)[_COVIS] += 1
         if pointmaps is None or pointmaps.points is None:
             return
-        for (a, b), c in frame_contacts(labels, pointmaps, cfg).items():
+        for (a, b), c in frame_contacts(labels, pointmaps, cfg, normals).items():
             if a in self.frames_seen and b in self.frames_seen:
                 row = self._pair(a, b)
                 row[_CONTACT:] += c
@@ -167,16 +168,17 @@ class SceneAssociator:
 
 
 # ---------------------------------------------------------------------- per-frame evidence
-def frame_contacts(labels: np.ndarray, pm: PointMaps, cfg: Scene3DConfig
-                   ) -> dict[tuple[int, int], np.ndarray]:
+def frame_contacts(labels: np.ndarray, pm: PointMaps, cfg: Scene3DConfig,
+                   normals: np.ndarray | None = None) -> dict[tuple[int, int], np.ndarray]:
     """Per pair of IDs that meet in this frame: (contact px, convex px, concave px) along
     their 2D boundary, counting only depth-continuous neighbouring pixels (contact), and
-    among those the convexity of the surfaces one pixel further in on either side."""
-    from lift3d.fuse import pixel_normals
+    among those the convexity of the surfaces one pixel further in on either side.
+    ``normals``: the frame's :func:`lift3d.fuse.frame_normals`, if the caller has them."""
+    from lift3d.fuse import frame_normals
 
     p, valid = pm.points, pm.valid
     centre = None if pm.cam_to_world is None else np.asarray(pm.cam_to_world)[:3, 3]
-    normals = pixel_normals(p, centre)
+    normals = frame_normals(pm) if normals is None else normals
     dist = np.linalg.norm(p - (0.0 if centre is None else centre), axis=-1)
     focal = float(pm.K[0, 0]) if pm.K is not None else None
     los, his, vals = [], [], []

@@ -117,9 +117,9 @@ class TrackletAssociator:
     # ------------------------------------------------------------------ streaming
 
     def add_frame(self, t: int, image: np.ndarray, labels: np.ndarray,
-                  pointmaps: PointMaps | None = None) -> None:
-        """Frame ``t``: (H, W, 3) uint8 RGB image and (H, W) int tracked IDs (pointmaps are
-        not used: this is the 2D path)."""
+                  pointmaps: PointMaps | None = None, normals: np.ndarray | None = None) -> None:
+        """Frame ``t``: (H, W, 3) uint8 RGB image and (H, W) int tracked IDs (pointmaps and
+        normals are not used: this is the 2D path)."""
         import cv2
 
         from lift3d.checks import check_shape
