@@ -251,7 +251,7 @@ def voxel_graph(votes, cfg: Scene3DConfig = Scene3DConfig()) -> VoxelGraph:
     tree = cKDTree(p, balanced_tree=False, compact_nodes=False)  # built once: faster so
     nn = np.empty((len(p), k - 1), np.int32)
     for s in range(0, len(p), _QUERY_CHUNK):  # float64 distances for a chunk at a time
-        dist, idx = tree.query(p[s:s + _QUERY_CHUNK], k=k,
+        dist, idx = tree.query(p[s:s + _QUERY_CHUNK], k=k, workers=-1,  # every core: same
                                distance_upper_bound=cfg.knn_radius * votes.voxel)
         nn[s:s + _QUERY_CHUNK] = np.where(np.isfinite(dist), idx, -1)[:, 1:]
     c = votes.colors.astype(np.float32)
