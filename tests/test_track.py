@@ -104,7 +104,7 @@ def test_small_objects_are_reseeded_on_3d_geometry_not_on_flow():
 
 
 def test_small_whole_objects_are_reseeded_below_the_reseed_area():
-    """An 8 x 8 px object (0.08 % of 320 x 240, under ``reseed_min_area_3d``) standing in
+    """A 10 x 10 px object (0.13 % of 320 x 240, under ``reseed_min_area_3d``) standing in
     front of the wall, left wholly unmasked, gets a new ID from the geometric segmenter's
     ``isolated`` mask; the same object half covered by a tracked mask leaves its other half
     (a strip along that mask) unmasked, and without depth (2D geometry) nothing small is
@@ -118,7 +118,7 @@ def test_small_whole_objects_are_reseeded_below_the_reseed_area():
     K = centred_intrinsics(h, w, 60)
     image = np.full((h, w, 3), 120, np.uint8)
     depth = np.full((h, w), 3.0, np.float32)
-    obj = (slice(100, 108), slice(150, 158))
+    obj = (slice(100, 110), slice(150, 160))
     depth[obj] = 2.0
     points = backproject(depth, K, np.eye(4)).astype(np.float32)
     conf, valid = np.ones((h, w), np.float32), np.ones((h, w), bool)
@@ -127,7 +127,7 @@ def test_small_whole_objects_are_reseeded_below_the_reseed_area():
     labels = np.ones((h, w), np.int32)
     labels[obj] = 0
     half = labels.copy()
-    half[100:108, 150:154] = 1
+    half[100:110, 150:155] = 1
     for geometry, start, new in ((geo3d, labels, True), (geo2d, labels, False),
                                  (geo3d, half, False)):
         lab = start.copy()
