@@ -27,10 +27,16 @@ class Mask:
     """One mask from ``auto_masks``.
 
     segmentation: (H, W) bool. score: model's quality estimate in [0, 1] (SAM: predicted IoU).
+    isolated: the model found the mask cut off from its surroundings nearly all around (the
+    geometric segmenter: a compact region bounded mostly by depth jumps and concave creases,
+    kept even below the size of its other masks): a whole object, which the tracker
+    re-seeds even when it is smaller than its re-seeding area. False for models that do not
+    judge it.
     """
 
     segmentation: np.ndarray
     score: float
+    isolated: bool = False
 
     @property
     def area(self) -> int:

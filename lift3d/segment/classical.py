@@ -102,6 +102,9 @@ class _Segmentation:
     scores: per level, (R_level,) float32 region scores in [0, 1].
     fine_lab: (F, 3) float32 mean CIELAB colour of each fine region.
     fine_area: (F,) int64 pixel count of each fine region at the input resolution.
+    isolated: (R_coarse,) bool, the coarse regions cut off from their surroundings all around
+    (:attr:`lift3d.segment.base.Mask.isolated`), kept even below ``min_area_frac``; None:
+    the graph does not judge it (colour alone).
     """
 
     fine: np.ndarray
@@ -109,15 +112,18 @@ class _Segmentation:
     scores: list[np.ndarray]
     fine_lab: np.ndarray
     fine_area: np.ndarray
+    isolated: np.ndarray | None = None
 
     @classmethod
     def of(cls, fine: np.ndarray, levels: list[np.ndarray], scores: list[np.ndarray],
-           fine_lab: np.ndarray) -> _Segmentation:
+           fine_lab: np.ndarray, isolated: np.ndarray | None = None) -> _Segmentation:
         """The result of a region graph: ``fine`` at the input resolution, the levels and
-        scores of :func:`merge_levels`, the fine regions' mean CIELAB colours."""
+        scores of :func:`merge_levels`, the fine regions' mean CIELAB colours, and which
+        coarse regions are isolated (None: none)."""
         return cls(fine=fine, levels=[lv.astype(np.int32) for lv in levels],
                    scores=[sc.astype(np.float32) for sc in scores], fine_lab=fine_lab,
-                   fine_area=np.bincount(fine.ravel(), minlength=levels[0].shape[0]))
+                   fine_area=np.bincount(fine.ravel(), minlength=levels[0].shape[0]),
+                   isolated=isolated)
 
 
 class ClassicalSegmenter:
@@ -139,7 +145,7 @@ class ClassicalSegmenter:
 
     def auto_masks(self, image: np.ndarray, where: np.ndarray | None = None) -> list[Mask]:
         """Coarse regions of ``image`` ((H, W, 3) uint8) as masks, largest first; they tile
-        the image and each covers at least ``min_area_frac`` of it.
+        the image and each covers at least ``min_area_frac`` of it (or is ``isolated``).
 
         where: optional (H, W) bool: only the regions with a pixel in it are returned (the
         others cannot add to it); the same regions, masks and scores as without ``where``.
@@ -149,7 +155,9 @@ class ClassicalSegmenter:
         seg = self._embed(image)
         region = seg.levels[-1][seg.fine]
         wanted = np.arange(len(seg.scores[-1])) if where is None else np.unique(region[where])
-        masks = [Mask(segmentation=region == r, score=float(seg.scores[-1][r])) for r in wanted]
+        isolated = np.zeros(len(seg.scores[-1]), bool) if seg.isolated is None else seg.isolated
+        masks = [Mask(segmentation=region == r, score=float(seg.scores[-1][r]),
+                      isolated=bool(isolated[r])) for r in wanted]
         return sorted(masks, key=lambda m: -m.area)
 
     def prompt(
@@ -366,15 +374,20 @@ class _RegionGraph:
         return owner
 
     def absorb_small(self, owner: np.ndarray, min_area: float, max_rounds: int) -> np.ndarray:
-        """Regions smaller than ``min_area`` pixels join their most similar neighbour."""
+        """Regions smaller than ``min_area`` pixels join their most similar neighbour, but
+        for those :meth:`keep_small` keeps."""
         for _ in range(max_rounds):
-            small = self.area < min_area
+            small = (self.area < min_area) & ~self.keep_small()
             if not small.any() or not len(self.edges):
                 break
             _, best_n = _best_neighbour(self.edges, self.weights(), self.area.shape[0])
             pick = small & (best_n >= 0)
             owner = self._contract(owner, np.nonzero(pick)[0], best_n[pick])
         return owner
+
+    def keep_small(self) -> np.ndarray:
+        """(R,) bool: regions kept whatever their size; colour alone never tells (none)."""
+        return np.zeros(self.area.shape[0], bool)
 
     def _contract(self, owner: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Merge regions joined by pairs (a, b) (transitively); update sums and edges."""

@@ -165,3 +165,31 @@ def test_the_tracker_gives_it_each_frames_depth():
     independent = main_id_iou(independent_labels(synthetic.images, seg, cfg, geometry=geometry),
                               gt)
     assert tracked >= colour + 0.15 and independent >= colour + 0.15
+
+
+def test_small_object_standing_apart_is_kept_a_sliver_is_not():
+    """A 10 x 10 px object (0.13 % of 320 x 240, below ``min_area_frac``) standing 1.5 m in
+    front of a wall of its own colour is its own mask, marked ``isolated``; a 3 x 50 px sliver
+    as far in front (150 px, as small) is not compact, and a 10 x 10 px hole in the wall (a
+    gap seen through, 1.5 m behind it) does not stand in front: both join the wall. Old main
+    joined every region under 0.2 % of the image to its most similar neighbour: a cup on a
+    table became part of the table."""
+    from lift3d.cameras import centred_intrinsics
+
+    h, w = 240, 320
+    image = np.full((h, w, 3), 120, np.uint8)
+    depth = np.full((h, w), 3.0, np.float32)
+    obj = np.zeros((h, w), bool)
+    obj[100:110, 60:70] = True
+    sliver = np.zeros((h, w), bool)
+    sliver[60:110, 200:203] = True
+    depth[obj | sliver] = 1.5
+    hole = np.zeros((h, w), bool)
+    hole[150:160, 250:260] = True
+    depth[hole] = 4.5
+    found = GeometricSegmenter().auto_masks(image, depth=depth, K=centred_intrinsics(h, w, 60))
+    masks = np.stack([m.segmentation for m in found])
+    iou, k = best(masks, obj)
+    assert iou >= 0.9 and found[k].isolated
+    assert best(masks, sliver)[0] < 0.5 and best(masks, hole)[0] < 0.5
+    assert sum(m.isolated for m in found) == 1
