@@ -13,7 +13,8 @@ The method (one step per frame t > 0):
 4. regions left unmasked above a minimum area are re-seeded from the segmenter's automatic
    masks with new IDs, so the mask count stays in equilibrium; on 3D geometry a smaller
    mask re-seeds too when the segmenter marks it ``isolated`` (a small whole object) and it
-   is almost wholly unmasked.
+   is almost wholly unmasked, and a mask with fewer than ``min_carried`` valid 3D points in
+   its unmasked part (a depth hole) does not re-seed: nothing could carry its ID on.
 
 Beyond the method: an ID whose mask leaves the view and comes back gets its old ID back. Each
 ID keeps a memory of the 3D voxels it covered; a re-seeded mask whose 3D points fall mostly
@@ -439,6 +440,10 @@ def _reseed(
             whole = small_area is not None and _reseeds_isolated(m, n_free, small_area, cfg)
             if not whole:
                 continue
+        if geometry.kind == "3d" and int((free & geometry.valid[t]).sum()) < cfg.min_carried:
+            # no 3D point can carry it to the next frame or fuse it: it would be a new ID in
+            # every frame that re-seeds it (7-Scenes: 67 one-frame IDs on depth holes)
+            continue
         new_id = None
         if has_3d and cfg.reid:
             sel = free & geometry.valid[t]
