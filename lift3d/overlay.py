@@ -60,11 +60,26 @@ def _text(img: np.ndarray, text: str, xy: tuple[int, int], scale: float, center=
     import cv2
 
     x, y = xy
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     if center:
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         x, y = x - tw // 2, y + th // 2
-    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3)
-    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1)
+    # the outline is the glyphs grown by a pixel: OpenCV advances each character by the
+    # stroke thickness, so text drawn thick (the old outline) ran off its thin copy by up
+    # to 9 px at the strip's captions ("frame-000240" read as "frame-0002400")
+    pad = 2
+    y0, x0 = y - th - pad, x - pad
+    glyphs = np.zeros((th + base + 2 * pad + 1, tw + 2 * pad + 1), np.uint8)
+    cv2.putText(glyphs, text, (pad, th + pad), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, 1)
+    outline = cv2.dilate(glyphs, np.ones((3, 3), np.uint8))
+    hh, ww = img.shape[:2]
+    ys, xs = slice(max(y0, 0), min(y0 + glyphs.shape[0], hh)), slice(max(x0, 0),
+                                                                      min(x0 + glyphs.shape[1], ww))
+    if ys.start >= ys.stop or xs.start >= xs.stop:
+        return
+    crop = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
+    region = img[ys, xs]
+    region[outline[crop] > 0] = 0
+    region[glyphs[crop] > 0] = 255
 
 
 def strip(

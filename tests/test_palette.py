@@ -79,3 +79,21 @@ def test_id_anchors_sit_inside_the_largest_segments():
         assert lab[y, x] == i
     _, x, y = anchors[1]  # the rectangle's centre is its most interior pixel
     assert abs(x - 64.5) <= 1.5 and abs(y - 19.5) <= 1.5
+
+
+def test_caption_outline_hugs_its_letters():
+    """The strip's captions and ID numbers are white with a one-pixel black outline: every
+    outline pixel touches a letter. Old main drew the outline as the text drawn thick, which
+    OpenCV lays out wider (each character advances by the stroke thickness): outline pixels
+    lay up to 9 px from any letter and "frame-000240" read as "frame-0002400"."""
+    from scipy import ndimage
+
+    from lift3d.overlay import _text
+
+    for text, xy, center in (("frame-000240", (4, 16), False), ("137", (30, 10), True),
+                             ("edge", (-5, 3), False)):
+        img = np.full((40, 240, 3), 120, np.uint8)
+        _text(img, text, xy, 0.5, center=center)
+        white, black = (img == 255).all(-1), (img == 0).all(-1)
+        assert white.sum() > 10 and black.sum() > white.sum() / 2
+        assert ndimage.distance_transform_edt(~white)[black].max() <= 1.5
