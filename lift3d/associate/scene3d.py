@@ -522,8 +522,6 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
         e.figures["convex_share"] = round(nc / c, 3)
         if nc / c >= min(cfg.convex_share, cfg.convex_share_seen):
             e.reasons.append("convex")
-        elif nc / c >= cfg.junction_sum - 1:
-            e.reasons.append("junction")  # judged with the views' share below
         e.figures["convex_3d_ok"] = nc / c >= cfg.convex_share
         if hanging[pos_of[k]]:
             e.reasons.append("attached")
@@ -569,11 +567,6 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
                     and share2d >= cfg.convex_share_2d_sharp))
             if not keep:
                 e.reasons.remove("convex")
-        if "junction" in e.reasons and not (
-                row[_TOUCH] >= cfg.junction_touching
-                and row[_TOUCH] >= cfg.junction_consensus * row[_COVIS]
-                and e.figures["convex_share"] + share2d >= cfg.junction_sum):
-            e.reasons.remove("junction")
         for rule, least in (("attached", cfg.min_covisible), ("thin", cfg.thin_min_covisible)):
             if (rule in e.reasons and row[_COVIS] >= least
                     and row[_TOUCH] < cfg.consensus * row[_COVIS]):

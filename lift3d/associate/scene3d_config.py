@@ -110,21 +110,6 @@ class Scene3DConfig:
     chair back's two faces, blur a convex seam that the pixels show sharp). Above 1: off."""
     convex_share_2d_sharp: float = 0.92
     """See ``convex_share_seen``."""
-    junction_sum: float = 1.2
-    """The ``junction`` rule: two parts of one object meeting at an angle (a chair's back and
-    seat, an L of boards) have a seam that is concave on one side and convex on the other;
-    two objects in contact (a box on a table) meet along a concave seam only. A seam whose 3D
-    and 2D convex shares add up to at least this merges, when the views confirm it more
-    strictly than the convexity rule asks (``junction_consensus``, ``junction_touching``).
-    Above 2: off. Chosen on room seeds 0-2 from the round-0 pairs of tracked IDs with ground
-    truth that no other rule joined: pairs of two objects touching in >= 80 % of their views
-    reach a sum of 1.13, parts of one object (chairs' backs and seats) 1.20 and up. Sequence
-    IoU on those seeds (replayed on the same tracked IDs): 0.626 / 0.593 / 0.612 without,
-    0.626 / 0.608 / 0.633 at 1.2, 0.626 / 0.593 / 0.633 at 1.3, seed 2 0.580 at 1.1."""
-    junction_consensus: float = 0.8
-    """Share of the frames seeing both IDs in which they touch, for the ``junction`` rule..."""
-    junction_touching: int = 3
-    """...and fewest such frames."""
     flat_dot: float = 0.97
     """Edges whose normals' dot product exceeds this are flat (smooth continuation)."""
     convex_unseen: bool = False

@@ -379,37 +379,3 @@ def test_boxes_side_by_side_in_one_superpoint_stay_apart_at_a_concave_seam():
 
     assert links(replace(coarse, sp_concave_veto=0.0)) == [(BOX_A, BOX_B, ["superpoints"])]
     assert links(coarse) == []  # vetoed: the seam's convex share (0.45) is below 0.55
-
-
-def test_a_chair_back_on_its_seat_is_one_object_and_a_box_on_a_table_is_not():
-    """``junction``: a back standing on the rear of a seat meets it along a concave seam in
-    front and flush behind and at the sides (3D convex share 0.44), a box on a table along a
-    concave seam only (0.02). With the views seeing 80 % of the seam convex and the two
-    touching in every view that sees both, the back and seat are one object (0.44 + 0.8 >=
-    ``junction_sum``); the box and table are not, nor are back and seat when they touch in
-    half the views or in only two. Old main had no rule between ``convex`` (a 3D share of
-    at least 0.8) and none: chairs seen from behind stayed a back and a seat."""
-    from lift3d.associate.scene3d import judge_pairs
-
-    seat = _cuboid((0.0, 0.0, 0.45), (0.4, 0.4, 0.49), 2, hidden=((2, -1),))
-    p, n, lab = seat
-    keep = ~((n[:, 2] > 0) & (p[:, 1] > 0.36))  # the seat's top under the back
-    back = _cuboid((0.0, 0.36, 0.49), (0.4, 0.4, 0.9), 3, hidden=((2, -1),))
-    table = _cuboid((1.0, 0.0, 0.6), (1.6, 0.6, 0.64), 4, hidden=((2, -1),))
-    q, m, tl = table
-    under = (m[:, 2] > 0) & (np.abs(q[:, 0] - 1.3) < 0.1) & (np.abs(q[:, 1] - 0.3) < 0.1)
-    box = _cuboid((1.2, 0.2, 0.64), (1.4, 0.4, 0.84), 5, hidden=((2, -1),))
-    votes = _votes((p[keep], n[keep], lab[keep]), back, (q[~under], m[~under], tl[~under]), box)
-
-    def judged(row, **kw):
-        row = np.array(row, np.int64)
-        ev = judge_pairs(votes, {(2, 3): row, (4, 5): row}, Scene3DConfig(attach=False, **kw))
-        return ev[(2, 3)], ev[(4, 5)]
-
-    chair, box_on_table = judged([4, 4, 100, 80, 20])
-    assert chair.reasons == ["junction"] and 0.3 < chair.figures["convex_share"] < 0.6
-    assert box_on_table.reasons == [] and box_on_table.figures["convex_share"] < 0.1
-    assert judged([4, 4, 100, 80, 20], junction_sum=2.1)[0].reasons == []  # the rule off
-    assert judged([4, 4, 100, 60, 40])[0].reasons == []  # the views see the seam concave
-    assert judged([6, 3, 100, 80, 20])[0].reasons == []  # touching in half the views
-    assert judged([2, 2, 100, 80, 20])[0].reasons == []  # in too few
