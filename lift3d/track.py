@@ -18,7 +18,9 @@ The method (one step per frame t > 0):
 
 Beyond the method: an ID whose mask leaves the view and comes back gets its old ID back. Each
 ID keeps a memory of the 3D voxels it covered; a re-seeded mask whose 3D points fall mostly
-in the memory of an ID absent from the frame takes that ID instead of a new one.
+in the memory of an ID absent from the frame takes that ID instead of a new one (or of an ID
+present, an unmasked part of it; a small whole object only from the voxels that ID covered in
+two frames or more, its firm memory, so that one frame's merge is not carried on).
 
 The tracker's state is a plain dataclass it is handed and returns, so a run can be saved after
 every frame and resumed (:func:`save_state`, :func:`load_state`).
@@ -88,6 +90,11 @@ class TrackConfig:
     without); with the behind rule 225 / 0.808 at 0.05 %, 208 / 0.808 at 0.1 %, 201 / 0.808
     at 0.15 %, and 193 / 0.808 with the segmenter's isolated regions but no re-seeding
     below 0.3 %."""
+    isolated_firm_area: float = 0.01
+    """A re-seeded ``isolated`` mask up to this share of the frame takes the ID of an object
+    present in the frame only from its firm memory (voxels it covered in two frames or more):
+    once the segmenter merged seed 1's cylinder into the table in one frame, the table's
+    memory held it and took it back in every later frame that had it apart."""
     reseed_min_free: float = 0.7
     """An automatic mask re-seeds only if at least this share of it is unmasked..."""
     reseed_large_area: float = 0.02
@@ -117,6 +124,8 @@ class TrackState:
     labels: (H, W) int32 ID map of that frame.
     next_id: the next unused ID.
     memory: {id: sorted unique int64 voxel keys} of the 3D points each ID covered.
+    firm: {id: the keys of ``memory[id]`` the ID covered in at least two frames}: what one
+    frame's mistake (an object merged into its support for a frame) cannot put there.
     voxel: voxel size of the memory in scene units (0 = no 3D memory).
     """
 
@@ -124,6 +133,7 @@ class TrackState:
     labels: np.ndarray | None = None
     next_id: int = 1
     memory: dict[int, np.ndarray] = field(default_factory=dict)
+    firm: dict[int, np.ndarray] = field(default_factory=dict)
     voxel: float = 0.0
 
 
@@ -305,7 +315,8 @@ def _warped_mask(xy: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 def update_memory(
     state: TrackState, labels: np.ndarray, points: np.ndarray, valid: np.ndarray, stride: int
 ) -> None:
-    """Add each ID's valid 3D points of this frame to its voxel memory (in place)."""
+    """Add each ID's valid 3D points of this frame to its voxel memory (in place); voxels
+    it had already make its firm memory."""
     lab = labels[::stride, ::stride]
     sel = (lab > 0) & valid[::stride, ::stride]
     ids = lab[sel]
@@ -313,19 +324,28 @@ def update_memory(
     for i in np.unique(ids):
         keys = voxel_keys(pts[ids == i], state.voxel)
         old = state.memory.get(int(i))
-        state.memory[int(i)] = keys if old is None else np.union1d(old, keys)
+        if old is None:
+            state.memory[int(i)] = keys
+            continue
+        again = np.intersect1d(old, keys, assume_unique=True)
+        if len(again):
+            firm = state.firm.get(int(i))
+            state.firm[int(i)] = again if firm is None else np.union1d(firm, again)
+        state.memory[int(i)] = np.union1d(old, keys)
 
 
 def reidentify(
-    mask_points: np.ndarray, state: TrackState, candidates: set[int], cfg: TrackConfig
+    mask_points: np.ndarray, state: TrackState, candidates: set[int], cfg: TrackConfig,
+    firm: set[int] = frozenset(),
 ) -> int | None:
-    """The candidate ID whose memory holds most of these points' voxels, if enough; else None."""
+    """The candidate ID whose memory holds most of these points' voxels, if enough; else None.
+    IDs in ``firm`` are judged on their firm memory only (voxels seen in two frames)."""
     if not candidates or len(mask_points) == 0 or state.voxel <= 0:
         return None
     keys = voxel_keys(mask_points, state.voxel)
     best, best_share = None, cfg.reid_min_overlap
     for i in candidates:
-        mem = state.memory.get(i)
+        mem = (state.firm if i in firm else state.memory).get(i)
         if mem is None:
             continue
         # keys and memories are sorted and unique: a binary search per key is np.isin's
@@ -374,7 +394,8 @@ def track_frame(
     scores = {ids[k]: ranks[k] for k in order if (labels == ids[k]).any()}
     next_id = _reseed(labels, image, geometry, t, segmenter, state, cfg, depth_kw)
     new_state = TrackState(
-        frame=t, labels=labels, next_id=next_id, memory=state.memory, voxel=state.voxel
+        frame=t, labels=labels, next_id=next_id, memory=state.memory, firm=state.firm,
+        voxel=state.voxel
     )
     if new_state.voxel > 0:
         pm = geometry[t]
@@ -451,7 +472,10 @@ def _reseed(
             # voxels lie in the memory of the table it stood on wherever it was once merged
             # into the table (seed 1's cone took the table's ID in every frame)
             cands = candidates - present if whole else candidates
-            new_id = reidentify(geometry.points[t][sel], state, cands, cfg)
+            # a larger one takes a present ID only where that ID's memory is firm: one frame
+            # that merged seed 1's cylinder into the table put it in the table's memory
+            firm = present if m.isolated and m.area <= cfg.isolated_firm_area * h * w else set()
+            new_id = reidentify(geometry.points[t][sel], state, cands, cfg, firm)
         if new_id is None:
             new_id = next_id
             next_id += 1
@@ -528,18 +552,13 @@ def save_state(path: str | Path, state: TrackState) -> None:
     """Write the state to ``path`` (.npz) atomically."""
     from lift3d.io.atomic import write_with
 
-    mem_ids = np.array(sorted(state.memory), np.int64)
-    mem_len = np.array([len(state.memory[i]) for i in mem_ids], np.int64)
-    mem_keys = (
-        np.concatenate([state.memory[i] for i in mem_ids]) if len(mem_ids) else np.zeros(0, np.int64)
-    )
     labels = state.labels if state.labels is not None else np.zeros((0, 0), np.int32)
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.savez(
                 f, frame=state.frame, labels=labels, next_id=state.next_id, voxel=state.voxel,
-                mem_ids=mem_ids, mem_len=mem_len, mem_keys=mem_keys,
+                **_packed("mem", state.memory), **_packed("firm", state.firm),
             )
 
     write_with(path, write)
@@ -548,10 +567,25 @@ def save_state(path: str | Path, state: TrackState) -> None:
 def load_state(path: str | Path) -> TrackState:
     """Read a state written by :func:`save_state`."""
     with np.load(path) as z:
-        ids, lens, keys = z["mem_ids"], z["mem_len"], z["mem_keys"]
-        bounds = np.concatenate([[0], np.cumsum(lens)])
-        memory = {int(i): keys[bounds[k] : bounds[k + 1]] for k, i in enumerate(ids)}
         return TrackState(
             frame=int(z["frame"]), labels=z["labels"].astype(np.int32),
-            next_id=int(z["next_id"]), memory=memory, voxel=float(z["voxel"]),
+            next_id=int(z["next_id"]), memory=_unpacked(z, "mem"), firm=_unpacked(z, "firm"),
+            voxel=float(z["voxel"]),
         )
+
+
+def _packed(name: str, memory: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+    """{id: keys} as three arrays ``NAME_ids``, ``NAME_len``, ``NAME_keys`` for an .npz."""
+    ids = np.array(sorted(memory), np.int64)
+    keys = np.concatenate([memory[i] for i in ids]) if len(ids) else np.zeros(0, np.int64)
+    return {f"{name}_ids": ids, f"{name}_len": np.array([len(memory[i]) for i in ids], np.int64),
+            f"{name}_keys": keys}
+
+
+def _unpacked(z, name: str) -> dict[int, np.ndarray]:
+    """What :func:`_packed` wrote (empty when the file has none of it)."""
+    if f"{name}_ids" not in z.files:
+        return {}
+    ids, lens, keys = z[f"{name}_ids"], z[f"{name}_len"], z[f"{name}_keys"]
+    bounds = np.concatenate([[0], np.cumsum(lens)])
+    return {int(i): keys[bounds[k] : bounds[k + 1]] for k, i in enumerate(ids)}
