@@ -588,6 +588,25 @@ def _rho(r, cfg: AlignConfig):
     return x
 
 
+
+def finite_closure(opt, objective):
+    """An LBFGS closure whose loss is never NaN or infinite: a trial point where ``objective``
+    is not finite counts as far worse than any other (1e30, no gradient). Torch's
+    strong-Wolfe line search indexes past its bracket on a NaN loss (``IndexError: list index
+    out of range``), which random-weight networks' nonsense pointmaps reached now and then;
+    a diverged refinement is caught after the optimisation (the initialisation is kept)."""
+    import torch
+
+    def closure():
+        opt.zero_grad()
+        loss = objective()
+        if not bool(torch.isfinite(loss)):
+            return torch.tensor(1e30, dtype=loss.dtype)  # grads stay zero
+        loss.backward()
+        return loss
+
+    return closure
+
 def _refine(
     pose: np.ndarray,
     depth0: np.ndarray,
@@ -688,13 +707,7 @@ def _refine(
             line_search_fn="strong_wolfe",
         )
 
-        def closure():
-            opt.zero_grad()
-            loss = objective()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
+        opt.step(finite_closure(opt, objective))
     else:
         opt = torch.optim.Adam(params.values(), lr=cfg.lr)
         for it in range(cfg.iterations):
