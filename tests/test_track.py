@@ -140,27 +140,37 @@ def test_an_unmasked_region_without_valid_depth_gets_no_new_id():
         assert (lab[labels > 0] == 1).all()
 
 
-def test_small_whole_objects_are_reseeded_below_the_reseed_area():
-    """A 10 x 10 px object (0.13 % of 320 x 240, under ``reseed_min_area_3d``) standing in
-    front of the wall, left wholly unmasked, gets a new ID from the geometric segmenter's
-    ``isolated`` mask; the same object half covered by a tracked mask leaves its other half
-    (a strip along that mask) unmasked, and without depth (2D geometry) nothing small is
-    re-seeded. Old main re-seeded nothing under 0.3 %: the cone on the room preset's table."""
+def _object_before_wall(size: int):
+    """A grey 320 x 240 frame: a wall 3 m away and a ``size`` x ``size`` px object of the
+    wall's colour 1 m in front of it. (image, depth, K, the object's slices, 3D geometry)."""
     from lift3d.cameras import backproject, centred_intrinsics
-    from lift3d.segment.geometric import GeometricSegmenter
-    from lift3d.track import TrackConfig, _reseed
     from lift3d.types import Geometry
 
     h, w = 240, 320
     K = centred_intrinsics(h, w, 60)
     image = np.full((h, w, 3), 120, np.uint8)
     depth = np.full((h, w), 3.0, np.float32)
-    obj = (slice(100, 110), slice(150, 160))
+    obj = (slice(100, 100 + size), slice(150, 150 + size))
     depth[obj] = 2.0
     points = backproject(depth, K, np.eye(4)).astype(np.float32)
     conf, valid = np.ones((h, w), np.float32), np.ones((h, w), bool)
-    geo3d = Geometry.from_arrays([points], [conf], [valid], K=[K], cam_to_world=[np.eye(4)])
-    geo2d = Geometry.from_arrays(None, [conf], [valid])
+    geometry = Geometry.from_arrays([points], [conf], [valid], K=[K], cam_to_world=[np.eye(4)])
+    return image, depth, K, obj, geometry
+
+
+def test_small_whole_objects_are_reseeded_below_the_reseed_area():
+    """A 10 x 10 px object (0.13 % of 320 x 240, under ``reseed_min_area_3d``) standing in
+    front of the wall, left wholly unmasked, gets a new ID from the geometric segmenter's
+    ``isolated`` mask; the same object half covered by a tracked mask leaves its other half
+    (a strip along that mask) unmasked, and without depth (2D geometry) nothing small is
+    re-seeded. Old main re-seeded nothing under 0.3 %: the cone on the room preset's table."""
+    from lift3d.segment.geometric import GeometricSegmenter
+    from lift3d.track import TrackConfig, _reseed
+    from lift3d.types import Geometry
+
+    image, _, _, obj, geo3d = _object_before_wall(10)
+    h, w = image.shape[:2]
+    geo2d = Geometry.from_arrays(None, [np.ones((h, w), np.float32)], [np.ones((h, w), bool)])
     labels = np.ones((h, w), np.int32)
     labels[obj] = 0
     half = labels.copy()
@@ -182,20 +192,12 @@ def test_a_whole_object_the_table_held_for_one_frame_does_not_take_the_tables_id
     voxels in one frame only. Had ID 1 held them in two frames (firm memory: the object is
     the wall's own part), it takes ID 1. Old main gave it ID 1 either way (room seed 1's
     cylinder stayed part of the table for 13 frames, sequence IoU 0.33; 0.86 now)."""
-    from lift3d.cameras import backproject, centred_intrinsics
     from lift3d.segment.geometric import GeometricSegmenter
     from lift3d.track import TrackConfig, _reseed, update_memory
-    from lift3d.types import Geometry
 
-    h, w = 240, 320
-    K = centred_intrinsics(h, w, 60)
-    image = np.full((h, w, 3), 120, np.uint8)
-    depth = np.full((h, w), 3.0, np.float32)
-    obj = (slice(100, 120), slice(150, 170))
-    depth[obj] = 2.0
-    points = backproject(depth, K, np.eye(4)).astype(np.float32)
-    conf, valid = np.ones((h, w), np.float32), np.ones((h, w), bool)
-    geometry = Geometry.from_arrays([points], [conf], [valid], K=[K], cam_to_world=[np.eye(4)])
+    image, depth, K, obj, geometry = _object_before_wall(20)
+    h, w = image.shape[:2]
+    points, valid = geometry.points[0], geometry.valid[0]
     merged = np.ones((h, w), np.int32)  # a frame that had the object in the wall's ID
     labels = merged.copy()
     labels[obj] = 0
