@@ -313,7 +313,7 @@ def test_the_refinement_survives_a_nan_loss_in_the_line_search():
 
         opt = torch.optim.LBFGS([x], lr=1.0, max_iter=20, line_search_fn="strong_wolfe")
         opt.step(make_closure(opt, objective))
-        return float(x)
+        return float(x.detach())
 
     def plain(opt, objective):
         def closure():
