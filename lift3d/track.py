@@ -461,13 +461,13 @@ def _reseed(
             whole = small_area is not None and _reseeds_isolated(m, n_free, small_area, cfg)
             if not whole:
                 continue
-        if geometry.kind == "3d" and int((free & geometry.valid[t]).sum()) < cfg.min_carried:
+        sel = free & geometry.valid[t]
+        if geometry.kind == "3d" and int(sel.sum()) < cfg.min_carried:
             # no 3D point can carry it to the next frame or fuse it: it would be a new ID in
             # every frame that re-seeds it (7-Scenes: 67 one-frame IDs on depth holes)
             continue
         new_id = None
         if has_3d and cfg.reid:
-            sel = free & geometry.valid[t]
             # a small whole object is no unmasked part of an ID present in the frame: its
             # voxels lie in the memory of the table it stood on wherever it was once merged
             # into the table (seed 1's cone took the table's ID in every frame)

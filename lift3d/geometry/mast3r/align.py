@@ -588,7 +588,6 @@ def _rho(r, cfg: AlignConfig):
     return x
 
 
-
 def finite_closure(opt, objective):
     """An LBFGS closure whose loss is never NaN or infinite: a trial point where ``objective``
     is not finite counts as far worse than any other (1e30, no gradient). Torch's
@@ -606,6 +605,7 @@ def finite_closure(opt, objective):
         return loss
 
     return closure
+
 
 def _refine(
     pose: np.ndarray,
