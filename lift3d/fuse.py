@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from lift3d.geometry.voxels import (
+    KEY_OFFSET,
     in_key_range,
     pack_keys,
     scene_scale,
@@ -176,20 +178,17 @@ class FuseAccumulator:
         return FusedVotes(pos, rgb, nrm, n_obs, pg[resort], pl[resort].astype(np.int64),
                           pw[resort], self.voxel, self.cfg.min_obs)
 
-    def cloud(self, lut: np.ndarray | None = None) -> LabelledCloud:
-        """The fused cloud: one point per voxel with at least ``cfg.min_obs`` observations, in
-        lexicographic voxel order (as :func:`fuse_points`).
+    def labels(self, lut: np.ndarray | None = None) -> FusedLabels:
+        """Every voxel's winning label and its vote share (:class:`FusedLabels`, every
+        occupied voxel, before the ``min_obs`` filter).
 
         lut: optional (L,) int lookup table old label -> new label (the association's merges):
         the votes are counted under the new labels, as if every frame had carried them (equal
-        up to the order of float additions)
-        (IDs at or beyond ``len(lut)`` keep theirs).
+        up to the order of float additions) (IDs at or beyond ``len(lut)`` keep theirs).
         """
-        if len(self._n) == 0:
-            return _empty_cloud()
         v = self.votes()
         pg, pl, pw = v.pair_voxel, v.pair_label, v.pair_weight
-        if lut is not None:
+        if lut is not None and len(pl):
             inside = pl < len(lut)
             pl = np.where(inside, np.asarray(lut, np.int64)[np.minimum(pl, len(lut) - 1)], pl)
             key, inv = np.unique(pg * (int(pl.max()) + 1) + pl, return_inverse=True)
@@ -197,13 +196,111 @@ class FuseAccumulator:
             pw = np.bincount(inv.ravel(), pw, len(key))
             base = int(pl.max()) + 1
             pg, pl = key // base, key % base
-        label_out, conf_out = _winners(pg, pl, pw, len(v.n_obs))
+        label, conf = _winners(pg, pl, pw, len(v.n_obs))
+        return FusedLabels(self._keys.copy(), label, conf, self.voxel)
+
+    def cloud(self, lut: np.ndarray | None = None, labels: FusedLabels | None = None
+              ) -> LabelledCloud:
+        """The fused cloud: one point per voxel with at least ``cfg.min_obs`` observations, in
+        lexicographic voxel order (as :func:`fuse_points`), labelled by :meth:`labels`
+        (``lut``: see there), or by ``labels`` when given (this fusion's, computed earlier).
+        """
+        if len(self._n) == 0:
+            return _empty_cloud()
+        v = self.votes()
+        fused = self.labels(lut) if labels is None else labels
+        if len(fused.label) != len(v.n_obs):
+            raise ValueError(f"fused labels of {len(fused.label)} voxels for a fusion of "
+                             f"{len(v.n_obs)}")
         keep = v.n_obs >= self.cfg.min_obs
         return LabelledCloud(
             points=v.points[keep].astype(np.float32), colors=v.colors[keep],
-            normals=v.normals[keep].astype(np.float32), labels=label_out[keep],
-            label_conf=conf_out[keep], n_obs=v.n_obs[keep].astype(np.int32),
+            normals=v.normals[keep].astype(np.float32), labels=fused.label[keep],
+            label_conf=fused.conf[keep], n_obs=v.n_obs[keep].astype(np.int32),
         )
+
+
+@dataclass
+class FusedLabels:
+    """The fusion's verdict per voxel: sorted voxel ``keys`` (int64 :func:`pack_keys`, or
+    24-byte :func:`wide_keys` for scenes beyond the packing), each one's winning ``label``
+    (int32, 0 = "unlabelled" won) and its vote share ``conf`` (float32); ``voxel`` the size.
+
+    :meth:`project` hands the verdict back to a frame: each pixel takes the label its voxel
+    won over all frames, so the frames agree with each other and with the cloud."""
+
+    keys: np.ndarray
+    label: np.ndarray
+    conf: np.ndarray
+    voxel: float
+
+    def at(self, points: np.ndarray) -> np.ndarray:
+        """(N,) int64 label of the voxel holding each point (N, 3); 0 where no voxel is (a
+        pixel fusion skipped, ``FuseConfig.stride``) or "unlabelled" won."""
+        out = np.zeros(len(points), np.int64)
+        if len(points) == 0 or len(self.keys) == 0:
+            return out
+        q = voxel_index(np.asarray(points, np.float64), self.voxel)  # as fusion keyed them
+        if self.keys.dtype == np.int64:
+            inside = np.all((q >= -KEY_OFFSET) & (q < KEY_OFFSET), axis=1)
+            keys = pack_keys(q[inside])
+        else:
+            inside = np.ones(len(q), bool)
+            keys = wide_keys(q)
+        pos = np.searchsorted(self.keys, keys)
+        found = pos < len(self.keys)
+        found[found] = self.keys[pos[found]] == keys[found]
+        idx = np.flatnonzero(inside)[found]
+        out[idx] = self.label[pos[found]]
+        return out
+
+    def project(self, labels: np.ndarray, pm: PointMaps, min_area: float = 0.0) -> np.ndarray:
+        """A frame's (H, W) ID map with the pixels of valid 3D whose voxel an ID won (not
+        "unlabelled") relabelled with that ID, where the relabelled pixel lies in a
+        4-connected region of its new ID (in the relabelled map, so with the ID's pixels that
+        were there already) of at least ``min_area`` of the frame (a share): a seam moved
+        onto the object it belongs to stays, a speck of an ID the frame does not hold there
+        (a misaligned frame's points falling into the neighbour's voxels) goes. Other pixels
+        keep theirs."""
+        if pm.points is None or not pm.valid.any():
+            return labels
+        won = np.zeros(labels.shape, np.int64)
+        won[pm.valid] = self.at(pm.points[pm.valid])
+        change = (won > 0) & (won != labels)
+        if min_area > 0 and change.any():
+            from skimage.measure import label as regions
+
+            # the regions of the relabelled map: a change joins its ID's region in the frame
+            reg = regions(np.where(change, won, labels), background=0, connectivity=1)
+            size = np.bincount(reg.ravel())
+            held = np.bincount(reg.ravel(), (~change).ravel()) > 0  # had the ID there before
+            change &= held[reg] | (size[reg] >= min_area * labels.size)
+        out = np.array(labels, copy=True)
+        out[change] = won[change].astype(out.dtype)
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """Write to ``path`` (.npz) atomically."""
+        from lift3d.io.atomic import write_with
+
+        wide = self.keys.dtype != np.int64
+        keys = self.keys.view(np.uint8).reshape(len(self.keys), -1) if wide else self.keys
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, keys=keys, wide=wide, label=self.label, conf=self.conf,
+                         voxel=self.voxel)
+
+        write_with(path, write)
+
+    @classmethod
+    def load(cls, path: str | Path) -> FusedLabels:
+        """Read what :meth:`save` wrote."""
+        with np.load(path) as z:
+            keys = z["keys"]
+            if bool(z["wide"]):
+                keys = np.ascontiguousarray(keys).view(np.dtype((np.void, 24))).ravel()
+            return cls(keys, z["label"], z["conf"], float(z["voxel"]))
 
 
 @dataclass

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lift3d.associate import Association, apply_mapping
+from lift3d.associate import AssociateConfig, Association, apply_mapping
 from lift3d.config import SegmentConfig, build_segmenter, scene_has_depth
 from lift3d.errors import InputError
-from lift3d.fuse import FuseAccumulator, frame_normals, fuse_voxel
-from lift3d.geometry.working_resolution import shrink_labels
+from lift3d.fuse import FuseAccumulator, FusedLabels, frame_normals, fuse_voxel
+from lift3d.geometry.working_resolution import grow_labels, shrink_labels
 from lift3d.io.atomic import remove_temporaries, write_json, write_with
 from lift3d.io.outputs import read_label_png, write_cameras, write_label_png, write_ply
 from lift3d.track import TrackState, independent_labels, load_state, save_state, track_sequence
@@ -188,17 +188,20 @@ def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: 
             f"no frame has valid depth ({len(scene)} frames: every pixel 0 or outside the "
             "working range, e.g. 65535 or 8-bit depth)", scene.source,
             "check the depth maps: 16-bit PNGs in the layout's units (ScanNet: millimetres)")
-    association = None
+    association = fused = None
     if associator is not None:
         with timer("associate"):
-            association, log.ids_per_frame = associate_labels(
-                associator, fusion, scene, out, cfg.overlays, progress, cfg.max_side)
-        log.ids = set(apply_mapping(np.array(sorted(log.ids), np.int64), association).tolist())
+            association, fused, log.ids_per_frame, log.ids = associate_labels(
+                associator, fusion, scene, geometry, out, cfg.associate,
+                cfg.overlays, progress, cfg.max_side)
     cloud = None
     if fusion is not None:
         with timer("fuse"):
-            lut = None if association is None else association.lut(max(log.ids, default=0))
-            cloud = fusion.cloud(lut)
+            if fused is not None:  # the verdict the frames were given
+                cloud = fusion.cloud(labels=fused)
+            else:
+                lut = None if association is None else association.lut(max(log.ids, default=0))
+                cloud = fusion.cloud(lut)
             write_ply(out / "cloud.ply", cloud)
         fusion = None  # its grid (area x IDs seen there) is in the cloud now: free it for H
     labels = _saved_labels(out, scene, cfg.max_side)
@@ -227,14 +230,19 @@ def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: 
     return doc
 
 
-def associate_labels(associator, fusion, scene: Scene, out: Path, overlays: bool,
-                     progress: bool, max_side: int | None = None
-                     ) -> tuple[Association, list[int]]:
+def associate_labels(associator, fusion, scene: Scene, geometry: Geometry, out: Path,
+                     cfg: AssociateConfig, overlays: bool, progress: bool,
+                     max_side: int | None = None
+                     ) -> tuple[Association, FusedLabels | None, list[int], set[int]]:
     """Solve the association (or read it back from ``cache/association.json`` when a run
     was killed after solving), then rewrite every frame's ``labels/`` (and overlay) with the
-    merged IDs. Object IDs are the smallest ID of their group, so rewriting a frame twice
-    changes nothing: a run killed half-way through resumes safely. Returns the association
-    and each frame's number of IDs after it."""
+    merged IDs and, with ``cfg.fused_labels`` on 3D geometry, with the IDs the fused cloud gives
+    its pixels (:meth:`~lift3d.fuse.FusedLabels.project`; the fusion's verdict is kept in
+    ``cache/fused_labels.npz`` before any frame is rewritten). Object IDs are the smallest ID
+    of their group, and a rerun projects the same saved verdict, so rewriting a frame twice
+    changes nothing: a run killed half-way through resumes safely. Returns the association,
+    the fused labels (None when not projected), each frame's number of IDs after it and the
+    IDs left in all."""
     from tqdm.auto import tqdm
 
     path = out / "cache" / "association.json"
@@ -243,20 +251,34 @@ def associate_labels(associator, fusion, scene: Scene, out: Path, overlays: bool
     else:
         association = associator.solve(fusion)
         write_json(path, association.to_json())
+    fused = None
+    if cfg.fused_labels and fusion is not None:
+        fpath = out / "cache" / "fused_labels.npz"
+        if fpath.is_file():  # a killed run's: its frames were (partly) projected already
+            fused = FusedLabels.load(fpath)
+        else:
+            fused = fusion.labels(association.lut(0))  # IDs beyond it keep theirs
+            fused.save(fpath)
     ids_per_frame: list[int] = []
+    all_ids: set[int] = set()
     for frame_name, t in tqdm(list(zip(scene.names, range(len(scene)))), desc="associate",
                               disable=not progress, unit="frame"):
         p = out / "labels" / f"{frame_name}.png"
         labels = read_label_png(p)
         merged = apply_mapping(labels, association)
-        if association.mapping and not np.array_equal(merged, labels):
+        if fused is not None:  # at the working resolution, where the geometry is
+            merged = grow_labels(fused.project(shrink_labels(merged, max_side), geometry[t],
+                                               cfg.fused_min_area),
+                                 merged.shape)
+        if not np.array_equal(merged, labels):
             write_label_png(p, merged)
         ids = np.unique(merged)
         ids_per_frame.append(int((ids > 0).sum()))
+        all_ids.update(ids[ids > 0].tolist())
         if overlays:
             _write_overlay(out / "overlays" / f"{frame_name}.png", scene.frames[t].image,
                            shrink_labels(merged, max_side))
-    return association, ids_per_frame
+    return association, fused, ids_per_frame, all_ids
 
 
 def _saved_labels(out: Path, scene: Scene, max_side: int | None = None) -> Lazy:

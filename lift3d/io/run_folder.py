@@ -35,7 +35,7 @@ RUN_JSON = Path("cache") / "run.json"
 """The fingerprint of the run whose per-frame results the folder holds."""
 
 RESULTS = ("labels", "overlays", "cloud.ply", "cameras.json", "report.json",
-           "cache/track_state.npz", "cache/association.json")
+           "cache/track_state.npz", "cache/association.json", "cache/fused_labels.npz")
 """What a run makes from its labels (relative to the output folder). Geometry backends' caches
 (``cache/mast3r``) are not listed: they carry their own fingerprints."""
 

@@ -24,8 +24,9 @@ def scene(tmp_path_factory):
                       width=160, height=120)
 
 
-def config(method: str) -> SegmentConfig:
-    return SegmentConfig(segmenter="classical", associate=AssociateConfig(method=method))
+def config(method: str, fused_labels: bool = True) -> SegmentConfig:
+    return SegmentConfig(segmenter="classical",
+                         associate=AssociateConfig(method=method, fused_labels=fused_labels))
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +37,51 @@ def runs(scene, tmp_path_factory):
     return root, off, on
 
 
+@pytest.fixture(scope="module")
+def merged_only(scene, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "merged"
+    return out, run_segment(scene, out, config("3d", fused_labels=False), progress=False)
+
+
 def labels_of(out) -> list[np.ndarray]:
     return [read_label_png(out / "labels" / f"{t}.png") for t in range(N_FRAMES)]
 
 
-def test_off_is_the_tracked_labels_and_3d_only_merges_them(runs):
+def test_off_is_the_tracked_labels_and_3d_merges_them_then_follows_the_cloud(scene, runs,
+                                                                            merged_only):
+    """``off`` writes no association; ``3d`` without fused labels is the tracked labels under
+    the merges, pixel for pixel; with them (the default) every pixel of valid 3D whose voxel
+    an ID won carries that ID, which is the fused cloud's label there, and every other pixel
+    keeps its merged tracked ID."""
+    from lift3d.fuse import FusedLabels
+    from lift3d.geometry import build_geometry
+    from lift3d.io import load_scene
+
     root, off, on = runs
     assert "association" not in off
     assert not (root / "off" / "cache" / "association.json").exists()
     a = Association.from_json(json.loads((root / "3d" / "cache" / "association.json").read_text()))
     assert a.mapping and on["association"]["method"] == "3d"
-    for lab_off, lab_on in zip(labels_of(root / "off"), labels_of(root / "3d"), strict=True):
-        np.testing.assert_array_equal(lab_on, apply_mapping(lab_off, a))
+    merged = [apply_mapping(lab, a) for lab in labels_of(root / "off")]
+    for lab_m, lab_off in zip(labels_of(merged_only[0]), labels_of(root / "off"), strict=True):
+        np.testing.assert_array_equal(lab_m, apply_mapping(lab_off, a))
+    assert not (merged_only[0] / "cache" / "fused_labels.npz").exists()
+    fused = FusedLabels.load(root / "3d" / "cache" / "fused_labels.npz")
+    geometry = build_geometry(config("3d").geometry)(load_scene(scene, lazy=True, progress=False))
+    changed = 0
+    for t, (lab_on, lab_m) in enumerate(zip(labels_of(root / "3d"), merged, strict=True)):
+        pm = geometry[t]
+        won = np.zeros(lab_m.shape, np.int64)
+        won[pm.valid] = fused.at(pm.points[pm.valid])
+        moved = lab_on != lab_m
+        np.testing.assert_array_equal(lab_on[moved], won[moved])  # only to the voxel's ID
+        assert not (moved & ~pm.valid).any()
+        np.testing.assert_array_equal(
+            lab_on, fused.project(lab_m, pm, AssociateConfig().fused_min_area))
+        changed += int(moved.sum())
+    assert changed > 0
+    cloud = read_ply(root / "3d" / "cloud.ply")  # every voxel (min_obs 1), in key order
+    np.testing.assert_array_equal(cloud.labels, fused.label)
 
 
 def test_outputs_carry_the_merged_ids(runs):
@@ -65,12 +99,17 @@ def test_outputs_carry_the_merged_ids(runs):
     assert set(np.unique(cloud.labels).tolist()) <= ids
 
 
-def test_association_improves_quality(runs):
+def test_association_improves_quality(runs, merged_only):
+    """Merging improves on the tracked IDs, and frames that follow the fused cloud improve on
+    merging alone, in quality and in consistency."""
     _, off, on = runs
-    q_off, q_on = off["quality"], on["quality"]
-    assert q_on["sequence"]["sequence_iou"] > q_off["sequence"]["sequence_iou"] + 0.05
-    assert q_on["instances_3d"]["ap50"] >= q_off["instances_3d"]["ap50"]
-    assert on["consistency"]["H"] >= off["consistency"]["H"]
+    q_off, q_on, q_m = off["quality"], on["quality"], merged_only[1]["quality"]
+    assert q_m["sequence"]["sequence_iou"] > q_off["sequence"]["sequence_iou"] + 0.05
+    assert q_m["instances_3d"]["ap50"] >= q_off["instances_3d"]["ap50"]
+    assert merged_only[1]["consistency"]["H"] >= off["consistency"]["H"]
+    assert q_on["sequence"]["sequence_iou"] > q_m["sequence"]["sequence_iou"]
+    assert q_on["sequence"]["frame_iou"] > q_m["sequence"]["frame_iou"]
+    assert on["consistency"]["H"] > merged_only[1]["consistency"]["H"] + 0.01
 
 
 def test_run_killed_while_relabelling_resumes_to_the_same_outputs(scene, runs, tmp_path,
@@ -105,6 +144,9 @@ def test_run_killed_while_relabelling_resumes_to_the_same_outputs(scene, runs, t
     c1, c2 = read_ply(out / "cloud.ply"), read_ply(root / "3d" / "cloud.ply")
     np.testing.assert_array_equal(c1.labels, c2.labels)
     np.testing.assert_array_equal(c1.points, c2.points)
+    # the votes of the frames projected before the kill count for their new IDs now: the
+    # vote shares of the fused labels are those saved before any frame was rewritten
+    np.testing.assert_array_equal(c1.label_conf, c2.label_conf)
     assert doc["association"] == runs[2]["association"]
     assert doc["n_ids"] == runs[2]["n_ids"]
 
