@@ -48,8 +48,10 @@ from lift3d.types import PointMaps
 
 _QUERY_CHUNK = 1 << 16
 """Voxels per k-NN query (bounds the query's temporary arrays)."""
-# per-pair counters gathered per frame
-_COVIS, _TOUCH, _CONTACT, _CONVEX, _CONCAVE = range(5)
+# per-pair counters gathered per frame: frames seeing both, frames they touch in, boundary
+# pixels (contact, convex, concave), and the frames' weights (the smaller ID's pixels there)
+_COVIS, _TOUCH, _CONTACT, _CONVEX, _CONCAVE, _COVIS_PX, _TOUCH_PX = range(7)
+_N_COUNTERS = 7
 
 
 @dataclass
@@ -125,22 +127,29 @@ class SceneAssociator:
         if len(seen) < 2:
             return
         ia, ib = np.triu_indices(len(seen), 1)
+        px = dict(zip(ids.tolist(), counts.tolist(), strict=True))
         for a, b in zip(seen[ia].tolist(), seen[ib].tolist(), strict=True):
-            self._pair(a, b)[_COVIS] += 1
+            row = self._pair(a, b)
+            row[_COVIS] += 1
+            row[_COVIS_PX] += min(px[a], px[b])
         if pointmaps is None or pointmaps.points is None:
             return
+        in_view = set(seen.tolist())
         for (a, b), c in frame_contacts(labels, pointmaps, cfg, normals).items():
             if a in self.frames_seen and b in self.frames_seen:
                 row = self._pair(a, b)
-                row[_CONTACT:] += c
-                row[_TOUCH] += c[0] >= cfg.contact_px
+                row[_CONTACT:_CONCAVE + 1] += c
+                touch = c[0] >= cfg.contact_px
+                row[_TOUCH] += touch
+                if touch and a in in_view and b in in_view:
+                    row[_TOUCH_PX] += min(px[a], px[b])
         return
 
     def _pair(self, a: int, b: int) -> np.ndarray:
         key = (a, b) if a < b else (b, a)
         row = self.pairs.get(key)
         if row is None:
-            row = self.pairs[key] = np.zeros(5, np.int64)
+            row = self.pairs[key] = np.zeros(_N_COUNTERS, np.int64)
         return row
 
     # ------------------------------------------------------------------ once, at the end
@@ -536,9 +545,10 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
         if (a in structure) != (b in structure) and not (
                 (a, b) in absorbed and (a not in big or b not in big)):
             e.vetoes.append("structure")  # a fragment too small to judge may join structure
-        row = pairs.get((a, b), np.zeros(5, np.int64))
+        row = pairs.get((a, b), np.zeros(_N_COUNTERS, np.int64))
         e.figures["covisible"] = int(row[_COVIS])
         e.figures["touching"] = int(row[_TOUCH])
+        e.figures["touching_px_share"] = round(float(row[_TOUCH_PX]) / max(int(row[_COVIS_PX]), 1), 3)
         j = int(row[_CONVEX] + row[_CONCAVE])
         share2d = float(row[_CONVEX]) / j if j else 0.0
         e.figures["convex_share_2d"] = round(share2d, 3)
@@ -550,7 +560,7 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
             e.reasons.remove("superpoints")
         for rule in ("superpoints", "absorbed"):
             if (rule in e.reasons and row[_COVIS] >= cfg.sp_min_covisible
-                    and row[_TOUCH] < cfg.sp_consensus * row[_COVIS]):
+                    and not _agree(row, cfg.sp_consensus, cfg)):
                 # seen together often, yet hardly ever touching: two things in one superpoint
                 # (a superpoint that grew over a wall of cupboards), not one object
                 e.reasons.remove(rule)
@@ -561,7 +571,7 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
             if row[_COVIS] == 0:
                 keep = cfg.convex_unseen and e.figures["convex_share"] >= cfg.convex_share_unseen
             else:
-                seen = row[_TOUCH] >= 1 and row[_TOUCH] >= cfg.consensus * row[_COVIS]
+                seen = row[_TOUCH] >= 1 and _agree(row, cfg.consensus, cfg)
                 keep = seen and ((ok3d and share2d >= cfg.convex_share_2d) or (
                     e.figures["convex_share"] >= cfg.convex_share_seen
                     and share2d >= cfg.convex_share_2d_sharp))
@@ -569,10 +579,20 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
                 e.reasons.remove("convex")
         for rule, least in (("attached", cfg.min_covisible), ("thin", cfg.thin_min_covisible)):
             if (rule in e.reasons and row[_COVIS] >= least
-                    and row[_TOUCH] < cfg.consensus * row[_COVIS]):
+                    and not _agree(row, cfg.consensus, cfg)):
                 # parts of one object touch in most views that see both
                 e.reasons.remove(rule)
     return ev
+
+
+def _agree(row: np.ndarray, share: float, cfg: Scene3DConfig) -> bool:
+    """View consensus: two IDs touch in at least ``share`` of the views that see both, each
+    view weighted by the smaller ID's pixels in it (``cfg.consensus_by_pixels``; a view that
+    shows a sliver of one of them hardly sees their seam) or counted once."""
+    by_views = bool(row[_TOUCH] >= share * row[_COVIS])
+    if cfg.consensus_by_pixels:
+        return by_views or bool(row[_TOUCH_PX] >= share * row[_COVIS_PX])
+    return by_views
 
 
 def gravity(lab: np.ndarray, votes, shapes: dict[int, IdShape], structure: set[int],

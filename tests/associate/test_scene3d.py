@@ -270,11 +270,37 @@ def test_a_seam_the_views_see_sharply_convex_needs_less_3d_convexity():
         e = judge_pairs(votes, {(2, 3): np.array(row, np.int64)}, cfg)[(2, 3)]
         return "convex" in e.reasons
 
-    sharp, blurred, apart = [6, 6, 100, 95, 5], [6, 6, 100, 88, 12], [6, 1, 100, 95, 5]
+    # (views seeing both, touching, contact px, convex px, concave px, pixels of the smaller
+    # ID over the views seeing both, over those touching)
+    sharp, blurred = [6, 6, 100, 95, 5, 600, 600], [6, 6, 100, 88, 12, 600, 600]
+    apart = [6, 1, 100, 95, 5, 600, 100]
     assert convex(sharp, convex_share_seen=0.8)
     assert not convex(sharp, convex_share_seen=1.01)  # the rule off: the 3D share decides
     assert not convex(blurred, convex_share_seen=0.8)  # the views' seam not sharp enough
     assert not convex(apart, convex_share_seen=0.8)  # seen together, touching in 1 of 6
+
+
+def test_views_showing_a_sliver_weigh_little_in_the_consensus():
+    """Two IDs touching in 2 of the 4 views that see both (below the consensus of 0.6) are
+    one object when those 2 views hold most of the smaller ID's pixels (a chair's seat seen
+    from behind: a sliver beside the back in the other views, where no seam can be seen), and
+    stay apart when the views that show them apart show them as well."""
+    from lift3d.associate.scene3d import judge_pairs
+
+    p, n, lab = _cuboid((0.0, 0.0, 0.0), (0.3, 0.3, 0.3), 2, hidden=((2, -1),))
+    lab = np.where(n[:, 2] > 0, 3, lab)
+    votes = _votes((p, n, lab))
+
+    def convex(row, **kw):
+        cfg = Scene3DConfig(attach=False, **kw)
+        e = judge_pairs(votes, {(2, 3): np.array(row, np.int64)}, cfg)[(2, 3)]
+        return "convex" in e.reasons
+
+    slivers_apart = [4, 2, 100, 97, 3, 2325, 1976]
+    evenly_apart = [4, 2, 100, 97, 3, 2400, 1200]
+    assert convex(slivers_apart)
+    assert not convex(slivers_apart, consensus_by_pixels=False)
+    assert not convex(evenly_apart)
 
 
 def test_the_two_faces_of_a_board_are_one_part_and_two_boxes_face_to_face_are_not():
@@ -313,9 +339,9 @@ def test_thin_faces_seen_together_but_apart_are_not_one_part():
         e = judge_pairs(votes, {(2, 3): np.array(row, np.int64)}, Scene3DConfig(attach=False))
         return "thin" in e[(2, 3)].reasons
 
-    assert thin([0, 0, 0, 0, 0])  # never seen together: the faces of one board
-    assert thin([1, 1, 1, 1, 0])  # seen together once, touching
-    assert not thin([1, 0, 0, 0, 0])  # seen together once, apart
+    assert thin([0, 0, 0, 0, 0, 0, 0])  # never seen together: the faces of one board
+    assert thin([1, 1, 1, 1, 0, 50, 50])  # seen together once, touching
+    assert not thin([1, 0, 0, 0, 0, 50, 0])  # seen together once, apart
 
 
 def test_a_short_lived_id_on_a_surface_another_id_won_is_absorbed():
