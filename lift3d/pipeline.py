@@ -197,11 +197,7 @@ def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: 
     cloud = None
     if fusion is not None:
         with timer("fuse"):
-            if fused is not None:  # the verdict the frames were given
-                cloud = fusion.cloud(labels=fused)
-            else:
-                lut = None if association is None else association.lut(max(log.ids, default=0))
-                cloud = fusion.cloud(lut)
+            cloud = fusion.cloud(labels=fused)  # the verdict the frames were given, if any
             write_ply(out / "cloud.ply", cloud)
         fusion = None  # its grid (area x IDs seen there) is in the cloud now: free it for H
     labels = _saved_labels(out, scene, cfg.max_side)
@@ -241,8 +237,8 @@ def associate_labels(associator, fusion, scene: Scene, geometry: Geometry, out: 
     ``cache/fused_labels.npz`` before any frame is rewritten). Object IDs are the smallest ID
     of their group, and a rerun projects the same saved verdict, so rewriting a frame twice
     changes nothing: a run killed half-way through resumes safely. Returns the association,
-    the fused labels (None when not projected), each frame's number of IDs after it and the
-    IDs left in all."""
+    the fused labels under the merges (the cloud's; None on 2D geometry), each frame's number
+    of IDs after it and the IDs left in all."""
     from tqdm.auto import tqdm
 
     path = out / "cache" / "association.json"
@@ -251,14 +247,16 @@ def associate_labels(associator, fusion, scene: Scene, geometry: Geometry, out: 
     else:
         association = associator.solve(fusion)
         write_json(path, association.to_json())
-    fused = None
-    if cfg.fused_labels and fusion is not None:
+    fused = to_frames = None
+    if fusion is not None:
         fpath = out / "cache" / "fused_labels.npz"
-        if fpath.is_file():  # a killed run's: its frames were (partly) projected already
+        if cfg.fused_labels and fpath.is_file():  # a killed run's: frames partly projected
             fused = FusedLabels.load(fpath)
         else:
             fused = fusion.labels(association.lut(0))  # IDs beyond it keep theirs
-            fused.save(fpath)
+            if cfg.fused_labels:
+                fused.save(fpath)
+        to_frames = fused if cfg.fused_labels else None
     ids_per_frame: list[int] = []
     all_ids: set[int] = set()
     for frame_name, t in tqdm(list(zip(scene.names, range(len(scene)))), desc="associate",
@@ -266,10 +264,10 @@ def associate_labels(associator, fusion, scene: Scene, geometry: Geometry, out: 
         p = out / "labels" / f"{frame_name}.png"
         labels = read_label_png(p)
         merged = apply_mapping(labels, association)
-        if fused is not None:  # at the working resolution, where the geometry is
-            merged = grow_labels(fused.project(shrink_labels(merged, max_side), geometry[t],
-                                               cfg.fused_min_area),
-                                 merged.shape)
+        working = shrink_labels(merged, max_side)
+        if to_frames is not None:  # at the working resolution, where the geometry is
+            working = to_frames.project(working, geometry[t], cfg.fused_min_area)
+            merged = grow_labels(working, merged.shape)
         if not np.array_equal(merged, labels):
             write_label_png(p, merged)
         ids = np.unique(merged)
@@ -277,7 +275,7 @@ def associate_labels(associator, fusion, scene: Scene, geometry: Geometry, out: 
         all_ids.update(ids[ids > 0].tolist())
         if overlays:
             _write_overlay(out / "overlays" / f"{frame_name}.png", scene.frames[t].image,
-                           shrink_labels(merged, max_side))
+                           working)
     return association, fused, ids_per_frame, all_ids
 
 
