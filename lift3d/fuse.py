@@ -281,17 +281,11 @@ class FusedLabels:
 
     def save(self, path: str | Path) -> None:
         """Write to ``path`` (.npz) atomically."""
-        from lift3d.io.atomic import write_with
+        from lift3d.io.atomic import write_npz
 
         wide = self.keys.dtype != np.int64
         keys = self.keys.view(np.uint8).reshape(len(self.keys), -1) if wide else self.keys
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as f:
-                np.savez(f, keys=keys, wide=wide, label=self.label, conf=self.conf,
-                         voxel=self.voxel)
-
-        write_with(path, write)
+        write_npz(path, keys=keys, wide=wide, label=self.label, conf=self.conf, voxel=self.voxel)
 
     @classmethod
     def load(cls, path: str | Path) -> FusedLabels:

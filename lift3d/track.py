@@ -550,18 +550,11 @@ def independent_labels(
 
 def save_state(path: str | Path, state: TrackState) -> None:
     """Write the state to ``path`` (.npz) atomically."""
-    from lift3d.io.atomic import write_with
+    from lift3d.io.atomic import write_npz
 
     labels = state.labels if state.labels is not None else np.zeros((0, 0), np.int32)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(
-                f, frame=state.frame, labels=labels, next_id=state.next_id, voxel=state.voxel,
-                **_packed("mem", state.memory), **_packed("firm", state.firm),
-            )
-
-    write_with(path, write)
+    write_npz(path, frame=state.frame, labels=labels, next_id=state.next_id, voxel=state.voxel,
+              **_packed("mem", state.memory), **_packed("firm", state.firm))
 
 
 def load_state(path: str | Path) -> TrackState:

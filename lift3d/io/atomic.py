@@ -117,6 +117,18 @@ def write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
         writer(tmp)
 
 
+def write_npz(path: str | Path, **arrays: Any) -> None:
+    """``np.savez`` of ``arrays`` onto ``path`` atomically (the name is kept as given: no
+    ``.npz`` is appended)."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: savez would append .npz to a name
+            np.savez(f, **arrays)
+
+    write_with(path, write)
+
+
 def _json_default(o: Any) -> Any:
     import numpy as np
 
