@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _io_scenes import PLANE_Z, backproject, plane_depth, texture, write_rgb, write_u16
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation, Slerp
 
@@ -212,6 +212,10 @@ unit_quats = st.lists(st.floats(-1, 1), min_size=4, max_size=4).filter(
 @settings(max_examples=100, deadline=None)
 @given(unit_quats, unit_quats, st.floats(0, 1))
 def test_slerp_matches_scipy(q0, q1, alpha):
+    # rotations 180 degrees apart (q0 . q1 = 0) have two shortest arcs: either is right, and
+    # which one the sign of a rounding error picks is no property (hypothesis found q0 =
+    # (0, 0, 1, e), q1 = (0, 0, -e, 1): ours and scipy's differ by 180 degrees there)
+    assume(abs(float(q0 @ q1)) > 1e-9)
     ours = Rotation.from_quat(slerp(q0[None], q1[None], np.array([alpha])))
     ref = Slerp([0, 1], Rotation.from_quat([q0, q1]))([alpha])
     assert (ours * ref.inv()).magnitude()[0] < 1e-6
