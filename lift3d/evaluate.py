@@ -282,7 +282,8 @@ def score_instances(run_dir: Path, gt, cfg: InstanceMetricsConfig) -> Instance3D
     cloud = read_ply(path)
     if len(cloud) == 0:
         return None
-    s = score_cloud(cloud.points, cloud.labels, cloud.label_conf, gt.points, gt.labels, cfg)
+    s = score_cloud(cloud.points, cloud.labels, cloud.label_conf, gt.points, gt.labels, cfg,
+                    cloud.instance_confidence())
     return Instance3DFigures.from_scores(s)
 
 
@@ -399,7 +400,8 @@ def markdown(results: EvalResults) -> str:
         f"segmenter {c['segmenter']}, geometry {c['geometry']}, association of `associated` "
         f"{c['associate']}, stride {c['stride']}, max frames {c['max_frames']}. "
         "AP: class-agnostic 3D AP, ScanNet's protocol (mean over IoU 0.50:0.90 as its script "
-        "computes it; AP50, AP25 at one threshold; unannotated points ignored). ID survival: "
+        "computes it; AP50, AP25 at one threshold; unannotated points ignored; instances ranked "
+        "by mean vote share x log(1 + observations)). ID survival: "
         "per-frame IoU with one ID per object for the whole sequence / with the best ID in each "
         "frame (at most 1). "
         "seqID = one predicted ID for the whole sequence (single-object protocol); the others "

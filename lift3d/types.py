@@ -326,3 +326,21 @@ class LabelledCloud:
 
     def __len__(self) -> int:
         return int(self.points.shape[0])
+
+    def instance_confidence(self) -> dict[int, float]:
+        """{label: confidence} of each labelled instance (label > 0): the mean ``label_conf``
+        of its points (how unanimously the views named them) times ``log(1 + sum n_obs)``
+        (how much they were seen: a fragment glimpsed in one frame ranks below an object
+        every view saw). The confidence a 3D instance benchmark ranks predictions by.
+        Tuning seeds 0-2, class-agnostic AP / AP50 of the same clouds: room preset
+        0.262 / 0.504 with the mean vote share alone, 0.346 / 0.581 with this; objects preset
+        0.917 / 1.000 and 0.920 / 1.000 (the share times the mean ``n_obs``: room 0.359 /
+        0.560, objects 0.905; times log(points): room 0.323 / 0.552)."""
+        lab = np.asarray(self.labels, np.int64)
+        ids, inv, cnt = np.unique(lab, return_inverse=True, return_counts=True)
+        inv = inv.ravel()
+        share = np.bincount(inv, np.asarray(self.label_conf, np.float64), len(ids)) / cnt
+        seen = np.bincount(inv, np.asarray(self.n_obs, np.float64), len(ids))
+        conf = share * np.log1p(seen)
+        return {int(i): float(c) for i, c in zip(ids.tolist(), conf.tolist(), strict=True)
+                if i > 0}

@@ -198,7 +198,8 @@ def test_scannet_style_scan_scores_like_the_ground_truth(synth_eval, tmp_path):
     keys = ("ap", "ap50", "ap25", "inst_miou", "n_gt", "n_pred", "n_found", "n_split", "n_merged")
     assert {k: got[k] for k in keys} == {k: want[k] for k in keys}
     cloud = read_ply(out / "scene0" / "tracked" / "cloud.ply")
-    direct = score_cloud(cloud.points, cloud.labels, cloud.label_conf, gt.points, gt.labels)
+    direct = score_cloud(cloud.points, cloud.labels, cloud.label_conf, gt.points, gt.labels,
+                         pred_conf=cloud.instance_confidence())
     assert got["ap"] == pytest.approx(direct.ap, abs=1e-6) and got["n_gt"] == direct.n_gt > 3
     assert got["ap50"] == pytest.approx(direct.ap50, abs=1e-6)
 

@@ -30,8 +30,9 @@ every instance in one class:
 * AP (``ap``) is the mean of the APs at IoU 0.50, 0.55, ..., 0.90: ScanNet's
   ``np.arange(0.5, 0.95, 0.05)``, which stops before 0.95 (the protocol is called 0.50:0.95);
   AP50 and AP25 are the APs at 0.5 and 0.25.
-* A prediction's confidence is the mean ``label_conf`` of its points (its size when none is
-  given). NaN AP without ground-truth instances; 0 with targets but no prediction.
+* A prediction's confidence is the one given for it (``pred_conf``: lift3d's clouds rank
+  their instances by :meth:`lift3d.types.LabelledCloud.instance_confidence`), else the mean
+  ``label_conf`` of its points, else its size. NaN AP without ground-truth instances; 0 with targets but no prediction.
 
 Beside AP, on the same IoU matrix: mean IoU (Hungarian matching with scipy
 ``linear_sum_assignment`` maximising the total IoU; each ground-truth instance scores its
@@ -137,16 +138,17 @@ def point_spacing(points: np.ndarray) -> float:
 def score_cloud(
     points: np.ndarray, labels: np.ndarray, label_conf: np.ndarray | None,
     gt_points: np.ndarray, gt_labels: np.ndarray, config: InstanceMetricsConfig | None = None,
+    pred_conf: dict[int, float] | None = None,
 ) -> InstanceScores:
     """Score a labelled cloud (points (N, 3), labels (N,) int, label_conf (N,) float or None)
     against labelled ground-truth points (gt_points (M, 3), gt_labels (M,) int, 0 = void):
     the ground truth is carried onto the cloud (module docstring), then
-    :func:`instance_metrics`."""
+    :func:`instance_metrics` (``pred_conf``: {label: confidence} of the predictions)."""
     cfg = config or InstanceMetricsConfig()
     check_shape("points", points, (None, 3), np.number)
     radius = cfg.radius_spacings * point_spacing(points)
     gt_on_cloud = transfer_labels(gt_points, np.asarray(gt_labels), points, radius)
-    return instance_metrics(labels, gt_on_cloud, label_conf, cfg)
+    return instance_metrics(labels, gt_on_cloud, label_conf, cfg, pred_conf)
 
 
 @dataclass
@@ -235,10 +237,13 @@ def instance_metrics(
     gt: np.ndarray,
     label_conf: np.ndarray | None = None,
     config: InstanceMetricsConfig | None = None,
+    pred_conf: dict[int, float] | None = None,
 ) -> InstanceScores:
     """Instance metrics of predicted labels (N,) int against ground-truth labels (N,) int on the
-    same points (0 = no instance / void); label_conf: optional (N,) float per-point confidence,
-    a prediction's confidence being the mean over its points (its size when None). Without a
+    same points (0 = no instance / void); pred_conf: optional {label: confidence} of the
+    predictions (every predicted label must have one); else label_conf: optional (N,) float
+    per-point confidence, a prediction's confidence being the mean over its points (its size
+    when None). Without a
     ground-truth instance (a cloud that sees no annotated object) the APs and mean IoU are NaN
     and n_gt is 0."""
     cfg = config or InstanceMetricsConfig()
@@ -252,7 +257,12 @@ def instance_metrics(
     pred, gt = pred.astype(np.int64), gt.astype(np.int64)
     ov = _overlaps(pred, gt, cfg.min_region_size)
     iou = ov.iou
-    if label_conf is not None:
+    if pred_conf is not None:
+        missing = [int(i) for i in ov.pred_ids if int(i) not in pred_conf]
+        if missing:
+            raise InputError(f"pred_conf has no confidence for predicted labels {missing[:5]}")
+        scores = np.array([pred_conf[int(i)] for i in ov.pred_ids], np.float64)
+    elif label_conf is not None:
         p_ids, p = dense_index(pred)
         mean_conf = np.bincount(p, weights=np.asarray(label_conf, np.float64)) / np.bincount(p)
         scores = mean_conf[np.searchsorted(p_ids, ov.pred_ids)]

@@ -238,7 +238,7 @@ def quality_figures(labels: Sequence[np.ndarray], gt: Sequence[np.ndarray], clou
                                          F={k: _num(v) for k, v in d.F.items()}, JF=_num(d.JF))
     if cloud is not None and gt_points is not None and len(cloud):
         s3 = instance3d.score_cloud(cloud.points, cloud.labels, cloud.label_conf, gt_points,
-                                    gt_point_labels)
+                                    gt_point_labels, pred_conf=cloud.instance_confidence())
         q.instances_3d = Instance3DFigures.from_scores(s3)
     return q
 

@@ -215,3 +215,54 @@ def test_fused_ground_truth_scores_near_one():
                          scene.gt_point_labels)
     assert merged.merged == ids.size // 2 and merged.n_pred == -(-ids.size // 2)
     assert merged.ap50 <= 0.75 and merged.ap < s.ap - 0.3
+
+
+def test_given_instance_confidences_rank_the_predictions():
+    """pred_conf ranks the predictions instead of the points' mean label_conf: the merged pair
+    with the confidences swapped scores as per-point confidences giving the swapped values;
+    a predicted label without a confidence is an error."""
+    from lift3d.errors import InputError
+
+    pred, gt, conf = _merged_pair()  # per point: 7 at 0.9, 8 at 0.8
+    swapped = instance_metrics(pred, gt, conf, ONE, pred_conf={7: 0.8, 8: 0.9})
+    want = instance_metrics(pred, gt, _conf(pred, {7: 0.8, 8: 0.9}), ONE)
+    assert swapped.ap_at == pytest.approx(want.ap_at)
+    # t >= 0.7: C's true positive (8) now ranks above the false positive (7):
+    # (p, r) = (1/2, 1/3) at 0.8, (1, 1/3) at 0.9, (1, 0); widths 0, 1/6, 1/6 -> 1/3
+    assert swapped.ap_at[0.9] == pytest.approx(1 / 3)
+    base = instance_metrics(pred, gt, conf, ONE)
+    assert base.ap_at[0.9] == pytest.approx(1 / 12)
+    with pytest.raises(InputError, match="no confidence"):
+        instance_metrics(pred, gt, conf, ONE, pred_conf={7: 0.5})
+
+
+def test_cloud_instance_confidence_ranks_a_glimpsed_fragment_last():
+    """LabelledCloud.instance_confidence = mean vote share x log(1 + observations): by hand on
+    four points, and on a cloud where a fragment seen once with a unanimous vote would rank
+    first by its vote share alone (a false positive ahead of the objects)."""
+    from lift3d.types import LabelledCloud
+
+    def cloud(labels, share, n_obs):
+        n = len(labels)
+        return LabelledCloud(np.zeros((n, 3), np.float32), np.zeros((n, 3), np.uint8),
+                             np.zeros((n, 3), np.float32), np.asarray(labels, np.int32),
+                             np.asarray(share, np.float32), np.asarray(n_obs, np.int32))
+
+    c = cloud([1, 1, 2, 0], [1.0, 0.5, 1.0, 0.3], [3, 5, 1, 9])
+    got = c.instance_confidence()
+    assert set(got) == {1, 2}
+    assert got[1] == pytest.approx(0.75 * np.log(9)) and got[2] == pytest.approx(np.log(2))
+    # GT: A, B (200 points each), C (150); predicted A, B exactly (share 0.9, seen 10 times
+    # per point), C as 100 points (0.8, 8 times) and a fragment of 50 (1.0, once)
+    gt = np.repeat([1, 2, 3], [200, 200, 150])
+    pred = np.repeat([5, 6, 7, 8], [200, 200, 100, 50])
+    share = np.repeat([0.9, 0.9, 0.8, 1.0], [200, 200, 100, 50])
+    n_obs = np.repeat([10, 10, 8, 1], [200, 200, 100, 50])
+    c = cloud(pred, share, n_obs)
+    conf = c.instance_confidence()
+    assert conf[8] < min(conf[5], conf[6], conf[7])
+    by_share = instance_metrics(pred, gt, c.label_conf, ONE)
+    by_instance = instance_metrics(pred, gt, c.label_conf, ONE, pred_conf=conf)
+    # at IoU 0.5 the fragment (IoU 1/3 with C) is a false positive: ranked first by its
+    # share it costs precision at every recall, ranked last it costs none
+    assert by_instance.ap50 == pytest.approx(1.0) and by_share.ap50 < 0.9
