@@ -32,7 +32,8 @@ every instance in one class:
   AP50 and AP25 are the APs at 0.5 and 0.25.
 * A prediction's confidence is the one given for it (``pred_conf``: lift3d's clouds rank
   their instances by :meth:`lift3d.types.LabelledCloud.instance_confidence`), else the mean
-  ``label_conf`` of its points, else its size. NaN AP without ground-truth instances; 0 with targets but no prediction.
+  ``label_conf`` of its points, else its size. NaN AP without ground-truth instances; 0
+  with targets but no prediction.
 
 Beside AP, on the same IoU matrix: mean IoU (Hungarian matching with scipy
 ``linear_sum_assignment`` maximising the total IoU; each ground-truth instance scores its
