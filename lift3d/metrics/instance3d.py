@@ -244,9 +244,8 @@ def instance_metrics(
     same points (0 = no instance / void); pred_conf: optional {label: confidence} of the
     predictions (every predicted label must have one); else label_conf: optional (N,) float
     per-point confidence, a prediction's confidence being the mean over its points (its size
-    when None). Without a
-    ground-truth instance (a cloud that sees no annotated object) the APs and mean IoU are NaN
-    and n_gt is 0."""
+    when None). Without a ground-truth instance (a cloud that sees no annotated object) the
+    APs and mean IoU are NaN and n_gt is 0."""
     cfg = config or InstanceMetricsConfig()
     pred, gt = np.asarray(pred), np.asarray(gt)
     check_shape("gt", gt, (None,), np.integer)
