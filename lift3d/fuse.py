@@ -17,6 +17,7 @@ import numpy as np
 
 from lift3d.geometry.voxels import (
     KEY_OFFSET,
+    find_sorted,
     in_key_range,
     pack_keys,
     scene_scale,
@@ -95,9 +96,7 @@ class FuseAccumulator:
         """Slots of ``new`` keys (any order, repeats); unseen keys get the next slots.
         Returns (slot per new key, updated sorted keys, their slots, slot count)."""
         uk, inv = np.unique(new, return_inverse=True)
-        pos = np.searchsorted(keys, uk)
-        found = pos < len(keys)
-        found[found] = keys[pos[found]] == uk[found]
+        pos, found = find_sorted(keys, uk)
         us = np.empty(len(uk), np.int64)
         us[found] = slot[pos[found]]
         fresh = ~found
@@ -186,7 +185,10 @@ class FuseAccumulator:
         the votes are counted under the new labels, as if every frame had carried them (equal
         up to the order of float additions) (IDs at or beyond ``len(lut)`` keep theirs).
         """
-        v = self.votes()
+        return self._labels(self.votes(), lut)
+
+    def _labels(self, v: FusedVotes, lut: np.ndarray | None) -> FusedLabels:
+        """:meth:`labels` from this fusion's votes ``v`` (read once by the caller)."""
         pg, pl, pw = v.pair_voxel, v.pair_label, v.pair_weight
         if lut is not None and len(pl):
             inside = pl < len(lut)
@@ -208,7 +210,7 @@ class FuseAccumulator:
         if len(self._n) == 0:
             return _empty_cloud()
         v = self.votes()
-        fused = self.labels(lut) if labels is None else labels
+        fused = self._labels(v, lut) if labels is None else labels
         if len(fused.label) != len(v.n_obs):
             raise ValueError(f"fused labels of {len(fused.label)} voxels for a fusion of "
                              f"{len(v.n_obs)}")
@@ -247,9 +249,7 @@ class FusedLabels:
         else:
             inside = np.ones(len(q), bool)
             keys = wide_keys(q)
-        pos = np.searchsorted(self.keys, keys)
-        found = pos < len(self.keys)
-        found[found] = self.keys[pos[found]] == keys[found]
+        pos, found = find_sorted(self.keys, keys)
         idx = np.flatnonzero(inside)[found]
         out[idx] = self.label[pos[found]]
         return out

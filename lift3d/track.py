@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from lift3d.cameras import camera_depth
-from lift3d.geometry.voxels import scene_scale, voxel_keys
+from lift3d.geometry.voxels import find_sorted, scene_scale, voxel_keys
 from lift3d.segment.base import Mask, Segmenter, depth_kwargs
 from lift3d.types import Geometry, PointMaps
 
@@ -348,10 +348,8 @@ def reidentify(
         mem = (state.firm if i in firm else state.memory).get(i)
         if mem is None:
             continue
-        # keys and memories are sorted and unique: a binary search per key is np.isin's
-        # answer at a cost that does not grow with the memory (which grows with the IDs)
-        at = np.searchsorted(mem, keys).clip(max=max(mem.size - 1, 0))
-        share = (mem[at] == keys).mean() if mem.size else 0.0
+        # keys and memories are sorted and unique (the memory grows with the IDs)
+        share = find_sorted(mem, keys)[1].mean()
         if share >= best_share:
             best, best_share = i, share
     return best
