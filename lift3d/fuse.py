@@ -89,6 +89,7 @@ class FuseAccumulator:
         self._pair_keys = np.zeros(0, np.int64)  # sorted slot << 32 | label ...
         self._pair_slot = np.zeros(0, np.int64)
         self._pair_w = np.zeros(0, np.float64)
+        self._votes: FusedVotes | None = None  # votes() since the last add
 
     @staticmethod
     def _lookup(keys: np.ndarray, slot: np.ndarray, n_slots: int, new: np.ndarray
@@ -119,6 +120,7 @@ class FuseAccumulator:
         int, weights (N,) >= 0."""
         if len(points) == 0:
             return
+        self._votes = None
         pts = np.asarray(points, np.float64)
         q = voxel_index(pts, self.voxel)
         if self._keys.dtype == np.int64 and not in_key_range(q):
@@ -159,7 +161,13 @@ class FuseAccumulator:
 
     def votes(self) -> FusedVotes:
         """Every occupied voxel (lexicographic voxel order, before the ``min_obs`` filter) and
-        its per-label vote weights: what the association stage reads."""
+        its per-label vote weights: what the association stage reads. Built once after the
+        last :meth:`add` (the association, the fused labels and the cloud all read them)."""
+        if self._votes is None:
+            self._votes = self._build_votes()
+        return self._votes
+
+    def _build_votes(self) -> FusedVotes:
         order = self._slot  # slots in sorted-key order
         rank = np.empty(len(order), np.int64)
         rank[order] = np.arange(len(order))
