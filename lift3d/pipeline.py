@@ -68,11 +68,13 @@ class RunReport:
     consistency: dict = field(default_factory=dict)
     quality: dict | None = None
     association: dict | None = None
+    instances: list | None = None
+    """The fused cloud's instances, most confident first (:meth:`LabelledCloud.instances`)."""
     timings_s: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         d = asdict(self)
-        for k in ("cloud_points", "quality", "association"):
+        for k in ("cloud_points", "quality", "association", "instances"):
             if d[k] is None:
                 d.pop(k)
         return d
@@ -208,6 +210,7 @@ def _run_segment(scene: Scene, scene_dir: str | Path, out_dir: str | Path, cfg: 
         ids_per_frame=float(np.mean(log.ids_per_frame)) if log.ids_per_frame else 0.0,
         cloud_points=None if cloud is None else len(cloud),
         association=None if association is None else association.to_json(),
+        instances=None if cloud is None else cloud.instances(),
     )
     with timer("metric"):
         from lift3d.metrics.quality import measure_consistency

@@ -78,6 +78,15 @@ def test_output_folder(runs, scene0):
     assert report["consistency"]["H"] == tracked["consistency"]["H"]
     assert {"load", "geometry", "track", "fuse", "metric"} <= set(report["timings_s"])
     assert (run / "overlays" / "strip.png").is_file()
+    # every instance of the cloud, most confident first, with the confidence a benchmark
+    # ranks it by: what the saved cloud gives
+    rows = report["instances"]
+    conf = cloud.instance_confidence()
+    assert [r["id"] for r in rows] == sorted(conf, key=lambda i: (-conf[i], i))
+    assert [r["confidence"] for r in rows] == pytest.approx([conf[r["id"]] for r in rows])
+    labelled = cloud.labels[cloud.labels > 0]
+    assert [r["points"] for r in rows] == [int((labelled == r["id"]).sum()) for r in rows]
+    assert sum(r["observations"] for r in rows) == int(cloud.n_obs[cloud.labels > 0].sum())
 
 
 def test_killed_run_resumes_where_it_stopped(scene0, runs, tmp_path):
