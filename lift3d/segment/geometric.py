@@ -20,7 +20,9 @@ Per image and depth map, once (cached for the last pair seen, like SAM's embeddi
    towards the camera.
 2. **Fine regions**: Felzenszwalb-Huttenlocher graph segmentation of a feature image that
    stacks colour, normal and log-depth channels: superpixels that stop at colour, crease and
-   depth edges alike.
+   depth edges alike; then cut where the inverse depth breaks between two pixels
+   (``split_jump_rel``), which Felzenszwalb's smoothing and minimum size let a region run
+   over when the surface in front is a few pixels wide (a shelf's edge before the wall).
 3. **Boundary evidence**: every pair of 4-neighbour pixels (p, q) on the boundary of two fine
    regions is probed ``probe_px`` pixels inside each side (p', q'; nearer where the region is
    thinner, so the evidence is about these two regions), away from the smoothed normals of
@@ -120,16 +122,17 @@ class GeometricConfig(ClassicalConfig):
     no limit 0.904 / 0.656, 197 / 0.77; 90: 0.912 / 0.693, 184 / 0.79; 60: 0.922 / 0.718,
     183 / 0.81; 45: 0.927 / 0.719, 230 / 0.71 (real normals are noisier: a tighter limit
     leaves them unsmoothed and fragments real surfaces)."""
-    split_jump_rel: float = 0.0
+    split_jump_rel: float = 0.03
     """The fine regions are cut where the inverse depth breaks between neighbouring pixels
-    by more than this share (:func:`split_at_jumps`); 0: off. Off by default: at 0.03 a
-    shelf's 3-pixel front edge is no longer given to the wall behind it (room seed 2, frame
-    8: shelf pixels in masks mostly not the shelf 166 -> 55) and the tracked labels gain on
-    the tuning seeds 0-2 (room: sequence IoU 0.554 -> 0.592, H 0.776 -> 0.793; objects:
-    associated sequence IoU 0.956 -> 0.971, AP 0.918 -> 0.941), but the room preset's
-    associated labels lose (sequence IoU 0.677 -> 0.653, AP50 0.581 -> 0.535: two boxes side
-    by side joined by one superpoint, a box joined to a wall piece by a convex seam); 0.05:
-    room associated 0.627. The association's rules were tuned on the unsplit masks."""
+    by more than this share (:func:`split_at_jumps`); 0: off. A shelf's 3-pixel front edge
+    is then no longer given to the wall behind it (room seed 2, frame 8: shelf pixels in
+    masks mostly not the shelf 166 -> 55). Tracked sequence IoU, off -> 0.03, room preset:
+    seeds 0-2 0.554 -> 0.592, 10-12 0.533 -> 0.583, 20-22 0.493 -> 0.531. Associated,
+    sequence IoU / AP50: seeds 0-2 0.677 / 0.581 -> 0.653 / 0.535 (two boxes side by side
+    joined by one superpoint, a box joined to a wall piece by a convex seam), 10-12 0.650 /
+    0.593 -> 0.699 / 0.634, 20-22 (never looked at before this choice) 0.640 / 0.595 -> 0.675
+    / 0.579; objects preset seeds 0-2 0.956 / 1.0 -> 0.971 / 1.0. Chosen on seeds 0-2 and
+    10-12 together; 0.05: room seeds 0-2 associated 0.627."""
     probe_px: int = 4
     """Boundary evidence is read this many pixels inside each region (beyond the normal
     smoothing's reach across the boundary)."""
