@@ -128,7 +128,7 @@ class GeometricConfig(ClassicalConfig):
     is then no longer given to the wall behind it (room seed 2, frame 8: shelf pixels in
     masks mostly not the shelf 166 -> 55). Tracked sequence IoU, off -> 0.03, room preset:
     seeds 0-2 0.554 -> 0.592, 10-12 0.533 -> 0.583, 20-22 0.493 -> 0.531. Associated,
-    sequence IoU / AP50: seeds 0-2 0.677 / 0.581 -> 0.653 / 0.535 (two boxes side by side
+    sequence IoU / AP50: seeds 0-2 0.677 / 0.581 -> 0.653 / 0.536 (two boxes side by side
     joined by one superpoint, a box joined to a wall piece by a convex seam), 10-12 0.650 /
     0.593 -> 0.699 / 0.634, 20-22 (never looked at before this choice) 0.640 / 0.595 -> 0.675
     / 0.579; objects preset seeds 0-2 0.956 / 1.0 -> 0.971 / 1.0. Chosen on seeds 0-2 and
