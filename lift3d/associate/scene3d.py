@@ -25,6 +25,9 @@ streamed voxel cloud:
   surfaces, so a box on a table (the table's side of the seam faces up) is never taken for
   one. Up is the floor's normal (structure, oriented towards the cameras), found near the
   cameras' average up; never read from the data's axes.
+* **Held parts** (gravity again): nothing rests on a vertical surface, so a part whose upward
+  and downward faces both meet another's side-facing surface at concave creases is held by
+  it: a shelf's board between its sides, a seat against a chair's back.
 * **Thin parts**: a board seen from both sides (a shelf's side panel, a chair's back) gets
   one ID per face; the faces lie a few voxels apart with opposed normals facing away from
   each other, which two separate objects cannot show (their facing sides face each other).
@@ -449,6 +452,8 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
     up = gravity(lab, votes, shapes, structure, cam_up, cfg) if cfg.attach else None
     hanging = (attachments(lab, votes, graph, cross, pinv, len(pk), up, cfg)
                if up is not None else np.zeros(len(pk), bool))
+    holding = (holdings(lab, votes, graph, cross, pinv, len(pk), up, cfg)
+               if up is not None and cfg.held_min_edges > 0 else np.zeros(len(pk), bool))
 
     # superpoints: shared homes
     pos = votes.pair_label > 0
@@ -534,6 +539,8 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
         e.figures["convex_3d_ok"] = nc / c >= cfg.convex_share
         if hanging[pos_of[k]]:
             e.reasons.append("attached")
+        if holding[pos_of[k]] and max(shapes[a].extent, shapes[b].extent) <= cfg.thin_max_extent:
+            e.reasons.append("held")
         no = float(n_opposed[pos_of[k]])
         e.figures["opposed_share"] = round(no / c, 3)
         if (cfg.thin_share <= 1 and no >= cfg.min_boundary and no / c >= cfg.thin_share
@@ -577,7 +584,8 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
                     and share2d >= cfg.convex_share_2d_sharp))
             if not keep:
                 e.reasons.remove("convex")
-        for rule, least in (("attached", cfg.min_covisible), ("thin", cfg.thin_min_covisible)):
+        for rule, least in (("attached", cfg.min_covisible), ("held", cfg.min_covisible),
+                            ("thin", cfg.thin_min_covisible)):
             if (rule in e.reasons and row[_COVIS] >= least
                     and not _agree(row, cfg.consensus, cfg)):
                 # parts of one object touch in most views that see both
@@ -611,6 +619,38 @@ def gravity(lab: np.ndarray, votes, shapes: dict[int, IdShape], structure: set[i
         if float(n @ cam) >= cfg.gravity_cos and s.n > size:
             best, size = n / np.linalg.norm(n), s.n
     return best
+
+
+def holdings(lab: np.ndarray, votes, graph: VoxelGraph, cross: np.ndarray,
+             pinv: np.ndarray, n_pairs: int, up: np.ndarray, cfg: Scene3DConfig
+             ) -> np.ndarray:
+    """(n_pairs,) bool per pair of IDs across the 3D boundary: one ID (a board) ends against
+    the other's side-facing surface (a panel) with concave creases both above it (its
+    upward face meets the panel) and below it (its downward face meets the panel): a shelf's
+    board between its sides or against its back, a seat against a chair's back. Nothing
+    rests on a vertical surface, so a part held there from above and below belongs to it;
+    an object standing on a support shows no downward face at the panel (two boxes side by
+    side, a box on a board against the back panel)."""
+    e = graph.edges[cross]
+    concave = (graph.conv[cross] < 0) & (graph.dot[cross] <= cfg.flat_dot)
+    la, lb = lab[e[:, 0]], lab[e[:, 1]]
+    v_lo = np.where(la < lb, e[:, 0], e[:, 1])
+    v_hi = np.where(la < lb, e[:, 1], e[:, 0])
+    nu = votes.normals @ up
+    known = np.abs(votes.normals).sum(1) > 0
+    upw, down = known & (nu > cfg.attach_cos), known & (nu < -cfg.attach_cos)
+    side = known & (np.abs(nu) <= cfg.attach_cos)
+    inv = pinv.ravel()
+
+    def count(m):
+        return np.bincount(inv, m.astype(np.float64), n_pairs)
+
+    def board_in_panel(board, panel):
+        above = count(concave & upw[board] & side[panel])
+        below = count(concave & down[board] & side[panel])
+        return (above >= cfg.held_min_edges) & (below >= cfg.held_min_edges)
+
+    return board_in_panel(v_lo, v_hi) | board_in_panel(v_hi, v_lo)
 
 
 def attachments(lab: np.ndarray, votes, graph: VoxelGraph, cross: np.ndarray,

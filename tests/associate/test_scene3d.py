@@ -405,3 +405,44 @@ def test_boxes_side_by_side_in_one_superpoint_stay_apart_at_a_concave_seam():
 
     assert links(replace(coarse, sp_concave_veto=0.0)) == [(BOX_A, BOX_B, ["superpoints"])]
     assert links(coarse) == []  # vetoed: the seam's convex share (0.45) is below 0.55
+
+
+SIDE_L, SIDE_R, BOARD, BACK, LOW_BOX, HIGH_BOX = 11, 12, 13, 14, 15, 16
+
+
+def _shelf():
+    """A floor, a shelf of two 2 cm side panels, a 1.2 cm back panel and one board between
+    them (one ID each; the faces where parts meet hidden), and beside it two boxes standing
+    on the floor side by side, 30 and 45 cm tall."""
+    floor = _face((-1.0, -1.0, 0.0), (1.5, 1.0, 0.0), 2, 1)
+    x, y = floor[0][:, 0], floor[0][:, 1]
+    keep = ~((x > -0.41) & (x < 0.41) & (y > -0.01) & (y < 0.31))  # under the shelf
+    keep &= ~((x > 0.69) & (x < 1.16) & (np.abs(y) < 0.16))  # under the boxes
+    parts = [(floor[0][keep], floor[1][keep], np.full(int(keep.sum()), FLOOR_ID))]
+    parts.append(_cuboid((-0.40, 0.0, 0.0), (-0.38, 0.3, 1.0), SIDE_L, hidden=((2, -1),)))
+    parts.append(_cuboid((0.38, 0.0, 0.0), (0.40, 0.3, 1.0), SIDE_R, hidden=((2, -1),)))
+    parts.append(_cuboid((-0.38, 0.0, 0.0), (0.38, 0.012, 1.0), BACK,
+                         hidden=((2, -1), (0, -1), (0, 1))))
+    parts.append(_cuboid((-0.38, 0.012, 0.48), (0.38, 0.3, 0.5), BOARD,
+                         hidden=((0, -1), (0, 1), (1, -1))))
+    parts.append(_cuboid((0.7, -0.15, 0.0), (0.9, 0.15, 0.3), LOW_BOX, hidden=((2, -1), (0, 1))))
+    parts.append(_cuboid((0.9, -0.15, 0.0), (1.15, 0.15, 0.45), HIGH_BOX,
+                         hidden=((2, -1), (0, -1))))
+    return _votes(*parts)
+
+
+def test_a_board_held_between_panels_is_one_shelf_and_boxes_side_by_side_are_not():
+    """The ``held`` rule: the board's top and underside both meet the side panels and the
+    back panel (facing sideways) at concave creases, and nothing rests on a vertical
+    surface, so the board, the sides and the back are one shelf. The lower box's top meets
+    the higher box's side concavely too, but no downward face does: two objects. Without
+    the rule the shelf stays in parts (its seams are concave)."""
+    votes = _shelf()
+    mapping, links = _groups(votes, (0.0, 0.0, 1.0))
+    shelf = {mapping.get(i, i) for i in (SIDE_L, SIDE_R, BOARD, BACK)}
+    assert len(shelf) == 1, [(e.a, e.b, e.reasons) for e in links]
+    assert any("held" in e.reasons for e in links)
+    for other in (LOW_BOX, HIGH_BOX, FLOOR_ID):
+        assert mapping.get(other, other) == other, [(e.a, e.b, e.reasons) for e in links]
+    mapping, _ = _groups(votes, (0.0, 0.0, 1.0), Scene3DConfig(held_min_edges=0))
+    assert mapping.get(BOARD, BOARD) == BOARD, mapping
