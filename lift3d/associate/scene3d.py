@@ -450,10 +450,12 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
                 if c >= cfg.min_boundary}
     structure = structure_ids(shapes, touching, votes.voxel, cfg)
     up = gravity(lab, votes, shapes, structure, cam_up, cfg) if cfg.attach else None
-    hanging = (attachments(lab, votes, graph, cross, pinv, len(pk), up, cfg)
-               if up is not None else np.zeros(len(pk), bool))
-    holding = (holdings(lab, votes, graph, cross, pinv, len(pk), up, cfg)
-               if up is not None and cfg.held_min_edges > 0 else np.zeros(len(pk), bool))
+    hanging = holding = np.zeros(len(pk), bool)
+    if up is not None:
+        sides = _seam_sides(lab, votes, graph, cross, up, cfg)
+        hanging = attachments(sides, pinv, len(pk), cfg)
+        if cfg.held_min_edges > 0:
+            holding = holdings(sides, graph, cross, pinv, len(pk), cfg)
 
     # superpoints: shared homes
     pos = votes.pair_label > 0
@@ -621,60 +623,75 @@ def gravity(lab: np.ndarray, votes, shapes: dict[int, IdShape], structure: set[i
     return best
 
 
-def holdings(lab: np.ndarray, votes, graph: VoxelGraph, cross: np.ndarray,
-             pinv: np.ndarray, n_pairs: int, up: np.ndarray, cfg: Scene3DConfig
-             ) -> np.ndarray:
-    """(n_pairs,) bool per pair of IDs across the 3D boundary: one ID (a board) ends against
+@dataclass
+class _SeamSides:
+    """The two ends of each 3D seam edge (the graph's edges between two IDs): ``lo`` / ``hi``
+    (E,) the voxel on the pair's smaller / larger ID's side; per voxel (V,) bool whether its
+    normal is known and faces ``up``, ``down`` (within acos(``attach_cos``) of up, of -up) or
+    sideways (``side``: neither); ``height`` (V,) along up, in voxels."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    known: np.ndarray
+    up: np.ndarray
+    down: np.ndarray
+    side: np.ndarray
+    height: np.ndarray
+
+
+def _seam_sides(lab: np.ndarray, votes, graph: VoxelGraph, cross: np.ndarray,
+                up: np.ndarray, cfg: Scene3DConfig) -> _SeamSides:
+    """:class:`_SeamSides` of the seam edges ``cross`` (bool over the graph's edges) between
+    the IDs ``lab`` (V,) of the voxels of ``votes``, with ``up`` the unit up vector."""
+    e = graph.edges[cross]
+    la, lb = lab[e[:, 0]], lab[e[:, 1]]
+    nu = votes.normals @ up
+    known = np.abs(votes.normals).sum(1) > 0
+    return _SeamSides(
+        lo=np.where(la < lb, e[:, 0], e[:, 1]), hi=np.where(la < lb, e[:, 1], e[:, 0]),
+        known=known, up=known & (nu > cfg.attach_cos), down=known & (nu < -cfg.attach_cos),
+        side=known & (np.abs(nu) <= cfg.attach_cos), height=votes.points @ up / votes.voxel)
+
+
+def holdings(sides: _SeamSides, graph: VoxelGraph, cross: np.ndarray, pinv: np.ndarray,
+             n_pairs: int, cfg: Scene3DConfig) -> np.ndarray:
+    """(n_pairs,) bool per pair of IDs across the 3D boundary (``sides``: its edges' ends,
+    ``cross``: which of the graph's edges they are, ``pinv``: each one's pair): one ID (a board) ends against
     the other's side-facing surface (a panel) with concave creases both above it (its
     upward face meets the panel) and below it (its downward face meets the panel): a shelf's
     board between its sides or against its back, a seat against a chair's back. Nothing
     rests on a vertical surface, so a part held there from above and below belongs to it;
     an object standing on a support shows no downward face at the panel (two boxes side by
     side, a box on a board against the back panel)."""
-    e = graph.edges[cross]
     concave = (graph.conv[cross] < 0) & (graph.dot[cross] <= cfg.flat_dot)
-    la, lb = lab[e[:, 0]], lab[e[:, 1]]
-    v_lo = np.where(la < lb, e[:, 0], e[:, 1])
-    v_hi = np.where(la < lb, e[:, 1], e[:, 0])
-    nu = votes.normals @ up
-    known = np.abs(votes.normals).sum(1) > 0
-    upw, down = known & (nu > cfg.attach_cos), known & (nu < -cfg.attach_cos)
-    side = known & (np.abs(nu) <= cfg.attach_cos)
     inv = pinv.ravel()
 
     def count(m):
         return np.bincount(inv, m.astype(np.float64), n_pairs)
 
     def board_in_panel(board, panel):
-        above = count(concave & upw[board] & side[panel])
-        below = count(concave & down[board] & side[panel])
+        above = count(concave & sides.up[board] & sides.side[panel])
+        below = count(concave & sides.down[board] & sides.side[panel])
         return (above >= cfg.held_min_edges) & (below >= cfg.held_min_edges)
 
-    return board_in_panel(v_lo, v_hi) | board_in_panel(v_hi, v_lo)
+    return board_in_panel(sides.lo, sides.hi) | board_in_panel(sides.hi, sides.lo)
 
 
-def attachments(lab: np.ndarray, votes, graph: VoxelGraph, cross: np.ndarray,
-                pinv: np.ndarray, n_pairs: int, up: np.ndarray, cfg: Scene3DConfig
+def attachments(sides: _SeamSides, pinv: np.ndarray, n_pairs: int, cfg: Scene3DConfig
                 ) -> np.ndarray:
-    """(n_pairs,) bool per pair of IDs across the 3D boundary (``cross``: the graph's edges
-    between two IDs, ``pinv``: each one's pair): one ID's seam faces down and the other's
-    meets it from below with its side (see :class:`Scene3DConfig`, ``attach_*``)."""
-    e = graph.edges[cross]
-    la, lb = lab[e[:, 0]], lab[e[:, 1]]
-    v_lo = np.where(la < lb, e[:, 0], e[:, 1])  # the pair's smaller ID's end of each edge
-    v_hi = np.where(la < lb, e[:, 1], e[:, 0])
-    nu = votes.normals @ up
-    known = np.abs(votes.normals).sum(1) > 0
-    h = votes.points @ up / votes.voxel
+    """(n_pairs,) bool per pair of IDs across the 3D boundary (``sides``: its edges' ends,
+    ``pinv``: each one's pair): one ID's seam faces down and the other's meets it from below
+    with its side (see :class:`Scene3DConfig`, ``attach_*``)."""
+    h = sides.height
     inv = pinv.ravel()
 
     def side_stats(v):
-        kn = np.bincount(inv, known[v].astype(np.float64), n_pairs)
-        down = np.bincount(inv, (known[v] & (nu[v] < -cfg.attach_cos)).astype(np.float64), n_pairs)
-        side = np.bincount(inv, (known[v] & (np.abs(nu[v]) <= cfg.attach_cos)).astype(np.float64),
-                           n_pairs)
+        kn = np.bincount(inv, sides.known[v].astype(np.float64), n_pairs)
+        down = np.bincount(inv, sides.down[v].astype(np.float64), n_pairs)
+        side = np.bincount(inv, sides.side[v].astype(np.float64), n_pairs)
         return down / np.maximum(kn, 1), side / np.maximum(kn, 1), kn > 0
 
+    v_lo, v_hi = sides.lo, sides.hi
     d_lo, s_lo, k_lo = side_stats(v_lo)
     d_hi, s_hi, k_hi = side_stats(v_hi)
     dz = np.bincount(inv, h[v_lo] - h[v_hi], n_pairs) / np.maximum(np.bincount(inv, None, n_pairs), 1)
