@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from lift3d.geometry.voxels import (
-    KEY_OFFSET,
     find_sorted,
     in_key_range,
     pack_keys,
+    rows_in_key_range,
     scene_scale,
     unpack_keys,
     voxel_index,
@@ -252,7 +252,7 @@ class FusedLabels:
             return out
         q = voxel_index(np.asarray(points, np.float64), self.voxel)  # as fusion keyed them
         if self.keys.dtype == np.int64:
-            inside = np.all((q >= -KEY_OFFSET) & (q < KEY_OFFSET), axis=1)
+            inside = rows_in_key_range(q)
             keys = pack_keys(q[inside])
         else:
             inside = np.ones(len(q), bool)

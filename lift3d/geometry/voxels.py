@@ -39,6 +39,12 @@ def in_key_range(q: np.ndarray) -> bool:
     return not len(q) or (q.min() >= -KEY_OFFSET and q.max() < KEY_OFFSET)
 
 
+def rows_in_key_range(q: np.ndarray) -> np.ndarray:
+    """(N,) bool: which voxel indices of ``q`` (N, 3) fit the packing of :func:`pack_keys`
+    (:func:`in_key_range` asks it of all at once)."""
+    return np.all((q >= -KEY_OFFSET) & (q < KEY_OFFSET), axis=1)
+
+
 def wide_keys(q: np.ndarray) -> np.ndarray:
     """(N,) 24-byte keys of (N, 3) int64 voxel indices of any range, ordered (by bytes) in
     the same lexicographic (x, y, z) order as :func:`pack_keys`; for scenes whose points span
