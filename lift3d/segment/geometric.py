@@ -441,11 +441,9 @@ def depth_jump_links(z: np.ndarray, trusted: np.ndarray, rel: float
     def along(d: np.ndarray, ok: np.ndarray) -> np.ndarray:  # links along axis 1
         s = d[:, 1:] - d[:, :-1]
         tol = rel * np.maximum(d[:, 1:], d[:, :-1])
-        big = np.full(s.shape, np.inf, np.float32)
-        prev = big.copy()
-        prev[:, 1:] = np.abs(s[:, 1:] - s[:, :-1])
-        nxt = big.copy()
-        nxt[:, :-1] = np.abs(s[:, :-1] - s[:, 1:])
+        change = np.abs(np.diff(s, axis=1))  # between link j and link j + 1
+        none = np.full((len(s), 1), np.inf, np.float32)  # no link beyond the border
+        prev, nxt = np.hstack([none, change]), np.hstack([change, none])
         both = np.isfinite(prev) | np.isfinite(nxt)
         brk = (prev > tol) & (nxt > tol) & both
         return brk & ok[:, 1:] & ok[:, :-1]
