@@ -61,13 +61,25 @@ _N_COUNTERS = 7
 class VoxelGraph:
     """The fused voxels' adjacency: edges (E, 2) int32 voxel indices (i < j), each edge's
     normal dot product ``dot`` (E,), its convexity ``conv`` (E,) ((n_i - n_j) . (p_i - p_j) /
-    |p_i - p_j|: > 0 convex, < 0 concave) and colour distance ``dcol`` (E,) in [0, 1]
-    (float32)."""
+    |p_i - p_j|: > 0 convex, < 0 concave), colour distance ``dcol`` (E,) in [0, 1] and how
+    far it leaves the surface ``off`` (E,) (max over its ends of |n . (p_i - p_j)| /
+    |p_i - p_j|: 0 along a plane, 1 straight out of it) (float32)."""
 
     edges: np.ndarray
     dot: np.ndarray
     conv: np.ndarray
     dcol: np.ndarray
+    off: np.ndarray
+
+    def flat(self, cfg: Scene3DConfig) -> np.ndarray:
+        """(E,) bool: the edge continues one smooth surface (normals parallel within
+        ``cfg.flat_dot`` and, unless ``cfg.step_off`` > 1, the edge lies along it)."""
+        return (self.dot > cfg.flat_dot) & (self.off <= cfg.step_off)
+
+    def step(self, cfg: Scene3DConfig) -> np.ndarray:
+        """(E,) bool: normals parallel but the edge leaves their plane (``cfg.step_off``): a
+        step between two parallel surfaces (a box's front before the panel behind it)."""
+        return (self.dot > cfg.flat_dot) & (self.off > cfg.step_off)
 
 
 @dataclass
@@ -258,7 +270,7 @@ def voxel_graph(votes, cfg: Scene3DConfig = Scene3DConfig()) -> VoxelGraph:
     p, n = votes.points, votes.normals
     if len(p) < 2:
         z = np.zeros(0)
-        return VoxelGraph(np.zeros((0, 2), np.int64), z, z, z)
+        return VoxelGraph(np.zeros((0, 2), np.int64), z, z, z, z)
     k = min(cfg.knn + 1, len(p))
     tree = cKDTree(p, balanced_tree=False, compact_nodes=False)  # built once: faster so
     nn = np.empty((len(p), k - 1), np.int32)
@@ -280,11 +292,13 @@ def voxel_graph(votes, cfg: Scene3DConfig = Scene3DConfig()) -> VoxelGraph:
         d = p[i] - p[j]
         known = (np.abs(ni).sum(1) > 0) & (np.abs(nj).sum(1) > 0)
         dot = np.where(known, (ni * nj).sum(1), 0.0).astype(np.float32)
-        conv = (((ni - nj) * d).sum(1) / np.maximum(np.linalg.norm(d, axis=1), 1e-12)).astype(np.float32)
+        length = np.maximum(np.linalg.norm(d, axis=1), 1e-12)
+        conv = (((ni - nj) * d).sum(1) / length).astype(np.float32)
+        off = (np.maximum(np.abs((ni * d).sum(1)), np.abs((nj * d).sum(1))) / length).astype(np.float32)
         dcol = (np.linalg.norm(c[i] - c[j], axis=1) / np.float32(255.0 * np.sqrt(3.0))).astype(np.float32)
-        parts.append((i.astype(np.int32), j.astype(np.int32), dot, conv, dcol))
-    i, j, dot, conv, dcol = (np.concatenate(x) for x in zip(*parts, strict=True))
-    return VoxelGraph(np.stack([i, j], 1), dot, conv, dcol)
+        parts.append((i.astype(np.int32), j.astype(np.int32), dot, conv, dcol, off))
+    i, j, dot, conv, dcol, off = (np.concatenate(x) for x in zip(*parts, strict=True))
+    return VoxelGraph(np.stack([i, j], 1), dot, conv, dcol, off)
 
 
 def superpoints(graph: VoxelGraph, n: int, cfg: Scene3DConfig) -> np.ndarray:
@@ -292,6 +306,7 @@ def superpoints(graph: VoxelGraph, n: int, cfg: Scene3DConfig) -> np.ndarray:
     edge weight 1 - n_i . n_j (+ colour), convex edges discounted; small segments merged."""
     w = np.clip(1.0 - graph.dot, 0.0, 2.0) + cfg.sp_colour_weight * graph.dcol
     w = np.where(graph.conv > 0, w * cfg.sp_convex_discount, w)
+    w = np.where(graph.step(cfg), np.maximum(w, cfg.sp_step_weight), w)
     order = np.argsort(w, kind="stable")
     from lift3d.associate._felzenszwalb import segment_graph
 
@@ -330,11 +345,17 @@ def id_shapes(lab: np.ndarray, points: np.ndarray, voxel: float) -> dict[int, Id
             for k, i in enumerate(ids.tolist()) if i > 0}
 
 
-def structure_ids(shapes: dict[int, IdShape], touching: set[tuple[int, int]], voxel: float,
+def structure_ids(shapes: dict[int, IdShape], seams: dict[tuple[int, int], int], voxel: float,
                   cfg: Scene3DConfig) -> set[int]:
     """IDs that are room structure: large and planar (floor, walls), or planar pieces that
     touch such a one in 3D and lie in its plane (a shadow on the floor, a strip of wall the
-    segmenter cut off). ``touching``: pairs (a < b) of IDs adjacent in the voxel grid."""
+    segmenter cut off). ``seams``: {(a, b) (a < b): 3D boundary edges between the two IDs}
+    (pairs of IDs adjacent in the voxel graph)."""
+    touching = {k for k, c in seams.items() if c >= cfg.min_boundary}
+    around: dict[int, int] = {}
+    for (a, b), c in seams.items():
+        around[a] = around.get(a, 0) + c
+        around[b] = around.get(b, 0) + c
     big = {i: s for i, s in shapes.items() if s.n >= cfg.min_voxels}
     core = {i for i, s in big.items()
             if s.extent > cfg.structure_extent and s.flatness < cfg.structure_flatness}
@@ -344,8 +365,10 @@ def structure_ids(shapes: dict[int, IdShape], touching: set[tuple[int, int]], vo
             continue
         for j in core:
             n, c = shapes[j].normal, shapes[j].centre
-            if ((min(i, j), max(i, j)) in touching and abs(float(n @ s.normal)) > cfg.plane_cos
-                    and abs(float(n @ (s.centre - c))) < cfg.plane_dist * voxel):
+            key = (min(i, j), max(i, j))
+            if (key in touching and abs(float(n @ s.normal)) > cfg.plane_cos
+                    and abs(float(n @ (s.centre - c))) < cfg.plane_dist * voxel
+                    and seams[key] >= cfg.piece_seam_share * around[i]):
                 out.add(i)
                 break
     return out
@@ -438,17 +461,16 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
     la, lb = lab[graph.edges[:, 0]], lab[graph.edges[:, 1]]
     cross = (la != lb) & (la > 0) & (lb > 0)
     lo, hi = np.minimum(la, lb)[cross], np.maximum(la, lb)[cross]
-    flat = graph.dot[cross] > cfg.flat_dot
-    convex = flat | (graph.conv[cross] > 0)
+    flat = graph.flat(cfg)[cross]
+    convex = flat | ((graph.conv[cross] > 0) & ~graph.step(cfg)[cross])
     pk, pinv = np.unique((lo << 32) | hi, return_inverse=True)
     n_edges = np.bincount(pinv.ravel(), minlength=len(pk))
     n_convex = np.bincount(pinv.ravel(), convex.astype(np.float64), len(pk))
     # the two faces of one thin part: normals opposed and facing away from each other
     opposed = (graph.dot[cross] < -cfg.thin_dot) & (graph.conv[cross] > 0)
     n_opposed = np.bincount(pinv.ravel(), opposed.astype(np.float64), len(pk))
-    touching = {(k >> 32, k & 0xFFFFFFFF) for k, c in zip(pk.tolist(), n_edges.tolist(), strict=True)
-                if c >= cfg.min_boundary}
-    structure = structure_ids(shapes, touching, votes.voxel, cfg)
+    seams = {(k >> 32, k & 0xFFFFFFFF): c for k, c in zip(pk.tolist(), n_edges.tolist(), strict=True)}
+    structure = structure_ids(shapes, seams, votes.voxel, cfg)
     up = gravity(lab, votes, shapes, structure, cam_up, cfg) if cfg.attach else None
     hanging = holding = np.zeros(len(pk), bool)
     if up is not None:
@@ -536,17 +558,19 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
         e = get(a, b)
         e.figures["boundary_edges"] = int(c)
         e.figures["convex_share"] = round(nc / c, 3)
-        if nc / c >= min(cfg.convex_share, cfg.convex_share_seen):
-            e.reasons.append("convex")
-        e.figures["convex_3d_ok"] = nc / c >= cfg.convex_share
-        if hanging[pos_of[k]]:
-            e.reasons.append("attached")
-        if holding[pos_of[k]] and max(shapes[a].extent, shapes[b].extent) <= cfg.thin_max_extent:
-            e.reasons.append("held")
         no = float(n_opposed[pos_of[k]])
         e.figures["opposed_share"] = round(no / c, 3)
-        if (cfg.thin_share <= 1 and no >= cfg.min_boundary and no / c >= cfg.thin_share
-                and max(shapes[a].extent, shapes[b].extent) <= cfg.thin_max_extent):
+        e.figures["convex_3d_ok"] = nc / c >= cfg.convex_share
+        if (max(shapes[a].extent, shapes[b].extent) > cfg.room_extent
+                and not (a in structure and b in structure)):
+            continue  # a room-sized piece (a corner of two walls) is no part of furniture
+        if nc / c >= min(cfg.convex_share, cfg.convex_share_seen):
+            e.reasons.append("convex")
+        if hanging[pos_of[k]]:
+            e.reasons.append("attached")
+        if holding[pos_of[k]]:
+            e.reasons.append("held")
+        if cfg.thin_share <= 1 and no >= cfg.min_boundary and no / c >= cfg.thin_share:
             e.reasons.append("thin")
 
     # vetoes: structure; and for the convexity rule, what the views say about the seam

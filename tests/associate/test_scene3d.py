@@ -245,7 +245,7 @@ def test_gravity_is_the_floor_normal_facing_the_cameras():
     votes = _furniture(with_legs=False)
     lab, _ = voxel_winners(votes)
     shapes = id_shapes(lab, votes.points, votes.voxel)
-    structure = structure_ids(shapes, set(), votes.voxel, Scene3DConfig())
+    structure = structure_ids(shapes, {}, votes.voxel, Scene3DConfig())
     assert FLOOR_ID in structure
     up = gravity(lab, votes, shapes, structure, np.array([0.3, 0.0, 1.0]), Scene3DConfig())
     assert up @ np.array([0.0, 0.0, 1.0]) > 0.999
@@ -446,3 +446,94 @@ def test_a_board_held_between_panels_is_one_shelf_and_boxes_side_by_side_are_not
         assert mapping.get(other, other) == other, [(e.a, e.b, e.reasons) for e in links]
     mapping, _ = _groups(votes, (0.0, 0.0, 1.0), Scene3DConfig(held_min_edges=0))
     assert mapping.get(BOARD, BOARD) == BOARD, mapping
+
+
+PANEL, PLATE, CORNER, TOPPER = 21, 22, 23, 24
+
+
+def test_a_plate_before_a_parallel_panel_is_a_step_not_a_smooth_surface():
+    """A 2 cm thick plate standing against a panel (its front all the views show): the
+    plate's front and the panel's front
+    face the same way 2 cm apart, and the k-NN graph joins them around the plate's rim.
+    Parallel normals alone called those edges flat, so one superpoint ran over both and
+    the seam counted convex; the edges leave the surface (``step_off``): a step, so the
+    plate stays apart. With the step test off they merge. (Surfaces far from the cameras
+    are sparser than a point per voxel: the k-NN edges reach across the 2 cm.)"""
+    from dataclasses import replace
+
+    def sparse(part):  # seen from afar: a point every 3 cm, so the k-NN reach across
+        p, n, lab = part
+        idx = np.rint((p - VOX / 2) / VOX).astype(int) % 3
+        keep = ((idx == 0) | (np.abs(n) > 0.5)).all(1)
+        return p[keep], n[keep], lab[keep]
+
+    front = _face((-0.3, 0.0, 0.0), (0.3, 0.02, 0.6), 1, 1)  # all the views show of it
+    panel = (front[0], front[1], np.full(len(front[0]), PANEL))
+    plate = _cuboid((-0.1, 0.02, 0.2), (0.1, 0.04, 0.4), PLATE, hidden=((1, -1),))
+    votes = _votes(sparse(panel), sparse(plate))
+    graph = voxel_graph(votes)
+    assert graph.step(Scene3DConfig()).any()
+    mapping, links = _groups(votes, None)
+    assert mapping.get(PLATE, PLATE) == PLATE, [(e.a, e.b, e.reasons) for e in links]
+    mapping, links = _groups(votes, None, replace(Scene3DConfig(), step_off=2.0))
+    assert mapping.get(PLATE) == PANEL or mapping.get(PANEL) == PLATE, links
+
+
+def test_a_room_sized_piece_joins_nothing_before_it():
+    """A floor strip and the wall above it as one ID (a corner: not planar, so not
+    structure), and a box on the wall's top edge whose front continues the wall's front: the
+    seam is flat, the views see them touch. Room-sized IDs (``room_extent``) are no part of
+    the furniture before them: apart; without the limit the box joins the corner."""
+    from dataclasses import replace
+
+    from lift3d.associate.scene3d import associate_rounds
+
+    floor = _face((-1.0, 0.02, 0.0), (1.0, 1.0, 0.0), 2, 1)
+    wall = _face((-1.0, 0.0, 0.0), (1.0, 0.02, 0.8), 1, 1)
+    corner = (np.concatenate([floor[0], wall[0]]), np.concatenate([floor[1], wall[1]]),
+              np.full(len(floor[0]) + len(wall[0]), CORNER))
+    votes = _votes(corner, _cuboid((-0.1, -0.2, 0.8), (0.1, 0.02, 1.0), TOPPER,
+                                   hidden=((2, -1),)))
+    pairs = {(CORNER, TOPPER): np.array([4, 4, 60, 60, 0, 400, 400])}
+
+    def merged(cfg):
+        links = associate_rounds(votes, pairs, cfg, None)
+        return [(e.a, e.b, e.reasons) for e in links]
+
+    assert merged(Scene3DConfig()) == []
+    assert merged(replace(Scene3DConfig(), room_extent=1e9)) != []
+
+
+WALL_ID = 25
+
+
+def test_a_back_panel_flush_with_the_wall_is_the_shelfs_not_the_walls():
+    """The shelf above against a wall: its 1.2 cm back panel lies in the wall's plane and
+    touches it, as a strip of wall the segmenter cut off would; but most of its 3D boundary
+    is with the shelf's sides and board (``piece_seam_share``), so it is no structure and
+    joins the shelf. Taken for structure (share 0) it stays apart: structure joins nothing
+    that is not structure."""
+    from dataclasses import replace
+
+    wall = _face((-1.0, -0.001, 0.0), (1.5, 0.0, 1.6), 1, 1)
+    x, z = wall[0][:, 0], wall[0][:, 2]
+    keep = ~((x > -0.41) & (x < 0.41) & (z < 1.0))  # behind the shelf
+    shelf = _shelf()
+    p = np.concatenate([shelf.points, wall[0][keep]])
+    n = np.concatenate([shelf.normals, wall[1][keep]])
+    lab = np.concatenate([_winners(shelf), np.full(int(keep.sum()), WALL_ID)])
+    acc = FuseAccumulator(VOX)
+    acc.add(p, np.full((len(p), 3), 128, np.uint8), n, lab, np.ones(len(p)))
+    votes = acc.votes()
+    mapping, links = _groups(votes, (0.0, 0.0, 1.0))
+    parts = {mapping.get(i, i) for i in (SIDE_L, SIDE_R, BOARD, BACK)}
+    assert len(parts) == 1, [(e.a, e.b, e.reasons) for e in links]
+    assert mapping.get(WALL_ID, WALL_ID) == WALL_ID
+    mapping, _ = _groups(votes, (0.0, 0.0, 1.0), replace(Scene3DConfig(), piece_seam_share=0.0))
+    assert mapping.get(BACK, BACK) == BACK, mapping
+
+
+def _winners(votes):
+    from lift3d.associate.scene3d import voxel_winners
+
+    return voxel_winners(votes)[0]
