@@ -233,3 +233,46 @@ def test_firm_memory_is_what_an_id_covered_in_two_frames():
     update_memory(state, b, points, valid, 1)
     np.testing.assert_array_equal(state.memory[5], np.unique(voxel_keys(points.reshape(-1, 3), 1.0)))
     np.testing.assert_array_equal(state.firm[5], np.unique(voxel_keys(points[:, 2], 1.0)))
+
+
+def test_a_small_object_far_away_is_carried_by_its_less_confident_matches():
+    """Posed RGB-D, a wall 4.5 m away and a 7 x 7 px box 4 m away; the camera moves 5 cm.
+    The depth confidence falls with distance and near depth edges, and a box that small is
+    nearly all edges: too few of its matches reach ``min_match_conf`` (0.3), so it was never
+    carried and got a new ID in every frame. Now an ID with too few confident matches is
+    carried by its matches above ``min_match_conf_few``, onto where the box really is; the
+    wall keeps only its confident ones."""
+    from dataclasses import replace
+
+    from lift3d.cameras import centred_intrinsics
+    from lift3d.geometry.rgbd import RGBDConfig, ReprojectionMatcher, pointmaps_from_depth
+    from lift3d.track import TrackConfig, carry_labels
+    from lift3d.types import Frame, Geometry
+
+    h, w = 240, 320
+    K = centred_intrinsics(h, w, 60)
+    frames = []
+    for k, dx in enumerate((0.0, 0.05)):
+        depth = np.full((h, w), 4.5, np.float32)
+        pose = np.eye(4)
+        pose[0, 3] = dx
+        # the box's left side at x = -0.05 m, 4 m away: 7 px wide at this focal length
+        u0 = int(round(K[0, 2] + K[0, 0] * (-0.05 - dx) / 4.0))
+        depth[110:117, u0:u0 + 7] = 4.0
+        frames.append(Frame(np.full((h, w, 3), 120, np.uint8), str(k), depth, K, pose))
+    pms = [pointmaps_from_depth(f, RGBDConfig()) for f in frames]
+    geometry = Geometry(pms, ReprojectionMatcher(pms), "3d")
+    labels = np.ones((h, w), np.int32)
+    labels[frames[0].depth == 4.0] = 2
+    box_j = frames[1].depth == 4.0
+    m = geometry.matches(0, 1)
+    on_box = labels[m.xy_i[:, 1], m.xy_i[:, 0]] == 2
+    assert on_box.sum() >= 20 and (m.conf[on_box] >= 0.3).sum() < 20  # the bug's setting
+
+    carried = carry_labels(labels, geometry, 0, 1, TrackConfig())
+    assert 2 in carried and len(carried[2]) >= 20
+    assert box_j[carried[2][:, 1], carried[2][:, 0]].mean() > 0.9
+    wall = m.conf[labels[m.xy_i[:, 1], m.xy_i[:, 0]] == 1]
+    assert len(carried[1]) == int((wall >= 0.3).sum()) < len(wall)
+    old = carry_labels(labels, geometry, 0, 1, replace(TrackConfig(), min_match_conf_few=0.3))
+    assert 2 not in old
