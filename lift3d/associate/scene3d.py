@@ -345,17 +345,11 @@ def id_shapes(lab: np.ndarray, points: np.ndarray, voxel: float) -> dict[int, Id
             for k, i in enumerate(ids.tolist()) if i > 0}
 
 
-def structure_ids(shapes: dict[int, IdShape], seams: dict[tuple[int, int], int], voxel: float,
+def structure_ids(shapes: dict[int, IdShape], touching: set[tuple[int, int]], voxel: float,
                   cfg: Scene3DConfig) -> set[int]:
     """IDs that are room structure: large and planar (floor, walls), or planar pieces that
     touch such a one in 3D and lie in its plane (a shadow on the floor, a strip of wall the
-    segmenter cut off). ``seams``: {(a, b) (a < b): 3D boundary edges between the two IDs}
-    (pairs of IDs adjacent in the voxel graph)."""
-    touching = {k for k, c in seams.items() if c >= cfg.min_boundary}
-    around: dict[int, int] = {}
-    for (a, b), c in seams.items():
-        around[a] = around.get(a, 0) + c
-        around[b] = around.get(b, 0) + c
+    segmenter cut off). ``touching``: pairs (a < b) of IDs adjacent in the voxel grid."""
     big = {i: s for i, s in shapes.items() if s.n >= cfg.min_voxels}
     core = {i for i, s in big.items()
             if s.extent > cfg.structure_extent and s.flatness < cfg.structure_flatness}
@@ -365,10 +359,8 @@ def structure_ids(shapes: dict[int, IdShape], seams: dict[tuple[int, int], int],
             continue
         for j in core:
             n, c = shapes[j].normal, shapes[j].centre
-            key = (min(i, j), max(i, j))
-            if (key in touching and abs(float(n @ s.normal)) > cfg.plane_cos
-                    and abs(float(n @ (s.centre - c))) < cfg.plane_dist * voxel
-                    and seams[key] >= cfg.piece_seam_share * around[i]):
+            if ((min(i, j), max(i, j)) in touching and abs(float(n @ s.normal)) > cfg.plane_cos
+                    and abs(float(n @ (s.centre - c))) < cfg.plane_dist * voxel):
                 out.add(i)
                 break
     return out
@@ -469,8 +461,9 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
     # the two faces of one thin part: normals opposed and facing away from each other
     opposed = (graph.dot[cross] < -cfg.thin_dot) & (graph.conv[cross] > 0)
     n_opposed = np.bincount(pinv.ravel(), opposed.astype(np.float64), len(pk))
-    seams = {(k >> 32, k & 0xFFFFFFFF): c for k, c in zip(pk.tolist(), n_edges.tolist(), strict=True)}
-    structure = structure_ids(shapes, seams, votes.voxel, cfg)
+    touching = {(k >> 32, k & 0xFFFFFFFF) for k, c in zip(pk.tolist(), n_edges.tolist(), strict=True)
+                if c >= cfg.min_boundary}
+    structure = structure_ids(shapes, touching, votes.voxel, cfg)
     up = gravity(lab, votes, shapes, structure, cam_up, cfg) if cfg.attach else None
     hanging = holding = np.zeros(len(pk), bool)
     if up is not None:

@@ -234,12 +234,5 @@ class Scene3DConfig:
     """... in the plane: normals within acos(plane_cos) of each other ..."""
     plane_dist: float = 3.0
     """... and its centroid within this many voxels of the structure's plane."""
-    piece_seam_share: float = 0.5
-    """... and at least this share of its 3D boundary (edges to every other ID) is with that
-    structure: a strip of wall lies mostly among wall; a shelf's back panel, flush with the
-    wall behind it, lies among the shelf's sides and boards (room seed 2: the structure veto
-    kept a shelf's back panels from its frame). Tracked labels re-associated, room tuning
-    seeds 0-2: sequence IoU 0.634 / 0.764 / 0.631 -> 0.642 / 0.765 / 0.631 (0.3: the same
-    but seed 1 0.7645); no change on the objects preset."""
     min_voxels: int = 20
     """IDs with fewer voted voxels take part in no 3D rule (too little to judge)."""

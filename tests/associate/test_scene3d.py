@@ -245,7 +245,7 @@ def test_gravity_is_the_floor_normal_facing_the_cameras():
     votes = _furniture(with_legs=False)
     lab, _ = voxel_winners(votes)
     shapes = id_shapes(lab, votes.points, votes.voxel)
-    structure = structure_ids(shapes, {}, votes.voxel, Scene3DConfig())
+    structure = structure_ids(shapes, set(), votes.voxel, Scene3DConfig())
     assert FLOOR_ID in structure
     up = gravity(lab, votes, shapes, structure, np.array([0.3, 0.0, 1.0]), Scene3DConfig())
     assert up @ np.array([0.0, 0.0, 1.0]) > 0.999
@@ -503,37 +503,3 @@ def test_a_room_sized_piece_joins_nothing_before_it():
     assert merged(Scene3DConfig()) == []
     assert merged(replace(Scene3DConfig(), room_extent=1e9)) != []
 
-
-WALL_ID = 25
-
-
-def test_a_back_panel_flush_with_the_wall_is_the_shelfs_not_the_walls():
-    """The shelf above against a wall: its 1.2 cm back panel lies in the wall's plane and
-    touches it, as a strip of wall the segmenter cut off would; but most of its 3D boundary
-    is with the shelf's sides and board (``piece_seam_share``), so it is no structure and
-    joins the shelf. Taken for structure (share 0) it stays apart: structure joins nothing
-    that is not structure."""
-    from dataclasses import replace
-
-    wall = _face((-1.0, -0.001, 0.0), (1.5, 0.0, 1.6), 1, 1)
-    x, z = wall[0][:, 0], wall[0][:, 2]
-    keep = ~((x > -0.41) & (x < 0.41) & (z < 1.0))  # behind the shelf
-    shelf = _shelf()
-    p = np.concatenate([shelf.points, wall[0][keep]])
-    n = np.concatenate([shelf.normals, wall[1][keep]])
-    lab = np.concatenate([_winners(shelf), np.full(int(keep.sum()), WALL_ID)])
-    acc = FuseAccumulator(VOX)
-    acc.add(p, np.full((len(p), 3), 128, np.uint8), n, lab, np.ones(len(p)))
-    votes = acc.votes()
-    mapping, links = _groups(votes, (0.0, 0.0, 1.0))
-    parts = {mapping.get(i, i) for i in (SIDE_L, SIDE_R, BOARD, BACK)}
-    assert len(parts) == 1, [(e.a, e.b, e.reasons) for e in links]
-    assert mapping.get(WALL_ID, WALL_ID) == WALL_ID
-    mapping, _ = _groups(votes, (0.0, 0.0, 1.0), replace(Scene3DConfig(), piece_seam_share=0.0))
-    assert mapping.get(BACK, BACK) == BACK, mapping
-
-
-def _winners(votes):
-    from lift3d.associate.scene3d import voxel_winners
-
-    return voxel_winners(votes)[0]
