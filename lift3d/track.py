@@ -48,15 +48,7 @@ class TrackConfig:
     """Every threshold of the tracker. Areas are fractions of the frame's pixel count."""
 
     min_match_conf: float = 0.3
-    """Matches below this confidence are not used to carry labels ..."""
-    min_match_conf_few: float = 0.05
-    """... unless, on 3D geometry, the ID has fewer than ``min_carried`` above it: then its
-    matches above this carry it. There a match's confidence is mostly its points' (RGB-D:
-    depth noise), not the match's own: it falls with depth and near depth edges, and a small
-    object far away is all edges: a 13 x 13 pixel box on a shelf 4 m away had no match above
-    0.3, so it was re-seeded with a new ID in every frame, and the association had to join
-    one-frame IDs with no views to check them (room seed 0: five IDs in six frames; with
-    this, one). Flow's confidence is the match's own (forward-backward error): kept."""
+    """Matches below this confidence are not used to carry labels."""
     n_prompt_points: int = 5
     """K-Means clusters (= positive point prompts) per ID."""
     min_carried: int = 20
@@ -221,28 +213,22 @@ def carry_labels(
     """Carry every ID of frame ``i`` to frame ``j`` through the matches.
 
     Returns {id: (N, 2) int32 pixel coordinates (x, y) in frame j}, for IDs with at least
-    ``cfg.min_carried`` confident matches; on 3D geometry an ID with fewer is carried by its
-    matches above ``cfg.min_match_conf_few``, if enough.
+    ``cfg.min_carried`` confident matches.
     """
     m = geometry.matches(i, j)
-    few = cfg.min_match_conf_few if geometry.kind == "3d" else cfg.min_match_conf
-    low = min(cfg.min_match_conf, few)
-    keep = m.conf >= low
-    xy_i, xy_j, conf = m.xy_i[keep], m.xy_j[keep], m.conf[keep]
+    keep = m.conf >= cfg.min_match_conf
+    xy_i, xy_j = m.xy_i[keep], m.xy_j[keep]
     ids = prev_labels[xy_i[:, 1], xy_i[:, 0]]
     lab = ids > 0
-    ids, xy_j, conf = ids[lab], xy_j[lab], conf[lab]
+    ids, xy_j = ids[lab], xy_j[lab]
     order = np.argsort(ids, kind="stable")
-    ids, xy_j, sure = ids[order], xy_j[order], conf[order] >= cfg.min_match_conf
+    ids, xy_j = ids[order], xy_j[order]
     uniq, start, count = np.unique(ids, return_index=True, return_counts=True)
-    out = {}
-    for k, s0, c in zip(uniq.tolist(), start.tolist(), count.tolist(), strict=True):
-        xy, ok = xy_j[s0:s0 + c], sure[s0:s0 + c]
-        if int(ok.sum()) >= cfg.min_carried:
-            out[k] = xy[ok]
-        elif c >= cfg.min_carried:
-            out[k] = xy
-    return out
+    return {
+        int(k): xy_j[s : s + c]
+        for k, s, c in zip(uniq, start, count)
+        if c >= cfg.min_carried
+    }
 
 
 def representative_points(xy: np.ndarray, k: int, seed: int, max_points: int = 1000) -> np.ndarray:

@@ -70,10 +70,8 @@ def test_streaming_changes_no_output(scene, tmp_path, run):
         geometry=GeometryConfig(backend="flow" if run == "flow" else "rgbd"),
         segmenter=SegmenterConfig(name="classical"),
         mode="independent" if run == "independent" else "tracked",
-        # ... and the smaller re-seeding area on 3D geometry: re-seed as everywhere then, and
-        # carry IDs by confident matches only, as then
-        track=TrackConfig(reseed_min_area_3d=TrackConfig().reseed_min_area,
-                          min_match_conf_few=TrackConfig().min_match_conf),
+        # ... and the smaller re-seeding area on 3D geometry: re-seed as everywhere then
+        track=TrackConfig(reseed_min_area_3d=TrackConfig().reseed_min_area),
     )
     rep = run_segment(scene, tmp_path / "out", cfg, progress=False, fresh=True)
     h = hashlib.sha256()
