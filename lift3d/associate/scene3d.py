@@ -71,11 +71,6 @@ class VoxelGraph:
     dcol: np.ndarray
     off: np.ndarray
 
-    def flat(self, cfg: Scene3DConfig) -> np.ndarray:
-        """(E,) bool: the edge continues one smooth surface (normals parallel within
-        ``cfg.flat_dot`` and, unless ``cfg.step_off`` > 1, the edge lies along it)."""
-        return (self.dot > cfg.flat_dot) & (self.off <= cfg.step_off)
-
     def step(self, cfg: Scene3DConfig) -> np.ndarray:
         """(E,) bool: normals parallel but the edge leaves their plane (``cfg.step_off``): a
         step between two parallel surfaces (a box's front before the panel behind it)."""
@@ -453,8 +448,8 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
     la, lb = lab[graph.edges[:, 0]], lab[graph.edges[:, 1]]
     cross = (la != lb) & (la > 0) & (lb > 0)
     lo, hi = np.minimum(la, lb)[cross], np.maximum(la, lb)[cross]
-    flat = graph.flat(cfg)[cross]
-    convex = flat | ((graph.conv[cross] > 0) & ~graph.step(cfg)[cross])
+    step = graph.step(cfg)[cross]  # parallel surfaces apart: neither flat nor convex
+    convex = ~step & ((graph.dot[cross] > cfg.flat_dot) | (graph.conv[cross] > 0))
     pk, pinv = np.unique((lo << 32) | hi, return_inverse=True)
     n_edges = np.bincount(pinv.ravel(), minlength=len(pk))
     n_convex = np.bincount(pinv.ravel(), convex.astype(np.float64), len(pk))

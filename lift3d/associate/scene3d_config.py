@@ -127,7 +127,12 @@ class Scene3DConfig:
     within half the angle between their normals of it (7 degrees at ``flat_dot``). Tracked
     labels re-associated (merges only), room tuning seeds 0-2: sequence IoU 0.593 / 0.729 /
     0.561 -> 0.634 / 0.764 / 0.589 (0.5: 0.593 / 0.760 / 0.605; 0.2: 0.640 / 0.760 /
-    0.589); no change on the objects preset. Above 1: off."""
+    0.589); no change on the objects preset. Whole runs with ``room_extent`` beside it,
+    associated sequence IoU / AP50 / AP: tuning seeds 0-2 0.655 / 0.590 / 0.417 -> 0.718 /
+    0.678 / 0.464; on the seeds not tuned on it changes next to nothing (10-12: 0.691 /
+    0.676 / 0.444 both; 20-22: 0.702 / 0.663 / 0.402 -> 0.701 / 0.668 / 0.415; 30-32, made
+    after: 0.694 / 0.639 / 0.358 both). 7-Scenes redkitchen (stride 4, 50 frames): 182 -> 179
+    IDs, H 0.930 -> 0.933. Above 1: off."""
     sp_step_weight: float = 1.0
     """A step's weight in the superpoints' graph (a right-angled concave crease weighs 1)."""
     convex_unseen: bool = False
