@@ -499,6 +499,15 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
                 e.figures["superpoint_share"] = [round(members[x][1], 3), round(members[y][1], 3)]
                 e.reasons.append("superpoints")
 
+    # one surface labelled by two IDs in turn: most of each one's votes lie on voxels the
+    # other voted on too
+    if cfg.shared_share <= 1 and len(l_of):
+        for (a, b), sh in _shared_surfaces(votes.pair_voxel[pos], l_of, w_of, id_total,
+                                           cfg.shared_share).items():
+            e = get(a, b)
+            e.figures["shared_share"] = sh
+            e.reasons.append("shared")
+
     # fragments: short-lived IDs whose surface another ID won, or that live in a superpoint
     # one ID holds; each joins one ID, the first way found
     if len(ks) and cfg.absorb_part <= 1 and frames_seen is not None:
@@ -563,7 +572,7 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
 
     # vetoes: structure; and for the convexity rule, what the views say about the seam
     for (a, b), e in ev.items():
-        if (a in structure) != (b in structure) and not (
+        if (a in structure) != (b in structure) and "shared" not in e.reasons and not (
                 (a, b) in absorbed and (a not in big or b not in big)):
             e.vetoes.append("structure")  # a fragment too small to judge may join structure
         row = pairs.get((a, b), np.zeros(_N_COUNTERS, np.int64))
@@ -605,6 +614,37 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
                 # parts of one object touch in most views that see both
                 e.reasons.remove(rule)
     return ev
+
+
+def _shared_surfaces(voxel: np.ndarray, label: np.ndarray, weight: np.ndarray,
+                     id_total: np.ndarray, least: float) -> dict[tuple[int, int], list[float]]:
+    """Pairs of IDs (a < b) each of which has at least ``least`` of its vote weight
+    (``id_total``, by ID) on voxels the other voted on too, with those two shares; from the
+    votes' (voxel, label, weight) rows."""
+    base = int(label.max(initial=0)) + 1
+    key, inv = np.unique(voxel * base + label, return_inverse=True)
+    w = np.bincount(inv.ravel(), weight, len(key))
+    v, lab = key // base, key % base  # sorted by voxel, then label
+    ka, kb, wa, wb = [], [], [], []
+    for d in range(1, len(v)):
+        same = v[d:] == v[:-d]
+        if not same.any():
+            break
+        i = np.flatnonzero(same)
+        ka.append(lab[i])
+        kb.append(lab[i + d])
+        wa.append(w[i])
+        wb.append(w[i + d])
+    if not ka:
+        return {}
+    pk, pinv = np.unique(np.concatenate(ka) * base + np.concatenate(kb), return_inverse=True)
+    sa = np.bincount(pinv.ravel(), np.concatenate(wa), len(pk))
+    sb = np.bincount(pinv.ravel(), np.concatenate(wb), len(pk))
+    a, b = pk // base, pk % base
+    fa, fb = sa / np.maximum(id_total[a], 1e-12), sb / np.maximum(id_total[b], 1e-12)
+    ok = (fa >= least) & (fb >= least)
+    return {(int(x), int(y)): [round(float(p), 3), round(float(q), 3)]
+            for x, y, p, q in zip(a[ok], b[ok], fa[ok], fb[ok], strict=True)}
 
 
 def _agree(row: np.ndarray, share: float, cfg: Scene3DConfig) -> bool:

@@ -101,6 +101,18 @@ class Scene3DConfig:
     not taken. Applied inside the rounds it chained objects through a fragment on their seam
     (room seed 2: a chair joined the table, sequence IoU 0.462 -> 0.415)."""
 
+    shared_share: float = 0.5
+    """The ``shared`` rule: two IDs each with at least this share of its vote weight on voxels
+    the other voted on too are one surface labelled in turn (the tracker relabelled a wall, a
+    board or a chair between frames); the structure veto does not apply (a floor ID that also
+    took a strip of wall is not planar, yet shares the floor's voxels). Without it such IDs
+    stayed apart and the frames showed their surface speckled with both. Tracked labels
+    re-associated (merges only): of the 91 links it made on the room seeds 0-2 and 10-12,
+    89 joined parts of one object (the 2 others, IDs the tracker had spread over two boxes);
+    sequence IoU, tuning seeds 0.634 / 0.764 / 0.631 -> 0.640 / 0.764 / 0.644, seeds 10-12
+    0.656 / 0.689 / 0.664 -> 0.655 / 0.688 / 0.669 (0.3: 0.631 / 0.774 / 0.650 and 0.655 /
+    0.691 / 0.668). Above 1: off."""
+
     rounds: int = 2
     """Rounds of judging: after each, merged groups are judged again as one ID."""
 

@@ -503,3 +503,36 @@ def test_a_room_sized_piece_joins_nothing_before_it():
     assert merged(Scene3DConfig()) == []
     assert merged(replace(Scene3DConfig(), room_extent=1e9)) != []
 
+
+
+WALL_A, WALL_B, FLOOR_C = 31, 32, 33
+
+
+def test_one_wall_labelled_in_turn_by_two_ids_is_one_surface():
+    """The tracker labelled a wall with one ID in some frames and another in others; the
+    second also took a strip of the floor, so it is not planar and not structure, and the
+    structure veto kept it from the wall's first ID: the frames showed the wall speckled
+    with both. Each puts most of its votes on voxels the other voted on too (``shared``):
+    one surface. A box on the floor shares only the voxels along its base: apart."""
+    from dataclasses import replace
+
+    wall = _face((-1.0, 0.0, 0.0), (1.0, 0.0, 1.5), 1, 1)
+    floor = _face((-1.0, 0.0, 0.0), (1.0, 1.5, 0.0), 2, 1)
+    strip = floor[0][:, 1] < 0.3
+    box = _cuboid((-0.1, 0.6, 0.0), (0.1, 0.8, 0.2), BOX_A, hidden=((2, -1),))
+    near = floor[0][:, 1] > 0.58  # the floor's ID also voted on the box's base, and back
+    near &= (floor[0][:, 1] < 0.82) & (np.abs(floor[0][:, 0]) < 0.12)
+    p = np.concatenate([wall[0], wall[0], floor[0][strip], floor[0], box[0], floor[0][near]])
+    n = np.concatenate([wall[1], wall[1], floor[1][strip], floor[1], box[1], floor[1][near]])
+    lab = np.concatenate([np.full(len(wall[0]), WALL_A), np.full(len(wall[0]), WALL_B),
+                          np.full(int(strip.sum()), WALL_B), np.full(len(floor[0]), FLOOR_C),
+                          box[2], np.full(int(near.sum()), BOX_A)])
+    acc = FuseAccumulator(VOX)
+    acc.add(p, np.full((len(p), 3), 128, np.uint8), n, lab, np.ones(len(p)))
+    votes = acc.votes()
+    mapping, links = _groups(votes, (0.0, 0.0, 1.0))
+    assert mapping.get(WALL_B, WALL_B) == mapping.get(WALL_A, WALL_A), links
+    assert any("shared" in e.reasons for e in links)
+    assert mapping.get(BOX_A, BOX_A) == BOX_A
+    mapping, _ = _groups(votes, (0.0, 0.0, 1.0), replace(Scene3DConfig(), shared_share=2.0))
+    assert mapping.get(WALL_B, WALL_B) != mapping.get(WALL_A, WALL_A)
