@@ -31,6 +31,8 @@ streamed voxel cloud:
 * **Thin parts**: a board seen from both sides (a shelf's side panel, a chair's back) gets
   one ID per face; the faces lie a few voxels apart with opposed normals facing away from
   each other, which two separate objects cannot show (their facing sides face each other).
+* **Shared surfaces**: two IDs each with most of its votes on voxels the other voted on too
+  labelled one surface in turn (the tracker relabelled a wall between frames): one.
 * **Fragments** (once, after the other rules): an ID seen in a frame or two whose surface
   an ID seen longer won in the fused votes (the tracker lost the object for a frame and
   re-seeded it), or that lives in a superpoint one ID holds, joins that ID.

@@ -36,7 +36,13 @@ class Scene3DConfig:
       standing on a support shows no downward face where it meets a neighbour (two boxes
       side by side, a box on a board against the back panel);
     * ``thin``: the two faces of one board (a shelf's side, a chair's back) seen as two IDs
-      from either side: opposed normals facing away from each other a few voxels apart.
+      from either side: opposed normals facing away from each other a few voxels apart;
+    * ``shared``: two IDs that labelled one surface in turn (most of each one's votes on
+      voxels the other voted on too).
+
+    A step between parallel surfaces a few voxels apart (``step_off``) is neither a smooth
+    nor a convex seam, and room-sized IDs that are not structure take part in no seam rule
+    (``room_extent``).
     """
 
     # --- the graph over the fused voxels, and superpoints (Felzenszwalb over it) ---
