@@ -639,14 +639,13 @@ def _shared_surfaces(voxel: np.ndarray, label: np.ndarray, weight: np.ndarray,
         wb.append(w[i + d])
     if not ka:
         return {}
-    pk, pinv = np.unique(np.concatenate(ka) * base + np.concatenate(kb), return_inverse=True)
-    sa = np.bincount(pinv.ravel(), np.concatenate(wa), len(pk))
-    sb = np.bincount(pinv.ravel(), np.concatenate(wb), len(pk))
-    a, b = pk // base, pk % base
-    fa, fb = sa / np.maximum(id_total[a], 1e-12), sb / np.maximum(id_total[b], 1e-12)
-    ok = (fa >= least) & (fb >= least)
-    return {(int(x), int(y)): [round(float(p), 3), round(float(q), 3)]
-            for x, y, p, q in zip(a[ok], b[ok], fa[ok], fb[ok], strict=True)}
+    out = {}
+    for (a, b), (_, sa, sb) in pair_counts(np.concatenate(ka), np.concatenate(kb),
+                                           [np.concatenate(wa), np.concatenate(wb)]).items():
+        fa, fb = sa / max(id_total[a], 1e-12), sb / max(id_total[b], 1e-12)
+        if fa >= least and fb >= least:
+            out[(a, b)] = [round(fa, 3), round(fb, 3)]
+    return out
 
 
 def _agree(row: np.ndarray, share: float, cfg: Scene3DConfig) -> bool:
