@@ -22,3 +22,48 @@ def check_shape(name: str, arr: np.ndarray, shape: Sequence[int | None], dtype=N
         if not np.issubdtype(arr.dtype, dtype):
             want = getattr(dtype, "__name__", str(dtype))
             raise ShapeError(f"{name}: expected dtype {want}, got {arr.dtype}")
+
+
+def with_settings(cfg, overrides: dict, what: str):
+    """The frozen dataclass ``cfg`` with the fields in ``overrides`` replaced, each value
+    coerced to the type of the field's current value where it is a number or a flag given
+    as text (``--set`` passes text). An unknown name raises a :class:`Lift3DError` that
+    names the valid ones."""
+    import dataclasses
+
+    from lift3d.errors import Lift3DError
+
+    if not overrides:
+        return cfg
+    known = {f.name for f in dataclasses.fields(cfg)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise Lift3DError(f"unknown {what} setting {', '.join(map(repr, unknown))}",
+                          fix=f"valid settings: {', '.join(sorted(known))}")
+    return dataclasses.replace(cfg, **{k: coerce_setting(v, getattr(cfg, k), f"{what} {k}")
+                                       for k, v in overrides.items()})
+
+
+def coerce_setting(value, current, name: str):
+    """``value`` as the type of ``current`` when ``value`` is text and ``current`` a bool,
+    int or float (``"0.5"`` -> 0.5, ``"false"`` -> False); other values as they are. A text
+    that is not such a value raises a :class:`Lift3DError` naming the setting."""
+    from lift3d.errors import Lift3DError
+
+    if not isinstance(value, str) or isinstance(current, str) or current is None:
+        return value
+    text = value.strip()
+    try:
+        if isinstance(current, bool):
+            flags = {"true": True, "1": True, "yes": True, "on": True,
+                     "false": False, "0": False, "no": False, "off": False}
+            return flags[text.lower()]
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float):
+            return float(text)
+    except (KeyError, ValueError):
+        kind = "true or false" if isinstance(current, bool) else type(current).__name__
+        raise Lift3DError(f"{name}: {value!r} is not a valid value",
+                          fix=f"give {kind} (now {current!r})") from None
+    return value

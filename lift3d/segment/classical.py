@@ -49,7 +49,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from lift3d.checks import check_shape
+from lift3d.checks import check_shape, with_settings
 from lift3d.segment.base import Mask, check_where
 
 
@@ -138,7 +138,7 @@ class ClassicalSegmenter:
 
     def __init__(self, cfg: ClassicalConfig = ClassicalConfig(), **overrides):
         # build_segmenter("classical", merge_threshold=10) passes config fields as keywords.
-        self.cfg = ClassicalConfig(**{**cfg.__dict__, **overrides}) if overrides else cfg
+        self.cfg = with_settings(cfg, overrides, "classical segmenter")
         self.n_image_passes = 0
         self._key: tuple | None = None
         self._seg: _Segmentation | None = None

@@ -74,7 +74,7 @@ import cv2
 import numpy as np
 
 from lift3d.cameras import backproject, centred_intrinsics, pixel_grid, scale_intrinsics
-from lift3d.checks import check_shape
+from lift3d.checks import check_shape, with_settings
 from lift3d.segment.base import Mask
 from lift3d.segment.classical import (
     ClassicalConfig,
@@ -212,7 +212,7 @@ class GeometricSegmenter(ClassicalSegmenter):
     def __init__(self, cfg: GeometricConfig = GeometricConfig(), **overrides):
         # build_segmenter("geometric", jump_rel=0.05) passes config fields as keywords.
         super().__init__()
-        self.cfg = GeometricConfig(**{**cfg.__dict__, **overrides}) if overrides else cfg
+        self.cfg = with_settings(cfg, overrides, "geometric segmenter")
         self._image_key: tuple | None = None
 
     def auto_masks(
