@@ -81,6 +81,10 @@ def segment(
     max_side: int | None = typer.Option(
         None, min=16, help="Work on frames whose long side is at most this many pixels (for "
         "large photos); labels and cameras stay at the input resolution."),
+    settings: list[str] = typer.Option(
+        [], "--set", help="Any setting of the configuration tree, NAME=VALUE, repeatable: "
+        "track.min_support=0.6, associate.scene3d.shared_share=0.4, segmenter.geo_threshold=0.5 "
+        "(the segmenter's own settings under segmenter.)."),
     fresh: bool = typer.Option(False, help="Ignore cached per-frame results in OUT."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -89,7 +93,7 @@ def segment(
 
     cfg = _segment_config(geometry, segmenter, baseline, stride, max_frames, eps, sam_checkpoint,
                           sam_model_type, mast3r_checkpoint, device, associate, max_side,
-                          h_frames)
+                          h_frames, settings)
     if out is None:  # one folder per scene: two scenes never share (and mix) one
         out = DEFAULT_OUT_ROOT / scene_output_name(scene_dir)
     report = run_segment(scene_dir, out, cfg, progress=not quiet, fresh=fresh)
@@ -110,11 +114,12 @@ def _segment_config(
     geometry: str, segmenter: str, baseline: str, stride: int, max_frames: int | None,
     eps: float | None, sam_checkpoint: Path | None, sam_model_type: str | None,
     mast3r_checkpoint: Path | None, device: str | None, associate: str = "auto",
-    max_side: int | None = None, h_frames: int | None = None,
+    max_side: int | None = None, h_frames: int | None = None, settings: list[str] = (),
 ):
-    """The SegmentConfig of `segment`'s options (`batch` takes the same ones)."""
+    """The SegmentConfig of `segment`'s options (`batch` takes the same ones), ``--set``
+    items applied last."""
     from lift3d.associate import AssociateConfig
-    from lift3d.config import SegmentConfig, SegmenterConfig
+    from lift3d.config import SegmentConfig, SegmenterConfig, apply_settings
     from lift3d.geometry.config import GeometryConfig
     from lift3d.metrics.config import MetricConfig
 
@@ -129,7 +134,7 @@ def _segment_config(
         metric=MetricConfig(eps=eps, max_frames=h_frames),
         associate=AssociateConfig(method=associate), max_side=max_side,
     )
-    return cfg
+    return apply_settings(cfg, settings)
 
 
 def _print_summary(report: dict, out: Path) -> None:
@@ -169,6 +174,10 @@ def batch(
     sam_model_type: str | None = typer.Option(None, help="vit_h | vit_l | vit_b (default: from the file)."),
     mast3r_checkpoint: Path | None = typer.Option(None, help="MASt3R checkpoint (.pth or .safetensors)."),
     device: str | None = typer.Option(None, help="cuda | mps | cpu (default: best available)."),
+    settings: list[str] = typer.Option(
+        [], "--set", help="Any setting of the configuration tree, NAME=VALUE, repeatable: "
+        "track.min_support=0.6, associate.scene3d.shared_share=0.4, segmenter.geo_threshold=0.5 "
+        "(the segmenter's own settings under segmenter.)."),
     fresh: bool = typer.Option(False, help="Ignore finished and cached results: rerun every scene."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -176,7 +185,7 @@ def batch(
     from lift3d.batch import BatchConfig, exit_code, run_batch
 
     cfg = _segment_config(geometry, segmenter, baseline, stride, max_frames, eps, sam_checkpoint,
-                          sam_model_type, mast3r_checkpoint, device, associate)
+                          sam_model_type, mast3r_checkpoint, device, associate, settings=settings)
     opts = BatchConfig(address=address, cpus_per_scene=cpus_per_scene, gpus_per_scene=gpus_per_scene,
                        max_retries=max_retries, fresh=fresh, progress=not quiet)
     summary = run_batch(scenes, out, cfg, opts)
@@ -210,9 +219,15 @@ def eval_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     ray: bool = typer.Option(False, "--ray", help="One Ray task per run, as `lift3d batch` does."),
     address: str | None = typer.Option(None, help="With --ray: the Ray cluster to join (as `batch`)."),
+    settings: list[str] = typer.Option(
+        [], "--set", help="Any setting of the configuration tree, NAME=VALUE, repeatable: "
+        "track.min_support=0.6, associate.scene3d.shared_share=0.4, segmenter.geo_threshold=0.5 "
+        "(the segmenter's own settings under segmenter.); --segmenter, --geometry, --associate, "
+        "--stride and --max-frames win over the same names here."),
 ) -> None:
     """Run the method, the method + association and the per-frame baseline over a dataset;
     write results.json/.md, plots."""
+    from lift3d.config import SegmentConfig, apply_settings
     from lift3d.evaluate import EvalConfig, evaluate
 
     def split(s: str | None) -> tuple[str, ...] | None:
@@ -222,6 +237,7 @@ def eval_cmd(
         methods=split(methods) or (), segmenter=segmenter, geometry=geometry, associate=associate,
         gt3d=None if gt3d is None else str(gt3d), stride=stride, max_frames=max_frames,
         sequences=split(sequences), progress=not quiet,
+        segment=apply_settings(SegmentConfig(overlays=False), settings),
     )
     engine = None
     if ray:

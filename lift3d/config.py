@@ -4,13 +4,15 @@
 
     SegmentConfig (alias RunConfig)
     ├── geometry: GeometryConfig      lift3d/geometry/config.py (rgbd / flow / mast3r settings)
-    ├── segmenter: SegmenterConfig    here (which backend and its checkpoint / device)
+    ├── segmenter: SegmenterConfig    here (which backend, its checkpoint / device, its settings)
     ├── track: TrackConfig            lift3d/track.py
     ├── associate: AssociateConfig    lift3d/associate/config.py (method off = the paper)
     ├── fuse: FuseConfig              lift3d/fuse.py
     └── metric: MetricConfig          lift3d/metrics/config.py (the radius of H lives there)
 
-The CLI (``lift3d segment``) mirrors it field by field. ``auto`` choices are made in one
+The CLI (``lift3d segment``) has options for the main fields, and ``--set PATH=VALUE`` for
+every field (:func:`apply_settings`), the segmenter's own settings included
+(:attr:`SegmenterConfig.options`). ``auto`` choices are made in one
 place each: :func:`resolve_segmenter` here, :func:`~lift3d.geometry.config.resolve_geometry`
 with the geometry's config.
 """
@@ -18,9 +20,11 @@ with the geometry's config.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lift3d.associate.config import AssociateConfig
+from lift3d.errors import InputError
 from lift3d.fuse import FuseConfig
 from lift3d.geometry.config import RGBD_LAYOUTS, GeometryConfig
 from lift3d.metrics.config import MetricConfig
@@ -41,6 +45,12 @@ class SegmenterConfig:
     """vit_h | vit_l | vit_b; None: read from the checkpoint."""
     device: str | None = None
     """cuda | mps | cpu; None = best available."""
+    options: dict = field(default_factory=dict)
+    """The backend's own settings by name: fields of
+    :class:`~lift3d.segment.geometric.GeometricConfig`,
+    :class:`~lift3d.segment.classical.ClassicalConfig` or
+    :class:`~lift3d.segment.sam.SamConfig` (CLI: ``--set segmenter.geo_threshold=0.5``). A
+    name the resolved backend does not have is an error when the segmenter is built."""
 
 
 @dataclass(frozen=True)
@@ -122,8 +132,68 @@ def build_segmenter(cfg: SegmenterConfig, has_depth: bool = False):
 
     name = resolve_segmenter(cfg, has_depth)
     if name != "sam":
-        return build(name)
+        return build(name, **cfg.options)
     kwargs = {k: v for k, v in (("checkpoint", cfg.sam_checkpoint),
                                 ("model_type", cfg.sam_model_type), ("device", cfg.device))
               if v is not None}
-    return build("sam", **kwargs)
+    return build("sam", **{**cfg.options, **kwargs})
+
+
+def apply_settings(cfg: SegmentConfig, items: Sequence[str]) -> SegmentConfig:
+    """``cfg`` with ``--set`` items applied in order: ``PATH=VALUE``, PATH the dotted field
+    names down the tree (``track.min_support``, ``associate.scene3d.shared_share``,
+    ``geometry.rgbd.max_depth``, ``stride``). Under ``segmenter.`` a name that is not one of
+    :class:`SegmenterConfig`'s is a backend setting (:attr:`SegmenterConfig.options`).
+    VALUE is read as the field's type (``none`` clears an optional field). A path that names
+    no setting raises an :class:`~lift3d.errors.InputError` listing those there."""
+    for item in items:
+        path, sep, value = item.partition("=")
+        keys = [k.strip() for k in path.split(".")]
+        if not sep or not all(keys):
+            raise InputError(f"--set {item!r}: expected NAME=VALUE",
+                             fix="for example --set track.min_support=0.6")
+        cfg = _set_path(cfg, keys, value.strip(), item)
+    return cfg
+
+
+def _set_path(node, keys: list[str], value: str, item: str):
+    from lift3d.checks import coerce_setting
+
+    name, rest = keys[0], keys[1:]
+    fields = {f.name for f in dataclasses.fields(node)}
+    if isinstance(node, SegmenterConfig) and name not in fields and not rest:
+        return dataclasses.replace(node, options={**node.options, name: _literal(value)})
+    if name not in fields:
+        raise InputError(f"--set {item!r}: no setting {name!r} here",
+                         fix=f"settings here: {', '.join(sorted(fields))}")
+    current = getattr(node, name)
+    if rest:
+        if not dataclasses.is_dataclass(current):
+            raise InputError(f"--set {item!r}: {name!r} has no settings under it")
+        return dataclasses.replace(node, **{name: _set_path(current, rest, value, item)})
+    if dataclasses.is_dataclass(current):
+        sub = sorted(f.name for f in dataclasses.fields(current))
+        raise InputError(f"--set {item!r}: {name!r} is a group of settings",
+                         fix=f"set one of {name}.{{{', '.join(sub)}}}")
+    if value.lower() == "none":
+        return dataclasses.replace(node, **{name: None})
+    if isinstance(current, dict):
+        raise InputError(f"--set {item!r}: {name!r} takes one setting at a time",
+                         fix="--set segmenter.NAME=VALUE, once per setting")
+    new = _literal(value) if current is None else coerce_setting(value, current, f"--set {item!r}")
+    return dataclasses.replace(node, **{name: new})
+
+
+def _literal(text: str):
+    """``text`` as a bool, int, float or None where it reads as one, else the text."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

@@ -31,12 +31,32 @@ def check_run(cfg: SegmentConfig) -> None:
         from lift3d.segment.sam_checkpoint import check_checkpoint_file
 
         check_checkpoint_file(cfg.segmenter.sam_checkpoint)
+    _check_segmenter_options(cfg)
     if cfg.geometry.backend == "mast3r" and cfg.geometry.mast3r_checkpoint is not None:
         _check_file(Path(cfg.geometry.mast3r_checkpoint), "MASt3R checkpoint")
     for device in {cfg.segmenter.device, cfg.geometry.device} - {None, "auto"}:
         from lift3d.device import pick_device
 
         pick_device(device)
+
+
+def _check_segmenter_options(cfg: SegmentConfig) -> None:
+    """The weight-free segmenters' settings (``--set segmenter.NAME=VALUE``) by name and
+    type. ``auto`` without SAM becomes geometric or classical by the scene's depth, unknown
+    here: it is checked against the geometric settings, which hold the classical ones. SAM's
+    are checked when it is built."""
+    options = cfg.segmenter.options
+    name = resolve_segmenter(cfg.segmenter)
+    if not options or name == "sam":
+        return
+    from lift3d.checks import with_settings
+    from lift3d.segment.classical import ClassicalConfig
+    from lift3d.segment.geometric import GeometricConfig
+
+    if name == "geometric" or cfg.segmenter.name == "auto":
+        with_settings(GeometricConfig(), options, "geometric segmenter")
+    else:
+        with_settings(ClassicalConfig(), options, f"{name} segmenter")
 
 
 def _check_file(path: Path, what: str) -> None:
