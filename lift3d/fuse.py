@@ -206,7 +206,7 @@ class FuseAccumulator:
             pw = np.bincount(inv.ravel(), pw, len(key))
             base = int(pl.max()) + 1
             pg, pl = key // base, key % base
-        label, conf = _winners(pg, pl, pw, len(v.n_obs))
+        label, conf = winners(pg, pl, pw, len(v.n_obs))
         return FusedLabels(self._keys.copy(), label, conf, self.voxel)
 
     def cloud(self, lut: np.ndarray | None = None, labels: FusedLabels | None = None
@@ -412,13 +412,15 @@ def vote(
     pg, pl = pair // base, pair % base
     # winner per group: sort by group, then weight descending, then label ascending
     order = np.lexsort((pl, -pw, pg))
-    return _winners(pg, pl, pw, n_groups, order)
+    return winners(pg, pl, pw, n_groups, order)
 
 
-def _winners(pg: np.ndarray, pl: np.ndarray, pw: np.ndarray, n_groups: int,
-             order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Winning label and its weight share per group from (group, label, weight) pairs sorted
-    by (group, label)."""
+def winners(pg: np.ndarray, pl: np.ndarray, pw: np.ndarray, n_groups: int,
+            order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Winning label (int32, 0 for a group without pairs) and its weight share per group from
+    (group, label, weight) pairs, one per (group, label), in any order: the most weight wins,
+    ties go to the smaller label. ``order``: the pairs' ``np.lexsort((pl, -pw, pg))``, if at
+    hand."""
     if order is None:
         order = np.lexsort((pl, -pw, pg))
     first = np.ones(len(order), bool)

@@ -246,16 +246,12 @@ def _boundary(labels, p, valid, normals, dist, focal, axis, cfg):
 def voxel_winners(votes) -> tuple[np.ndarray, np.ndarray]:
     """Per voxel the ID (> 0) with the most vote weight (0 where only "unlabelled" voted) and
     the voxel's total positive vote weight."""
+    from lift3d.fuse import winners
+
     n = len(votes.n_obs)
     pos = votes.pair_label > 0
     pg, pl, pw = votes.pair_voxel[pos], votes.pair_label[pos], votes.pair_weight[pos]
-    order = np.lexsort((pl, -pw, pg))
-    first = np.ones(len(order), bool)
-    first[1:] = pg[order][1:] != pg[order][:-1]
-    win = order[first]
-    lab = np.zeros(n, np.int64)
-    lab[pg[win]] = pl[win]
-    return lab, np.bincount(pg, pw, n)
+    return winners(pg, pl, pw, n)[0].astype(np.int64), np.bincount(pg, pw, n)
 
 
 def voxel_graph(votes, cfg: Scene3DConfig = Scene3DConfig()) -> VoxelGraph:
