@@ -160,7 +160,7 @@ def _set_path(node, keys: list[str], value: str, item: str):
     from lift3d.checks import coerce_setting
 
     name, rest = keys[0], keys[1:]
-    fields = {f.name for f in dataclasses.fields(node)}
+    fields = {f.name: f for f in dataclasses.fields(node)}
     if isinstance(node, SegmenterConfig) and name not in fields and not rest:
         return dataclasses.replace(node, options={**node.options, name: _literal(value)})
     if name not in fields:
@@ -176,6 +176,9 @@ def _set_path(node, keys: list[str], value: str, item: str):
         raise InputError(f"--set {item!r}: {name!r} is a group of settings",
                          fix=f"set one of {name}.{{{', '.join(sub)}}}")
     if value.lower() == "none":
+        if fields[name].default is not None and current is not None:
+            raise InputError(f"--set {item!r}: {name!r} cannot be none",
+                             fix=f"give a value like its default, {current!r}")
         return dataclasses.replace(node, **{name: None})
     if isinstance(current, dict):
         raise InputError(f"--set {item!r}: {name!r} takes one setting at a time",

@@ -53,6 +53,7 @@ def test_settings_reach_every_stage_typed_as_the_field():
     ("stride", ["NAME=VALUE"]),
     ("segmenter.name.x=1", ["no settings under it"]),
     ("segmenter.options=3", ["one setting at a time"]),
+    ("track.min_support=none", ["cannot be none", "0.5"]),  # only optional fields clear
 ])
 def test_a_setting_that_is_not_one_is_refused_by_name(item, needles):
     with pytest.raises(Lift3DError) as err:
