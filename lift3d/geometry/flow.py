@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lift3d.checks import with_settings
 from lift3d.types import Geometry, Lazy, Matches, PointMaps, Scene
 
 
@@ -111,8 +112,7 @@ class FlowGeometry:
     name = "flow"
 
     def __init__(self, cfg: FlowConfig | None = None, **overrides) -> None:
-        base = cfg or FlowConfig()
-        self.cfg = FlowConfig(**{**base.__dict__, **overrides})
+        self.cfg = with_settings(cfg or FlowConfig(), overrides, "flow geometry")
 
     def __call__(self, scene: Scene, cache_dir: Path | None = None) -> Geometry:
         """2D geometry: every pixel valid with confidence 1, frames' own K and pose (if any),

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from lift3d.cameras import backproject, project
-from lift3d.checks import check_shape
+from lift3d.checks import check_shape, with_settings
 from lift3d.errors import InputError, ShapeError
 from lift3d.types import Frame, Geometry, Lazy, Matches, PointMaps, Scene
 
@@ -195,7 +195,7 @@ class RGBDGeometry:
 
     def __init__(self, cfg: RGBDConfig = RGBDConfig(), **overrides):
         # build_geometry("rgbd", depth_tol_rel=0.03) passes config fields as keywords.
-        self.cfg = RGBDConfig(**{**cfg.__dict__, **overrides}) if overrides else cfg
+        self.cfg = with_settings(cfg, overrides, "rgbd geometry")
 
     def __call__(self, scene: Scene, cache_dir: Path | None = None) -> Geometry:
         """Per-frame world points, validity and confidence (on demand) and a reprojection

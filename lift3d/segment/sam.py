@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lift3d.checks import check_shape
+from lift3d.checks import check_shape, with_settings
 from lift3d.device import pick_device
-from lift3d.errors import BackendUnavailable, Lift3DError
+from lift3d.errors import BackendUnavailable
 from lift3d.segment.base import Mask, check_where
 from lift3d.segment.sam_checkpoint import find_sam_checkpoint, load_sam
 
@@ -508,15 +508,7 @@ class SamSegmenter:
 
 
 def _with_overrides(config: SamConfig, overrides: dict) -> SamConfig:
-    """``config`` with fields replaced; ``sam_`` prefixes stripped; None values ignored."""
-    known = {f.name for f in dataclasses.fields(SamConfig)}
-    clean = {}
-    for key, value in overrides.items():
-        name = key.removeprefix("sam_")
-        if name not in known:
-            raise Lift3DError(
-                f"unknown SAM setting {key!r}", None, f"valid settings: {', '.join(sorted(known))}"
-            )
-        if value is not None:
-            clean[name] = value
-    return dataclasses.replace(config, **clean)
+    """``config`` with fields replaced (:func:`~lift3d.checks.with_settings`); ``sam_``
+    prefixes stripped; None values ignored."""
+    return with_settings(config, {k.removeprefix("sam_"): v for k, v in overrides.items()
+                                  if v is not None}, "SAM")
