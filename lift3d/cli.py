@@ -22,6 +22,9 @@ app = typer.Typer(
 _DEBUG = {"on": False}
 SEGMENTER_HELP = ("auto | sam | geometric | classical (auto: sam if a checkpoint exists, else "
                   "geometric when the scene has depth, else classical).")
+SET_HELP = ("Any setting of the configuration tree, NAME=VALUE, repeatable: "
+            "track.min_support=0.6, associate.scene3d.shared_share=0.4, "
+            "segmenter.geo_threshold=0.5 (the segmenter's own settings under segmenter.)")
 
 
 @app.callback()
@@ -81,10 +84,7 @@ def segment(
     max_side: int | None = typer.Option(
         None, min=16, help="Work on frames whose long side is at most this many pixels (for "
         "large photos); labels and cameras stay at the input resolution."),
-    settings: list[str] = typer.Option(
-        [], "--set", help="Any setting of the configuration tree, NAME=VALUE, repeatable: "
-        "track.min_support=0.6, associate.scene3d.shared_share=0.4, segmenter.geo_threshold=0.5 "
-        "(the segmenter's own settings under segmenter.)."),
+    settings: list[str] = typer.Option([], "--set", help=SET_HELP + "."),
     fresh: bool = typer.Option(False, help="Ignore cached per-frame results in OUT."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -174,10 +174,7 @@ def batch(
     sam_model_type: str | None = typer.Option(None, help="vit_h | vit_l | vit_b (default: from the file)."),
     mast3r_checkpoint: Path | None = typer.Option(None, help="MASt3R checkpoint (.pth or .safetensors)."),
     device: str | None = typer.Option(None, help="cuda | mps | cpu (default: best available)."),
-    settings: list[str] = typer.Option(
-        [], "--set", help="Any setting of the configuration tree, NAME=VALUE, repeatable: "
-        "track.min_support=0.6, associate.scene3d.shared_share=0.4, segmenter.geo_threshold=0.5 "
-        "(the segmenter's own settings under segmenter.)."),
+    settings: list[str] = typer.Option([], "--set", help=SET_HELP + "."),
     fresh: bool = typer.Option(False, help="Ignore finished and cached results: rerun every scene."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -220,10 +217,8 @@ def eval_cmd(
     ray: bool = typer.Option(False, "--ray", help="One Ray task per run, as `lift3d batch` does."),
     address: str | None = typer.Option(None, help="With --ray: the Ray cluster to join (as `batch`)."),
     settings: list[str] = typer.Option(
-        [], "--set", help="Any setting of the configuration tree, NAME=VALUE, repeatable: "
-        "track.min_support=0.6, associate.scene3d.shared_share=0.4, segmenter.geo_threshold=0.5 "
-        "(the segmenter's own settings under segmenter.); --segmenter, --geometry, --associate, "
-        "--stride and --max-frames win over the same names here."),
+        [], "--set", help=SET_HELP + "; --segmenter, --geometry, --associate, --stride and "
+        "--max-frames win over the same names here."),
 ) -> None:
     """Run the method, the method + association and the per-frame baseline over a dataset;
     write results.json/.md, plots."""

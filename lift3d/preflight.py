@@ -45,18 +45,13 @@ def _check_segmenter_options(cfg: SegmentConfig) -> None:
     type. ``auto`` without SAM becomes geometric or classical by the scene's depth, unknown
     here: it is checked against the geometric settings, which hold the classical ones. SAM's
     are checked when it is built."""
-    options = cfg.segmenter.options
     name = resolve_segmenter(cfg.segmenter)
-    if not options or name == "sam":
+    if not cfg.segmenter.options or name == "sam":
         return
-    from lift3d.checks import with_settings
-    from lift3d.segment.classical import ClassicalConfig
-    from lift3d.segment.geometric import GeometricConfig
+    from lift3d.segment import build_segmenter  # a weight-free one costs nothing to make
 
-    if name == "geometric" or cfg.segmenter.name == "auto":
-        with_settings(GeometricConfig(), options, "geometric segmenter")
-    else:
-        with_settings(ClassicalConfig(), options, f"{name} segmenter")
+    build_segmenter("geometric" if cfg.segmenter.name == "auto" else name,
+                    **cfg.segmenter.options)
 
 
 def _check_file(path: Path, what: str) -> None:

@@ -73,10 +73,11 @@ class VoxelGraph:
     dcol: np.ndarray
     off: np.ndarray
 
-    def step(self, cfg: Scene3DConfig) -> np.ndarray:
-        """(E,) bool: normals parallel but the edge leaves their plane (``cfg.step_off``): a
-        step between two parallel surfaces (a box's front before the panel behind it)."""
-        return (self.dot > cfg.flat_dot) & (self.off > cfg.step_off)
+    def step(self, cfg: Scene3DConfig, sel=slice(None)) -> np.ndarray:
+        """(E,) bool, or for the edges ``sel`` picks: normals parallel but the edge leaves
+        their plane (``cfg.step_off``): a step between two parallel surfaces (a box's front
+        before the panel behind it)."""
+        return (self.dot[sel] > cfg.flat_dot) & (self.off[sel] > cfg.step_off)
 
 
 @dataclass
@@ -446,7 +447,7 @@ def judge_pairs(votes, pairs: dict, cfg: Scene3DConfig, fixed: FixedEvidence | N
     la, lb = lab[graph.edges[:, 0]], lab[graph.edges[:, 1]]
     cross = (la != lb) & (la > 0) & (lb > 0)
     lo, hi = np.minimum(la, lb)[cross], np.maximum(la, lb)[cross]
-    step = graph.step(cfg)[cross]  # parallel surfaces apart: neither flat nor convex
+    step = graph.step(cfg, cross)  # parallel surfaces apart: neither flat nor convex
     convex = ~step & ((graph.dot[cross] > cfg.flat_dot) | (graph.conv[cross] > 0))
     pk, pinv = np.unique((lo << 32) | hi, return_inverse=True)
     n_edges = np.bincount(pinv.ravel(), minlength=len(pk))
