@@ -188,22 +188,27 @@ class PerFrame:
 
 @dataclass
 class MethodResult:
-    """One (sequence, method): its figures, per-frame curves, and the segmenter that ran."""
+    """One (sequence, method): its figures, per-frame curves, the segmenter that ran, and
+    per ground-truth object its sequence IoU (``per_object``, {ID: IoU}; multi-instance
+    ground truth only)."""
 
     figures: RunFigures
     per_frame: PerFrame
     segmenter: str
+    per_object: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass
 class SequenceResult:
-    """One sequence: where it is, how it was read, its 3D ground truth, and each method."""
+    """One sequence: where it is, how it was read, its 3D ground truth, each method, and the
+    kind of each ground-truth object of a generated scene (:func:`object_kinds`)."""
 
     path: str
     layout: str
     geometry: str
     gt3d: str | None
     methods: dict[str, MethodResult] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -214,6 +219,7 @@ class EvalResults:
     config: dict
     sequences: dict[str, SequenceResult] = field(default_factory=dict)
     mean: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    loss_by_kind: dict[str, dict[str, dict]] = field(default_factory=dict)
     verdicts: list[str] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
 
@@ -237,6 +243,64 @@ def mean_figures(rows: list[RunFigures]) -> dict[str, float | None]:
         if vals:
             out[f.name] = float(np.mean(vals))
     out["n_sequences"] = len(rows)
+    return out
+
+
+def per_object(report: dict) -> dict[str, float | None]:
+    """{ground-truth ID: sequence IoU} of a run's report ({} for binary ground truth, or a
+    report written before lift3d recorded it)."""
+    per = report.get("quality", {}).get("sequence", {}).get("per_instance") or {}
+    return {g: v[0] for g, v in per.items()}
+
+
+def object_kinds(path: str | Path) -> dict[str, str]:
+    """{ground-truth ID: kind} of a scene made by ``lift3d make-scene`` (its ``scene.json``):
+    the object's shape, then what it stands on ("box on shelf") or "against a wall"; {} for
+    any other scene."""
+    from lift3d.synth import GENERATOR
+
+    meta = Path(path) / "scene.json"
+    try:
+        doc = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("generator") != GENERATOR:
+        return {}
+    objects = {o["id"]: o for o in doc.get("objects", [])}
+    kinds = {}
+    for i, o in objects.items():
+        kind = o["shape"]
+        if o.get("support") in objects:
+            kind += " on " + objects[o["support"]]["shape"]
+        elif o.get("wall"):
+            kind += " against a wall"
+        kinds[str(i)] = kind
+    return kinds
+
+
+def loss_by_kind(results: EvalResults) -> dict[str, dict[str, dict]]:
+    """Per method and kind of object (generated scenes only, :func:`object_kinds`): ``n``
+    objects, their mean ``sequence_iou``, and ``loss``, the share of the method's mean
+    sequence IoU over all these objects that the kind loses (sum of 1 - IoU over the number
+    of objects): the losses of all kinds add up to 1 - the mean. Objects the runs scored no
+    IoU for are left out; {} when no sequence has kinds."""
+    out: dict[str, dict[str, dict]] = {}
+    methods = dict.fromkeys(m for s in results.sequences.values() for m in s.methods)
+    for method in methods:
+        by: dict[str, list[float]] = {}
+        for seq in results.sequences.values():
+            m = seq.methods.get(method)
+            if m is None or not seq.kinds:
+                continue
+            for g, iou in m.per_object.items():
+                if not _nan(iou):
+                    by.setdefault(seq.kinds.get(g, "other"), []).append(float(iou))
+        n = sum(len(v) for v in by.values())
+        if not n:
+            continue
+        rows = {k: {"n": len(v), "sequence_iou": float(np.mean(v)),
+                    "loss": float(np.sum(1.0 - np.asarray(v)) / n)} for k, v in by.items()}
+        out[method] = dict(sorted(rows.items(), key=lambda kv: (-kv[1]["loss"], kv[0])))
     return out
 
 
@@ -336,7 +400,7 @@ def evaluate(dataset: str | Path, out: str | Path, cfg: EvalConfig = EvalConfig(
     for seq in seqs:
         gt = ground_truth_3d(seq, cfg, len(seqs))
         entry = SequenceResult(str(seq.path), seq.layout, resolve_geometry(cfg.geometry, seq.layout),
-                               None if gt is None else str(gt.source))
+                               None if gt is None else str(gt.source), kinds=object_kinds(seq.path))
         for method in cfg.methods:
             run_dir = out / seq.name / method
             report = (reports[seq.name, method] if ray is not None
@@ -345,11 +409,13 @@ def evaluate(dataset: str | Path, out: str | Path, cfg: EvalConfig = EvalConfig(
             inst = (None if scored_by_run(report, gt, cfg.instances)
                     else score_instances(run_dir, gt, cfg.instances))
             entry.methods[method] = MethodResult(RunFigures.from_report(report, inst),
-                                                 PerFrame.from_report(report), report["segmenter"])
+                                                 PerFrame.from_report(report), report["segmenter"],
+                                                 per_object(report))
         results.sequences[seq.name] = entry
         results.plots += plots.sequence_plots(seq, entry, out, list(cfg.methods), cfg.strip_frames)
     for method in cfg.methods:
         results.mean[method] = mean_figures(results.rows(method))
+    results.loss_by_kind = loss_by_kind(results)
     results.verdicts = verdicts(results, cfg.associate)
     results.plots.append(plots.summary_plot(results, out / "plots" / "summary.png"))
     write_json(out / "results.json", results.to_json())
@@ -412,12 +478,35 @@ def markdown(results: EvalResults) -> str:
         lines.append("| " + " | ".join([name, m, *(_fmt(f.get(k), s) for k, _, s in cols)]) + " |")
     if gts:
         lines += ["", "3D ground truth: " + ", ".join(f"`{g}`" for g in gts)]
+    lines += _kinds_table(results)
     lines += ["", "## Tracking vs the per-frame baseline, association vs tracking", ""]
     lines += [f"- {v}" for v in results.verdicts] or [
         "- every method raised H and the ID figures over the one below it on every sequence."]
     lines += ["", "## Plots", ""] + [f"![{Path(p).stem}](plots/{Path(p).name})"
                                      for p in results.plots]
     return "\n".join(lines) + "\n"
+
+
+def _kinds_table(results: EvalResults) -> list[str]:
+    """results.md's lines on where the sequence IoU is lost, by kind of object ([] when the
+    dataset has no generated scene)."""
+    by = results.loss_by_kind
+    if not by:
+        return []
+    methods = list(by)
+    first = by[methods[0]]
+    kinds = list(first) + sorted({k for m in methods for k in by[m]} - set(first))
+    lines = ["", "## Where the sequence IoU is lost, by kind of object", "",
+             "Generated scenes: per kind, its objects' mean sequence IoU and, in brackets, the "
+             "share of all objects' mean that the kind loses (the brackets of a method add up "
+             "to 1 minus its mean over the objects).", "",
+             "| kind | objects | " + " | ".join(methods) + " |", "|" + "---|" * (2 + len(methods))]
+    for k in kinds:
+        n = next(by[m][k]["n"] for m in methods if k in by[m])
+        cells = [f"{by[m][k]['sequence_iou']:.3f} ({by[m][k]['loss']:.3f})" if k in by[m] else "-"
+                 for m in methods]
+        lines.append(f"| {k} | {n} | " + " | ".join(cells) + " |")
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------

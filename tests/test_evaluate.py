@@ -60,7 +60,10 @@ def _check_outputs(out, sequences: list[str], keys: set[str], methods: set[str])
             assert len(m["per_frame"]["H"]) == m["figures"]["n_frames"]
     assert set(results["mean"]) == methods
     md = (out / "results.md").read_text()
-    table = [ln for ln in md.splitlines() if ln.startswith("|")]
+    lines = md.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    table = lines[start:end]  # the first table (a kinds table may follow)
     assert table[0].startswith("| sequence | method |")
     assert len(table) == 2 + len(methods) * (len(sequences) + 1)  # header, rule, rows, means
     for name in sequences:
@@ -130,6 +133,56 @@ def test_tracking_beats_baseline_on_synthetic(synth_eval):
     # for both methods; the verdicts may say so, and nothing else
     for line in results["verdicts"]:
         assert line.split("did not raise ")[1].split(" (")[0].split(", ") == ["ap"], line
+
+
+def test_loss_by_kind_of_object(synth_eval):
+    """Per ground-truth object, the run's sequence IoU (their mean is the run's figure), and
+    per kind of object of the generated scenes, how much of the mean it loses."""
+    out, _, data = synth_eval
+    results = json.loads((out / "results.json").read_text())
+    n_objects, ious = 0, {m: [] for m in SYNTH_METHODS}
+    for name, seq in results["sequences"].items():
+        shapes = {str(o["id"]): o["shape"]
+                  for o in json.loads((data / name / "scene.json").read_text())["objects"]}
+        assert seq["kinds"] == shapes  # the objects preset: shapes on the floor
+        for m, res in seq["methods"].items():
+            per = res["per_object"]
+            assert set(per) <= set(shapes) and len(per) == res["figures"]["n_gt"] > 0
+            assert sum(per.values()) / len(per) == pytest.approx(
+                res["figures"]["sequence_iou"], abs=1e-5)
+            ious[m] += [(shapes[g], v) for g, v in per.items()]
+        n_objects += len(seq["methods"]["tracked"]["per_object"])
+    md = (out / "results.md").read_text()
+    assert "## Where the sequence IoU is lost, by kind of object" in md
+    for m in SYNTH_METHODS:
+        kinds = results["loss_by_kind"][m]
+        assert sum(k["n"] for k in kinds.values()) == n_objects
+        mean = sum(v for _, v in ious[m]) / n_objects
+        assert sum(k["loss"] for k in kinds.values()) == pytest.approx(1 - mean, abs=1e-9)
+        losses = [k["loss"] for k in kinds.values()]
+        assert losses == sorted(losses, reverse=True)
+        for kind, k in kinds.items():
+            mine = [v for s, v in ious[m] if s == kind]
+            assert k["n"] == len(mine) and k["sequence_iou"] == pytest.approx(
+                sum(mine) / len(mine))
+            assert f"| {kind} | {k['n']} |" in md
+
+
+def test_object_kinds_name_support_and_wall(tmp_path):
+    """A room's objects: what stands on what, what stands against a wall; a scene.json of
+    another generator has no kinds."""
+    from lift3d.evaluate import object_kinds
+    from lift3d.synth import GENERATOR
+
+    objects = [{"id": 1, "shape": "shelf", "support": 0, "wall": "wall_yn"},
+               {"id": 2, "shape": "box", "support": 1, "wall": None},
+               {"id": 3, "shape": "chair", "support": 0, "wall": None}]
+    (tmp_path / "scene.json").write_text(json.dumps({"generator": GENERATOR, "objects": objects}))
+    assert object_kinds(tmp_path) == {"1": "shelf against a wall", "2": "box on shelf",
+                                      "3": "chair"}
+    (tmp_path / "scene.json").write_text(json.dumps({"generator": "other", "objects": objects}))
+    assert object_kinds(tmp_path) == {}
+    assert object_kinds(tmp_path / "missing") == {}
 
 
 def test_eval_reuses_finished_runs(synth_eval):

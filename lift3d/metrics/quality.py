@@ -98,12 +98,15 @@ def id_survival(sequence_iou: float | None, frame_iou: float | None) -> float | 
 class SequenceFigures:
     """Multi-instance ID figures (:func:`lift3d.metrics.video.sequence_iou`): sequence_iou
     (one ID per instance, pooled over frames), frame_iou (best ID per frame), n_gt instances;
-    per_frame_iou {"frame": [...], "sequence": [...]} (multi-instance ground truth only)."""
+    per_frame_iou {"frame": [...], "sequence": [...]} and per_instance {ground-truth ID (a
+    string, as JSON keys are): [sequence IoU, frame IoU, the sequence-level predicted ID]}
+    (multi-instance ground truth only)."""
 
     sequence_iou: float | None
     frame_iou: float | None
     n_gt: int
     per_frame_iou: dict[str, list] | None = None
+    per_instance: dict[str, list] | None = None
 
 
 @dataclass
@@ -168,8 +171,9 @@ class QualityFigures:
 
     def to_json(self) -> dict:
         d = asdict(self)
-        if d["sequence"]["per_frame_iou"] is None:
-            d["sequence"].pop("per_frame_iou")
+        for key in ("per_frame_iou", "per_instance"):
+            if d["sequence"][key] is None:
+                d["sequence"].pop(key)
         return {k: v for k, v in d.items() if v is not None}
 
     @classmethod
@@ -219,6 +223,8 @@ def quality_figures(labels: Sequence[np.ndarray], gt: Sequence[np.ndarray], clou
                                        len(seq.per_instance)))
     if conf.gt_ids.max(initial=0) > 1:  # binary masks get theirs in single_object
         q.sequence.per_frame_iou = _per_frame_iou(conf, seq)
+        q.sequence.per_instance = {str(g): [_num(a), _num(b), p]
+                                   for g, (a, b, p) in seq.per_instance.items()}
     else:
         from lift3d.types import Lazy
 
