@@ -453,7 +453,8 @@ def _fmt(v, spec: str) -> str:
 
 
 def markdown(results: EvalResults) -> str:
-    """results.md: a table of every sequence and method, the means, and the verdicts."""
+    """results.md: a table of every sequence and method, the means, the loss by kind of
+    object (generated scenes), and the verdicts."""
     rows = [(name, m, e.figures.to_json()) for name, s in results.sequences.items()
             for m, e in s.methods.items()]
     rows += [("**mean**", m, f) for m, f in results.mean.items()]
