@@ -257,14 +257,10 @@ def object_kinds(path: str | Path) -> dict[str, str]:
     """{ground-truth ID: kind} of a scene made by ``lift3d make-scene`` (its ``scene.json``):
     the object's shape, then what it stands on ("box on shelf") or "against a wall"; {} for
     any other scene."""
-    from lift3d.synth import GENERATOR
+    from lift3d.synth import generated_scene
 
-    meta = Path(path) / "scene.json"
-    try:
-        doc = json.loads(meta.read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(doc, dict) or doc.get("generator") != GENERATOR:
+    doc = generated_scene(path)
+    if doc is None:
         return {}
     objects = {o["id"]: o for o in doc.get("objects", [])}
     kinds = {}

@@ -1197,6 +1197,16 @@ def ensure_example(path: str | Path = "examples/scene0", seed: int = 0) -> Path:
     return path
 
 
+def generated_scene(path: str | Path) -> dict | None:
+    """The ``scene.json`` of a scene this generator wrote in ``path`` (its seed, preset,
+    objects, ...), or None when ``path`` holds none (missing, unreadable, another's)."""
+    try:
+        doc = json.loads((Path(path) / "scene.json").read_text())
+    except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None
+    return doc if isinstance(doc, dict) and doc.get("generator") == GENERATOR else None
+
+
 def _check_target(out: Path) -> None:
     """Refuse to write into a non-empty folder that is not an earlier synthetic scene (one
     with our ``scene.json``, or one whose writing was interrupted)."""
@@ -1204,14 +1214,8 @@ def _check_target(out: Path) -> None:
         return
     if not out.is_dir():
         raise InputError("exists and is not a folder", out, "give a new folder for the scene")
-    marker = out / "scene.json"
     ours = not any(out.iterdir()) or (out / _PARTIAL).is_file()
-    if not ours and marker.is_file():
-        try:
-            ours = json.loads(marker.read_text()).get("generator") == GENERATOR
-        except (OSError, json.JSONDecodeError, AttributeError):
-            ours = False
-    if not ours:
+    if not ours and generated_scene(out) is None:
         raise InputError(
             "folder is not empty and holds no synthetic scene", out,
             "give an empty or new folder (make-scene only overwrites its own scenes)",
